@@ -1,0 +1,17 @@
+# Shared by the benchmarks: build once, time a command N times in-process.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cargo build --release --quiet --bins
+BIN=$PWD/target/release
+
+# ms_per_run N CMD...: mean wall time of N runs, in milliseconds (3 decimals).
+ms_per_run() {
+  local n=$1; shift
+  local start end
+  start=$(date +%s%N)
+  for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 || true; done
+  end=$(date +%s%N)
+  awk -v a="$start" -v b="$end" -v n="$n" 'BEGIN { printf "%.3f", (b - a) / n / 1e6 }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }

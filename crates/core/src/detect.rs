@@ -1,0 +1,484 @@
+//! Finds the installs of every product a plugin manifest describes: where,
+//! which version and edition, who manages them.
+
+use crate::dpkg::{self, Dpkg};
+use crate::error::{Error, Result};
+use crate::fsutil::{file_contains, resolve_in_root};
+use crate::plugin::{
+    expand, Edition, EditionRule, InstallKind, InstallSpec, Plugin, VersionSource,
+};
+use crate::root::SysRoot;
+use crate::rpm::Rpm;
+use crate::users::Accounts;
+use serde::Serialize;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+/// The JSON report (`--format json`). Field names are a documented,
+/// stable interface: add fields, never rename them.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub root: String,
+    pub installs: Vec<Install>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Install {
+    pub product: String,
+    /// gitlab-omnibus, tarball, deb or rpm.
+    pub kind: String,
+    pub version: Option<String>,
+    pub edition: Edition,
+    pub dir: Option<String>,
+    pub config: Option<String>,
+    pub binary: Option<FileInfo>,
+    pub manager: Manager,
+    /// The binary's content differs from what its package recorded (`null`
+    /// when no package recorded a checksum for it).
+    pub modified_from_package: Option<bool>,
+    /// For embedded instances: whether the host runs it (`null` otherwise).
+    pub embedded_enabled: Option<bool>,
+    pub host: Option<Host>,
+    pub services: Vec<String>,
+    pub service_manager: Option<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileInfo {
+    /// As seen inside the system.
+    pub path: String,
+    pub owner: String,
+    pub group: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Octal permission bits, e.g. "0755".
+    pub mode: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Manager {
+    /// dpkg, rpm or tarball.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub package: Option<String>,
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub product: String,
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Run binaries for their version where a manifest allows it.
+    pub allow_exec: bool,
+}
+
+/// What a detection run needs from the system, opened once.
+pub struct System<'a> {
+    pub root: &'a SysRoot,
+    pub accounts: Accounts,
+    pub dpkg: Option<Dpkg>,
+    pub rpm: Option<Rpm>,
+    pub warnings: Vec<String>,
+}
+
+impl<'a> System<'a> {
+    pub fn open(root: &'a SysRoot) -> Result<Self> {
+        Ok(System {
+            root,
+            accounts: Accounts::load(root)?,
+            dpkg: Dpkg::open(root)?,
+            rpm: Rpm::open(root),
+            warnings: Vec::new(),
+        })
+    }
+}
+
+pub fn detect(sys: &mut System<'_>, plugins: &[&Plugin], opts: &Options) -> Result<Report> {
+    let mut installs = Vec::new();
+    for plugin in plugins {
+        for spec in &plugin.manifest.installs {
+            if let Some(i) = detect_install(sys, plugin, spec, opts)? {
+                installs.push(i);
+            }
+        }
+    }
+    Ok(Report {
+        root: sys.root.dir().display().to_string(),
+        installs,
+        warnings: std::mem::take(&mut sys.warnings),
+    })
+}
+
+fn detect_install(
+    sys: &mut System<'_>,
+    plugin: &Plugin,
+    spec: &InstallSpec,
+    opts: &Options,
+) -> Result<Option<Install>> {
+    let root = sys.root;
+    let binary_real = spec
+        .binary
+        .as_deref()
+        .and_then(|b| resolve_in_root(root, Path::new(b)));
+    let dir_real = spec
+        .dir
+        .as_deref()
+        .and_then(|d| resolve_in_root(root, Path::new(d)));
+    let binary_meta = binary_real
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .filter(|m| m.is_file());
+    let dir_present = dir_real
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .is_some_and(|m| m.is_dir());
+    if binary_meta.is_none() && !dir_present {
+        return Ok(None);
+    }
+    let m = &plugin.manifest;
+    let binary = spec.binary.as_deref();
+    let dir = spec.dir.as_deref();
+
+    let binary_info = match (&binary_meta, binary) {
+        (Some(meta), Some(path)) => Some(FileInfo {
+            path: path.to_string(),
+            owner: sys.accounts.user_label(meta.uid()),
+            group: sys.accounts.group_label(meta.gid()),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mode: format!("{:04o}", meta.permissions().mode() & 0o7777),
+            size: meta.len(),
+        }),
+        _ => None,
+    };
+
+    // Who manages it: the package owning the binary (or the directory).
+    let owned_path = binary
+        .filter(|_| binary_meta.is_some())
+        .or(dir)
+        .map(Path::new);
+    let hints: Vec<String> = spec.packages.iter().chain(&m.packages).cloned().collect();
+    let (manager, modified) = match owned_path {
+        Some(p) => find_manager(sys, p, &hints, binary_meta.is_some())?,
+        None => (tarball(), None),
+    };
+
+    let kind = match spec.kind {
+        InstallKind::GitlabOmnibus => "gitlab-omnibus".to_string(),
+        InstallKind::Standalone => match manager.kind.as_str() {
+            "dpkg" => "deb".to_string(),
+            other => other.to_string(),
+        },
+    };
+
+    let version = read_version(sys, &spec.version, binary, dir, opts)
+        .or_else(|| manager.version.as_deref().map(upstream_version));
+    let host = spec.host.as_ref().map(|h| Host {
+        product: h.product.clone(),
+        version: read_version(sys, &h.version, binary, dir, opts),
+    });
+    let edition = decide_edition(
+        root,
+        &m.editions,
+        binary_real.as_deref().filter(|_| binary_meta.is_some()),
+        binary,
+        dir,
+        &manager,
+    );
+    let embedded_enabled = spec.embedded.as_ref().map(|e| {
+        std::fs::symlink_metadata(root.path(&e.enabled_if_symlink))
+            .is_ok_and(|m| m.file_type().is_symlink())
+    });
+
+    Ok(Some(Install {
+        product: m.name.clone(),
+        kind,
+        version,
+        edition,
+        dir: dir.filter(|_| dir_present).map(str::to_string),
+        config: spec.config.clone(),
+        binary: binary_info,
+        manager,
+        modified_from_package: modified,
+        embedded_enabled,
+        host,
+        services: spec.services.clone().unwrap_or_else(|| m.services.clone()),
+        service_manager: spec.service_manager.clone(),
+        user: spec.user.clone().or_else(|| m.user.clone()),
+    }))
+}
+
+fn tarball() -> Manager {
+    Manager {
+        kind: "tarball".into(),
+        package: None,
+        version: None,
+    }
+}
+
+/// The owning package from dpkg, else rpm; and whether the file's content
+/// still matches what that package recorded.
+fn find_manager(
+    sys: &mut System<'_>,
+    path: &Path,
+    hints: &[String],
+    is_file: bool,
+) -> Result<(Manager, Option<bool>)> {
+    let real = sys.root.path(path);
+    if let Some(db) = &sys.dpkg {
+        if let Some(pkg) = db.owners(path, hints)?.into_iter().next() {
+            let version = db.package(&pkg)?.map(|p| p.version);
+            let modified = if is_file {
+                match db.recorded_md5(&pkg, path)? {
+                    Some(sum) => Some(dpkg::md5_file(&real)? != sum),
+                    None => None,
+                }
+            } else {
+                None
+            };
+            return Ok((
+                Manager {
+                    kind: "dpkg".into(),
+                    package: Some(pkg),
+                    version,
+                },
+                modified,
+            ));
+        }
+    }
+    if let Some(rpm) = &sys.rpm {
+        if let Some(pkg) = rpm.owner(path)? {
+            let modified = if is_file {
+                Some(rpm.is_modified(&pkg.name, path)?)
+            } else {
+                None
+            };
+            return Ok((
+                Manager {
+                    kind: "rpm".into(),
+                    package: Some(pkg.name),
+                    version: Some(pkg.evr),
+                },
+                modified,
+            ));
+        }
+    }
+    Ok((tarball(), None))
+}
+
+/// `1:10.5.2-1` → `10.5.2`: the upstream part of a package version.
+fn upstream_version(v: &str) -> String {
+    let v = v.split_once(':').map_or(v, |(_, r)| r);
+    v.rsplit_once('-').map_or(v, |(u, _)| u).to_string()
+}
+
+fn read_version(
+    sys: &mut System<'_>,
+    sources: &[VersionSource],
+    binary: Option<&str>,
+    dir: Option<&str>,
+    opts: &Options,
+) -> Option<String> {
+    for src in sources {
+        let text = if let Some(file) = &src.file {
+            let inside = expand(file, binary, dir);
+            let Some(real) = resolve_in_root(sys.root, Path::new(&inside)) else {
+                continue;
+            };
+            match read_small(&real) {
+                Ok(t) => t,
+                Err(e) => {
+                    sys.warnings.push(format!("{inside}: {e}"));
+                    continue;
+                }
+            }
+        } else if let Some(argv) = &src.exec {
+            if !opts.allow_exec {
+                continue;
+            }
+            match run_for_version(sys.root, argv, binary, dir, src.timeout_ms.unwrap_or(5000)) {
+                Ok(t) => t,
+                Err(e) => {
+                    sys.warnings.push(e);
+                    continue;
+                }
+            }
+        } else {
+            continue;
+        };
+        let value = if let Some(key) = &src.json {
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(v) => key
+                    .split('.')
+                    .try_fold(&v, |v, k| v.get(k))
+                    .and_then(|v| v.as_str().map(str::to_string)),
+                Err(e) => {
+                    let f = src.file.as_deref().unwrap_or_default();
+                    sys.warnings.push(format!(
+                        "{}:{}: not valid JSON: {e}",
+                        expand(f, binary, dir),
+                        e.line()
+                    ));
+                    None
+                }
+            }
+        } else {
+            pick_line(&text, src.prefix.as_deref(), src.field)
+        };
+        if let Some(v) = value
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+        {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn pick_line(text: &str, prefix: Option<&str>, field: Option<usize>) -> Option<String> {
+    let line = match prefix {
+        Some(p) => text.lines().find_map(|l| l.trim_start().strip_prefix(p))?,
+        None => text.lines().find(|l| !l.trim().is_empty())?,
+    };
+    match field {
+        Some(n) => line.split_whitespace().nth(n - 1).map(str::to_string),
+        None => Some(line.trim().to_string()),
+    }
+}
+
+/// Version files are small; refuse to slurp anything large.
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = String::new();
+    std::fs::File::open(path)?
+        .take(1 << 20)
+        .read_to_string(&mut s)?;
+    Ok(s)
+}
+
+fn run_for_version(
+    root: &SysRoot,
+    argv: &[String],
+    binary: Option<&str>,
+    dir: Option<&str>,
+    timeout_ms: u64,
+) -> Result<String, String> {
+    let args: Vec<String> = argv.iter().map(|a| expand(a, binary, dir)).collect();
+    // The program is the root's, its links resolved inside the root.
+    let prog = resolve_in_root(root, Path::new(&args[0]))
+        .ok_or_else(|| format!("{}: not found", args[0]))?;
+    let mut child = std::process::Command::new(&prog)
+        .args(&args[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: cannot run: {e}", args[0]))?;
+    let deadline = std::time::Instant::now() + Duration::from_millis(timeout_ms);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{}: no answer within {timeout_ms} ms, killed",
+                    args[0]
+                ));
+            }
+        }
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn decide_edition(
+    root: &SysRoot,
+    rules: &[EditionRule],
+    binary_real: Option<&Path>,
+    binary: Option<&str>,
+    dir: Option<&str>,
+    manager: &Manager,
+) -> Edition {
+    for r in rules {
+        let decided = if let Some(marker) = &r.binary_contains {
+            binary_real.is_some_and(|b| file_contains(b, marker.as_bytes()).unwrap_or(false))
+        } else if let Some(marker) = &r.binary_lacks {
+            binary_real.is_some_and(|b| matches!(file_contains(b, marker.as_bytes()), Ok(false)))
+        } else if let Some(f) = &r.file_exists {
+            resolve_in_root(root, Path::new(&expand(f, binary, dir))).is_some()
+        } else if let Some(pkgs) = &r.package {
+            manager.package.as_ref().is_some_and(|p| pkgs.contains(p))
+        } else {
+            false
+        };
+        if decided {
+            return r.edition;
+        }
+    }
+    Edition::Unknown
+}
+
+/// Picks the plugins named on the command line (all if none); an unknown
+/// name is a usage error.
+pub fn select<'p>(plugins: &'p [Plugin], names: &[String]) -> Result<Vec<&'p Plugin>> {
+    if names.is_empty() {
+        return Ok(plugins.iter().collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            plugins.iter().find(|p| p.name() == n).ok_or_else(|| {
+                let known: Vec<&str> = plugins.iter().map(Plugin::name).collect();
+                Error::Usage(format!(
+                    "unknown product '{n}' (known: {})",
+                    known.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_picking() {
+        assert_eq!(
+            pick_line("gitlab-ee 18.11.1\n", None, Some(2)).as_deref(),
+            Some("18.11.1")
+        );
+        assert_eq!(
+            pick_line("\n 10.5.2 \n", None, None).as_deref(),
+            Some("10.5.2")
+        );
+        let out = "Version: 10.5.2\nBuild Enterprise Ready: true\n";
+        assert_eq!(
+            pick_line(out, Some("Version:"), None).as_deref(),
+            Some("10.5.2")
+        );
+        assert_eq!(pick_line(out, Some("Nope:"), None), None);
+        assert_eq!(pick_line("a\n", None, Some(3)), None);
+    }
+
+    #[test]
+    fn upstream_part() {
+        assert_eq!(upstream_version("1:10.5.2-1"), "10.5.2");
+        assert_eq!(upstream_version("18.11.1-ee.0"), "18.11.1");
+        assert_eq!(upstream_version("3.2.1045"), "3.2.1045");
+    }
+}

@@ -1,0 +1,468 @@
+//! The dpkg database of a system root: `var/lib/dpkg/status`, `info/*.list`
+//! and `info/*.md5sums`, read directly (never through `dpkg` itself, which
+//! would load the whole file database for one question).
+
+use crate::error::{Error, IoContext, Result};
+use crate::root::{normalize_inside, SysRoot};
+use md5::{Digest, Md5};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub const ADMINDIR: &str = "/var/lib/dpkg";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    pub architecture: Option<String>,
+    /// The third word of `Status:` (installed, unpacked, half-configured, …).
+    pub state: String,
+}
+
+impl Package {
+    /// dpkg keeps a `.list` and counts files as owned in every state but
+    /// not-installed and config-files.
+    pub fn has_files(&self) -> bool {
+        !matches!(self.state.as_str(), "not-installed" | "config-files")
+    }
+}
+
+#[derive(Debug)]
+pub struct Dpkg {
+    admindir: PathBuf,
+    status_path: PathBuf,
+    status: String,
+    /// Package name → (byte range of its paragraph, first line number).
+    index: HashMap<String, (std::ops::Range<usize>, usize)>,
+}
+
+impl Dpkg {
+    /// Opens the root's dpkg database; `Ok(None)` when the root has none.
+    pub fn open(root: &SysRoot) -> Result<Option<Self>> {
+        Self::open_admindir(&root.path(ADMINDIR))
+    }
+
+    /// Reads `status` and indexes its paragraphs in one cheap pass that
+    /// also checks the structure (every paragraph has a Package and a
+    /// three-word Status). Fields are parsed only for the packages asked
+    /// about: a lookup on a 3,000-package system reads one paragraph.
+    pub fn open_admindir(admindir: &Path) -> Result<Option<Self>> {
+        let status_path = admindir.join("status");
+        let bytes = match std::fs::read(&status_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&status_path, e)),
+        };
+        let status = String::from_utf8(bytes).map_err(|e| {
+            let valid = e.utf8_error().valid_up_to();
+            let line = 1 + e.as_bytes()[..valid]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            Error::bad_input(&status_path, Some(line), "not valid UTF-8")
+        })?;
+        let index = index_status(&status_path, &status)?;
+        Ok(Some(Dpkg {
+            admindir: admindir.to_path_buf(),
+            status_path,
+            status,
+            index,
+        }))
+    }
+
+    /// One package's record, parsed on demand; a malformed paragraph is bad
+    /// input naming its line.
+    pub fn package(&self, name: &str) -> Result<Option<Package>> {
+        let Some((range, line)) = self.index.get(name) else {
+            return Ok(None);
+        };
+        parse_paragraph(&self.status_path, &self.status[range.clone()], *line).map(Some)
+    }
+
+    pub fn package_names(&self) -> impl Iterator<Item = &str> {
+        self.index.keys().map(String::as_str)
+    }
+
+    fn info_file(&self, pkg: &Package, ext: &str) -> Option<PathBuf> {
+        let info = self.admindir.join("info");
+        // Multi-Arch: same packages carry their architecture in the name.
+        let plain = info.join(format!("{}.{ext}", pkg.name));
+        if plain.exists() {
+            return Some(plain);
+        }
+        let arch = pkg.architecture.as_deref()?;
+        let qualified = info.join(format!("{}:{arch}.{ext}", pkg.name));
+        qualified.exists().then_some(qualified)
+    }
+
+    /// The packages that own `path` (as seen inside the system). The
+    /// `hints` (the packages a plugin manifest names) are checked first, so a
+    /// product lookup reads one or two `.list` files; only when they do not
+    /// own the path is every `.list` searched, with a byte search rather than
+    /// a parse.
+    pub fn owners(&self, path: &Path, hints: &[String]) -> Result<Vec<String>> {
+        let path = normalize_inside(path);
+        let needle = path.as_os_str().as_encoded_bytes();
+        let mut found = Vec::new();
+        for name in hints {
+            let Some(pkg) = self.package(name)?.filter(Package::has_files) else {
+                continue;
+            };
+            if let Some(list) = self.info_file(&pkg, "list") {
+                if list_contains(&list, needle)? {
+                    found.push(pkg.name);
+                }
+            }
+        }
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        let info = self.admindir.join("info");
+        let entries = match std::fs::read_dir(&info) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(Error::io(&info, e)),
+        };
+        let mut lists = Vec::new();
+        for entry in entries {
+            let entry = entry.at(&info)?;
+            let fname = entry.file_name();
+            let Some(stem) = fname.to_str().and_then(|f| f.strip_suffix(".list")) else {
+                continue;
+            };
+            let name = stem.split_once(':').map_or(stem, |(n, _)| n);
+            if self.index.contains_key(name) {
+                lists.push((name.to_string(), entry.path()));
+            }
+        }
+        // Reading thousands of small files is syscall-bound: split the work.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4);
+        let chunk = lists.len().div_ceil(threads).max(1);
+        let hits: Vec<Result<Vec<String>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = lists
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut hits = Vec::new();
+                        let mut buf = Vec::new();
+                        for (name, path) in part {
+                            if list_contains_with(path, needle, &mut buf)? {
+                                hits.push(name.clone());
+                            }
+                        }
+                        Ok(hits)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Failed("list search thread failed".into())))
+                })
+                .collect()
+        });
+        for h in hits {
+            for name in h? {
+                if self.package(&name)?.is_some_and(|p| p.has_files()) {
+                    found.push(name);
+                }
+            }
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    /// The md5 that `pkg` recorded for `path`, from `info/<pkg>.md5sums`.
+    /// `Ok(None)` if the package recorded none (conffiles, or no md5sums).
+    pub fn recorded_md5(&self, pkg: &str, path: &Path) -> Result<Option<String>> {
+        let Some(pkg) = self.package(pkg)? else {
+            return Ok(None);
+        };
+        let Some(file) = self.info_file(&pkg, "md5sums") else {
+            return Ok(None);
+        };
+        let text = std::fs::read(&file).at(&file)?;
+        let want = normalize_inside(path);
+        let want = want.as_os_str().as_encoded_bytes();
+        let want = &want[1..]; // md5sums paths carry no leading slash
+        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let (sum, rest) = parse_md5sums_line(line).ok_or_else(|| {
+                Error::bad_input(
+                    &file,
+                    Some(i + 1),
+                    "not an md5sums line (32 hex digits, two spaces, a path)",
+                )
+            })?;
+            if rest == want {
+                return Ok(Some(sum.to_string()));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn parse_md5sums_line(line: &[u8]) -> Option<(&str, &[u8])> {
+    let sum = line.get(..32)?;
+    if !sum.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let rest = line.get(32..)?;
+    // dpkg writes two spaces; md5sum's binary marker " *" is accepted too.
+    let rest = rest
+        .strip_prefix(b"  ")
+        .or_else(|| rest.strip_prefix(b" *"))?;
+    let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+    if rest.is_empty() {
+        return None;
+    }
+    Some((std::str::from_utf8(sum).ok()?, rest))
+}
+
+/// md5 of a file, hex, as md5sums records it.
+pub fn md5_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).at(path)?;
+    let mut h = Md5::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).at(path)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whether a `.list` file has `needle` as a whole line. Read in fixed
+/// chunks (GitLab's list has tens of thousands of lines); only complete
+/// lines are searched, the partial tail is carried over.
+fn list_contains(list: &Path, needle: &[u8]) -> Result<bool> {
+    list_contains_with(list, needle, &mut Vec::new())
+}
+
+/// The same, with a caller's buffer reused across files.
+fn list_contains_with(list: &Path, needle: &[u8], buf: &mut Vec<u8>) -> Result<bool> {
+    let mut f = std::fs::File::open(list).at(list)?;
+    if buf.len() < 64 * 1024 {
+        buf.resize(64 * 1024, 0);
+    }
+    let mut have = 0;
+    loop {
+        if have == buf.len() {
+            buf.resize(buf.len() * 2, 0); // a single line longer than the buffer
+        }
+        let n = f.read(&mut buf[have..]).at(list)?;
+        if n == 0 {
+            return Ok(contains_line(&buf[..have], needle));
+        }
+        have += n;
+        let Some(last_nl) = memchr::memrchr(b'\n', &buf[..have]) else {
+            continue;
+        };
+        if contains_line(&buf[..last_nl], needle) {
+            return Ok(true);
+        }
+        buf.copy_within(last_nl + 1..have, 0);
+        have -= last_nl + 1;
+    }
+}
+
+/// Whether `needle` is a whole line of `hay`.
+fn contains_line(hay: &[u8], needle: &[u8]) -> bool {
+    let finder = memchr::memmem::Finder::new(needle);
+    for pos in finder.find_iter(hay) {
+        let starts = pos == 0 || hay[pos - 1] == b'\n';
+        let end = pos + needle.len();
+        let ends = end == hay.len() || hay[end] == b'\n';
+        if starts && ends {
+            return true;
+        }
+    }
+    false
+}
+
+/// One pass over the status file: paragraph boundaries, names, and the
+/// structure dpkg itself insists on.
+fn index_status(
+    path: &Path,
+    text: &str,
+) -> Result<HashMap<String, (std::ops::Range<usize>, usize)>> {
+    let mut index = HashMap::new();
+    let mut para_start: Option<(usize, usize)> = None; // (byte, line)
+    let mut name: Option<&str> = None;
+    let mut has_status = false;
+    let mut offset = 0;
+    let finish = |index: &mut HashMap<_, _>,
+                  start: (usize, usize),
+                  end: usize,
+                  name: Option<&str>,
+                  has_status: bool| {
+        let name = name.ok_or_else(|| {
+            Error::bad_input(path, Some(start.1), "paragraph without a Package field")
+        })?;
+        if !has_status {
+            return Err(Error::bad_input(
+                path,
+                Some(start.1),
+                format!("package {name} has no Status field"),
+            ));
+        }
+        index.insert(name.to_string(), (start.0..end, start.1));
+        Ok(())
+    };
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let content = line.trim_end_matches(['\n', '\r']);
+        if content.trim().is_empty() {
+            if let Some(start) = para_start.take() {
+                finish(
+                    &mut index,
+                    start,
+                    offset,
+                    name.take(),
+                    std::mem::take(&mut has_status),
+                )?;
+            }
+        } else {
+            let start = *para_start.get_or_insert((offset, i + 1));
+            if let Some(v) = field_value(content, "Package") {
+                name = Some(v);
+            } else if let Some(v) = field_value(content, "Status") {
+                if v.split_whitespace().count() != 3 {
+                    return Err(Error::bad_input(
+                        path,
+                        Some(i + 1),
+                        format!(
+                            "Status '{v}' is not 'want flag state' (paragraph at line {})",
+                            start.1
+                        ),
+                    ));
+                }
+                has_status = true;
+            }
+        }
+        offset += line.len();
+    }
+    if let Some(start) = para_start {
+        finish(&mut index, start, offset, name, has_status)?;
+    }
+    Ok(index)
+}
+
+fn field_value<'a>(line: &'a str, field: &str) -> Option<&'a str> {
+    let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+    Some(rest.trim())
+}
+
+/// Parses one status paragraph with deb822-fast.
+fn parse_paragraph(path: &Path, text: &str, line: usize) -> Result<Package> {
+    let para = deb822_fast::Paragraph::from_str(text)
+        .map_err(|e| Error::bad_input(path, Some(line), format!("bad paragraph: {e}")))?;
+    let field = |n: &str| para.get(n).map(str::trim);
+    let name = field("Package").unwrap_or_default().to_string();
+    let status = field("Status").unwrap_or_default();
+    let state = status
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_string();
+    let version = field("Version").unwrap_or_default().to_string();
+    if !version.is_empty() {
+        crate::version::check_deb(&version).map_err(|why| {
+            Error::bad_input(
+                path,
+                Some(line),
+                format!("package {name}: version '{version}': {why}"),
+            )
+        })?;
+    }
+    Ok(Package {
+        name,
+        version,
+        architecture: field("Architecture").map(str::to_string),
+        state,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_lines_only() {
+        let hay = b"/opt\n/opt/gitlab/bin/x\n/opt/gitlab/bin/xy\n";
+        assert!(contains_line(hay, b"/opt/gitlab/bin/xy"));
+        assert!(contains_line(hay, b"/opt"));
+        assert!(!contains_line(hay, b"/opt/gitlab/bin"));
+        assert!(!contains_line(hay, b"gitlab/bin/x"));
+        assert!(contains_line(b"/a", b"/a"));
+    }
+
+    #[test]
+    fn md5sums_lines() {
+        let l = b"0123456789abcdef0123456789abcdef  opt/x";
+        assert_eq!(parse_md5sums_line(l).map(|(_, p)| p), Some(&b"opt/x"[..]));
+        assert!(parse_md5sums_line(b"zz23456789abcdef0123456789abcdef  opt/x").is_none());
+        assert!(parse_md5sums_line(b"0123456789abcdef0123456789abcdef opt/x").is_none());
+        assert!(parse_md5sums_line(b"short").is_none());
+    }
+
+    #[test]
+    fn status_errors_name_the_line() {
+        let p = Path::new("status");
+        let ok = "Package: a\nStatus: install ok installed\nVersion: 1.0-1\n\nPackage: b\nStatus: deinstall ok config-files\nVersion: 2\n";
+        let idx = index_status(p, ok).unwrap();
+        let a = parse_paragraph(p, &ok[idx["a"].0.clone()], idx["a"].1).unwrap();
+        assert!(a.has_files());
+        assert_eq!(a.version, "1.0-1");
+        let b = parse_paragraph(p, &ok[idx["b"].0.clone()], idx["b"].1).unwrap();
+        assert!(!b.has_files());
+        assert_eq!(idx["b"].1, 5);
+        let bad = "Package: a\nStatus: install ok installed\n\nPackage: b\nStatus: broken\n";
+        let e = index_status(p, bad).unwrap_err().to_string();
+        assert!(e.starts_with("status:5:"), "{e}");
+        let bad = "Package: a\nStatus: install ok installed\nVersion: 1:\n";
+        let idx = index_status(p, bad).unwrap();
+        let e = parse_paragraph(p, bad, idx["a"].1).unwrap_err().to_string();
+        assert!(e.contains("nothing after colon"), "{e}");
+        let bad = "Status: install ok installed\n";
+        assert!(index_status(p, bad)
+            .unwrap_err()
+            .to_string()
+            .contains("without a Package"));
+        let bad = "Package: x\nVersion: 1\n";
+        assert!(index_status(p, bad)
+            .unwrap_err()
+            .to_string()
+            .contains("no Status"));
+    }
+
+    #[test]
+    fn chunked_list_search_crosses_chunk_edges() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("big.list");
+        let mut text = String::new();
+        let mut i = 0;
+        while text.len() < 600 * 1024 {
+            text.push_str(&format!("/opt/gitlab/embedded/lib/file{i:07}.rb\n"));
+            i += 1;
+        }
+        std::fs::write(&p, format!("{text}/opt/gitlab/embedded/bin/mattermost")).unwrap();
+        assert!(list_contains(&p, b"/opt/gitlab/embedded/bin/mattermost").unwrap());
+        assert!(list_contains(&p, b"/opt/gitlab/embedded/lib/file0000000.rb").unwrap());
+        assert!(list_contains(
+            &p,
+            format!("/opt/gitlab/embedded/lib/file{:07}.rb", i - 1).as_bytes()
+        )
+        .unwrap());
+        assert!(!list_contains(&p, b"/opt/gitlab/embedded/bin").unwrap());
+    }
+}

@@ -1,0 +1,409 @@
+//! Product plugins: one TOML manifest per product. Everything upkeep knows
+//! about a product (where it installs, how to read its version and edition,
+//! which packages carry it) is here, never in code.
+//!
+//! The packaged set is compiled in from `plugins/` (or read from
+//! `$UPKEEP_PLUGIN_DIR`); `ROOT/etc/upkeep/plugins.d/NAME.toml` overrides the
+//! packaged manifest of the same name, or adds a new product.
+
+use crate::error::{Error, Result};
+use crate::root::SysRoot;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const LOCAL_DIR: &str = "/etc/upkeep/plugins.d";
+pub const SCHEMA: u32 = 1;
+
+/// The manifests shipped with upkeep (the files in `plugins/`).
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "mattermost.toml",
+        include_str!("../../../plugins/mattermost.toml"),
+    ),
+    ("tegu.toml", include_str!("../../../plugins/tegu.toml")),
+    (
+        "groupmax.toml",
+        include_str!("../../../plugins/groupmax.toml"),
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Edition {
+    Team,
+    Enterprise,
+    Unknown,
+}
+
+impl std::fmt::Display for Edition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Edition::Team => "team",
+            Edition::Enterprise => "enterprise",
+            Edition::Unknown => "unknown",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstallKind {
+    /// Embedded in GitLab's Omnibus package.
+    GitlabOmnibus,
+    /// On its own; reported as `deb`, `rpm` or `tarball` after whichever
+    /// package database owns the binary.
+    Standalone,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub schema: u32,
+    pub name: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Every package that carries the product, in any install kind.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub services: Vec<String>,
+    #[serde(default, rename = "install")]
+    pub installs: Vec<InstallSpec>,
+    /// Rules tried in order; the first that decides gives the edition.
+    #[serde(default, rename = "edition")]
+    pub editions: Vec<EditionRule>,
+    #[serde(default)]
+    pub upgrade: UpgradePolicy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallSpec {
+    pub kind: InstallKind,
+    /// The main binary, as seen inside the system.
+    #[serde(default)]
+    pub binary: Option<String>,
+    /// The install or application directory.
+    #[serde(default)]
+    pub dir: Option<String>,
+    #[serde(default)]
+    pub config: Option<String>,
+    /// Packages that own this install's files, checked first when looking
+    /// for the owner.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Services of this install kind (defaults to the product's).
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
+    #[serde(default)]
+    pub service_manager: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Where the version comes from: the first source that yields one wins.
+    #[serde(default)]
+    pub version: Vec<VersionSource>,
+    /// The product this one is embedded in (GitLab for Omnibus).
+    #[serde(default)]
+    pub host: Option<HostSpec>,
+    #[serde(default)]
+    pub embedded: Option<EmbeddedSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    pub product: String,
+    #[serde(default)]
+    pub version: Vec<VersionSource>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedSpec {
+    /// The embedded instance is enabled iff this path is a symlink (runit's
+    /// service link under Omnibus).
+    pub enabled_if_symlink: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionSource {
+    /// A file to read: its first line, unless `json` or `field` say more.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A key (dots for nesting) in a JSON file.
+    #[serde(default)]
+    pub json: Option<String>,
+    /// A whitespace-separated field (1-based) of the first matching line.
+    #[serde(default)]
+    pub field: Option<usize>,
+    /// Only lines starting with this prefix; the prefix is removed.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// A command to run (`{binary}` expands). Only run when the caller
+    /// explicitly allows it (`--allow-exec`), with `timeout_ms`.
+    #[serde(default)]
+    pub exec: Option<Vec<String>>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditionRule {
+    pub edition: Edition,
+    /// The binary contains these bytes.
+    #[serde(default)]
+    pub binary_contains: Option<String>,
+    /// The binary is readable and does not contain these bytes.
+    #[serde(default)]
+    pub binary_lacks: Option<String>,
+    /// This file exists (`{dir}`, `{binary}` expand).
+    #[serde(default)]
+    pub file_exists: Option<String>,
+    /// The install is managed by one of these packages.
+    #[serde(default)]
+    pub package: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradePolicy {
+    /// `block` or `warn` (default `warn`): what a downgrade gets.
+    #[serde(default)]
+    pub downgrade: Option<String>,
+    /// Which version part may change the schema (`minor` for TEGU).
+    #[serde(default)]
+    pub schema_changes_on: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    pub manifest: Manifest,
+    /// Where it came from, for messages (`builtin:mattermost.toml` or a path).
+    pub source: PathBuf,
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+}
+
+/// Replaces `{binary}` and `{dir}` in a manifest path.
+pub fn expand(template: &str, binary: Option<&str>, dir: Option<&str>) -> String {
+    let mut s = template.to_string();
+    if let Some(b) = binary {
+        s = s.replace("{binary}", b);
+    }
+    if let Some(d) = dir {
+        s = s.replace("{dir}", d);
+    }
+    s
+}
+
+/// Parses and checks one manifest.
+pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
+    let m: Manifest = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| 1 + text[..s.start.min(text.len())].matches('\n').count());
+        Error::bad_input(source, line, e.message().to_string())
+    })?;
+    let bad = |msg: String| Err(Error::bad_input(source, None, msg));
+    if m.schema != SCHEMA {
+        return bad(format!(
+            "field 'schema': version {} is not supported (this upkeep reads {SCHEMA})",
+            m.schema
+        ));
+    }
+    if m.name.is_empty()
+        || !m
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return bad(format!(
+            "field 'name': '{}' is not a plain product name",
+            m.name
+        ));
+    }
+    for (i, inst) in m.installs.iter().enumerate() {
+        if inst.binary.is_none() && inst.dir.is_none() {
+            return bad(format!("[[install]] #{}: needs 'binary' or 'dir'", i + 1));
+        }
+        for p in inst.binary.iter().chain(&inst.dir).chain(&inst.config) {
+            if !p.starts_with('/') {
+                return bad(format!(
+                    "[[install]] #{}: path '{p}' must be absolute",
+                    i + 1
+                ));
+            }
+        }
+        let sources = inst
+            .version
+            .iter()
+            .chain(inst.host.iter().flat_map(|h| &h.version));
+        for s in sources {
+            if s.file.is_some() == s.exec.is_some() {
+                return bad(format!(
+                    "[[install]] #{}: a version source needs exactly one of 'file' or 'exec'",
+                    i + 1
+                ));
+            }
+            if s.field == Some(0) {
+                return bad(format!("[[install]] #{}: 'field' counts from 1", i + 1));
+            }
+            if s.exec.as_ref().is_some_and(Vec::is_empty) {
+                return bad(format!("[[install]] #{}: 'exec' is empty", i + 1));
+            }
+        }
+    }
+    for (i, r) in m.editions.iter().enumerate() {
+        let n = [
+            r.binary_contains.is_some(),
+            r.binary_lacks.is_some(),
+            r.file_exists.is_some(),
+            r.package.is_some(),
+        ]
+        .iter()
+        .filter(|&&b| b)
+        .count();
+        if n != 1 {
+            return bad(format!(
+                "[[edition]] #{}: needs exactly one of binary_contains, binary_lacks, file_exists, package",
+                i + 1
+            ));
+        }
+    }
+    if let Some(d) = &m.upgrade.downgrade {
+        if d != "block" && d != "warn" {
+            return bad(format!(
+                "field 'upgrade.downgrade': '{d}' is not block or warn"
+            ));
+        }
+    }
+    Ok(m)
+}
+
+/// Loads the packaged manifests, then the root's local ones over them.
+pub fn load(root: &SysRoot) -> Result<Vec<Plugin>> {
+    let mut plugins: Vec<Plugin> = Vec::new();
+    let mut add = |file_name: &str, source: PathBuf, text: &str| -> Result<()> {
+        let m = parse_manifest(&source, text)?;
+        let stem = file_name.trim_end_matches(".toml");
+        if m.name != stem {
+            return Err(Error::bad_input(
+                &source,
+                None,
+                format!(
+                    "field 'name': '{}' must match the file name '{stem}'",
+                    m.name
+                ),
+            ));
+        }
+        let plugin = Plugin {
+            manifest: m,
+            source,
+        };
+        match plugins.iter_mut().find(|p| p.name() == stem) {
+            Some(p) => *p = plugin,
+            None => plugins.push(plugin),
+        }
+        Ok(())
+    };
+    match std::env::var_os("UPKEEP_PLUGIN_DIR") {
+        Some(dir) => {
+            for (name, path) in toml_files(Path::new(&dir))? {
+                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                add(&name, path, &text)?;
+            }
+        }
+        None => {
+            for (name, text) in BUILTIN {
+                add(name, PathBuf::from(format!("builtin:{name}")), text)?;
+            }
+        }
+    }
+    for (name, path) in toml_files(&root.path(LOCAL_DIR))? {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        add(&name, path, &text)?;
+    }
+    Ok(plugins)
+}
+
+/// `*.toml` files of a directory in name order; none if it does not exist.
+fn toml_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".toml") && !name.starts_with('.') {
+            out.push((name, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_manifests_parse_and_match_plugins_dir() {
+        for (name, text) in BUILTIN {
+            parse_manifest(Path::new(name), text).unwrap();
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
+        let on_disk: Vec<String> = toml_files(&dir)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mut built: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
+        built.sort();
+        assert_eq!(
+            on_disk, built,
+            "every manifest in plugins/ must be compiled in"
+        );
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let p = Path::new("x.toml");
+        let e = parse_manifest(p, "schema = 1\nname = \"x\"\nbogus = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:3:") && e.contains("bogus"), "{e}");
+        let e = parse_manifest(
+            p,
+            "schema = 1\nname = \"x\"\n[[edition]]\nedition = \"team\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[[edition]] #1"), "{e}");
+        let e = parse_manifest(p, "schema = 2\nname = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'schema'"), "{e}");
+        let e = parse_manifest(p, "schema = 1\nname = \"x\"\n[[install]]\nkind = \"gitlab-omnibus\"\nbinary = \"rel/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("absolute"), "{e}");
+        let e = parse_manifest(
+            p,
+            "schema = 1\nname = \"x\"\n[[install]]\nkind = \"weird\"\nbinary = \"/x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("x.toml:4:"), "{e}");
+    }
+}

@@ -1,0 +1,216 @@
+//! `upkeep-detect`: which products are installed, which version and
+//! edition, and who manages them.
+
+use clap::{CommandFactory, Parser};
+use serde::Serialize;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use upkeep_core::cli::{self, CommonArgs, Format};
+use upkeep_core::detect::{self, Install, Options, Report, System};
+use upkeep_core::{plugin, ExitCode, Result};
+
+pub const NAME: &str = "upkeep-detect";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = NAME,
+    version,
+    about = "Report the managed installs on a system: product, version, edition, manager",
+    long_about = "Reports every install of the products upkeep knows (from its plugin \
+manifests): where it is, which version and edition it is, which package manages it \
+(dpkg, rpm, or none: a tarball), whether the binary still matches what the package \
+recorded, and whether an embedded instance is enabled. Nothing is changed.",
+    after_help = cli::EXIT_STATUS
+)]
+pub struct Args {
+    /// Only these products (default: every product with a manifest).
+    #[arg(value_name = "PRODUCT")]
+    pub products: Vec<String>,
+    /// Instead of detecting, print the packages owning PATH (like dpkg -S, rpm -qf).
+    #[arg(long, value_name = "PATH")]
+    pub owner: Option<PathBuf>,
+    /// Run product binaries for their version where a manifest allows it (with a timeout).
+    #[arg(long)]
+    pub allow_exec: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+pub fn uu_app() -> clap::Command {
+    Args::command()
+}
+
+pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+    cli::run::<Args, _>(NAME, args, run)
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    let root = args.common.sys_root();
+    if let Some(path) = &args.owner {
+        return owner(&root, path, &args);
+    }
+    let plugins = plugin::load(&root)?;
+    let selected = detect::select(&plugins, &args.products)?;
+    let mut sys = System::open(&root)?;
+    let report = detect::detect(
+        &mut sys,
+        &selected,
+        &Options {
+            allow_exec: args.allow_exec,
+        },
+    )?;
+    match args.common.format {
+        Format::Json => cli::print_json(&report)?,
+        Format::Text => cli::print(&render_text(&report))?,
+    }
+    Ok(ExitCode::Ok)
+}
+
+#[derive(Serialize)]
+struct OwnerReport {
+    path: String,
+    owners: Vec<OwnerEntry>,
+}
+
+#[derive(Serialize)]
+struct OwnerEntry {
+    manager: &'static str,
+    package: String,
+}
+
+/// `--owner PATH`: the dpkg database first (hinted by the manifests'
+/// package names), then rpm's.
+fn owner(root: &upkeep_core::SysRoot, path: &std::path::Path, args: &Args) -> Result<ExitCode> {
+    let plugins = plugin::load(root)?;
+    let hints: Vec<String> = plugins
+        .iter()
+        .flat_map(|p| p.manifest.packages.clone())
+        .collect();
+    let mut owners = Vec::new();
+    if let Some(db) = upkeep_core::dpkg::Dpkg::open(root)? {
+        for p in db.owners(path, &hints)? {
+            owners.push(OwnerEntry {
+                manager: "dpkg",
+                package: p,
+            });
+        }
+    }
+    if owners.is_empty() {
+        if let Some(rpm) = upkeep_core::rpm::Rpm::open(root) {
+            if let Some(p) = rpm.owner(path)? {
+                owners.push(OwnerEntry {
+                    manager: "rpm",
+                    package: p.name,
+                });
+            }
+        }
+    }
+    let report = OwnerReport {
+        path: upkeep_core::root::normalize_inside(path)
+            .display()
+            .to_string(),
+        owners,
+    };
+    match args.common.format {
+        Format::Json => cli::print_json(&report)?,
+        Format::Text if report.owners.is_empty() => {
+            cli::print(&format!("{}: not owned by any package\n", report.path))?
+        }
+        Format::Text => {
+            let names: Vec<&str> = report.owners.iter().map(|o| o.package.as_str()).collect();
+            cli::print(&format!("{}: {}\n", names.join(", "), report.path))?
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+pub fn render_text(report: &Report) -> String {
+    let mut s = String::new();
+    if report.installs.is_empty() {
+        let _ = writeln!(s, "No managed installs found under {}.", report.root);
+    }
+    for (n, i) in report.installs.iter().enumerate() {
+        if n > 0 {
+            s.push('\n');
+        }
+        render_install(&mut s, i);
+    }
+    for w in &report.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}
+
+fn render_install(s: &mut String, i: &Install) {
+    let edition = match i.edition {
+        plugin::Edition::Team => "Team Edition",
+        plugin::Edition::Enterprise => "Enterprise Edition",
+        plugin::Edition::Unknown => "edition unknown",
+    };
+    let _ = writeln!(
+        s,
+        "{} {} ({}), {}",
+        i.product,
+        i.version.as_deref().unwrap_or("(version unknown)"),
+        i.kind,
+        edition
+    );
+    if let Some(b) = &i.binary {
+        let _ = writeln!(
+            s,
+            "  binary    {}  {}:{} {}",
+            b.path, b.owner, b.group, b.mode
+        );
+    }
+    if let Some(d) = &i.dir {
+        let _ = writeln!(s, "  directory {d}");
+    }
+    let m = &i.manager;
+    match (&m.package, &m.version) {
+        (Some(p), Some(v)) => {
+            let _ = writeln!(s, "  managed   by {} package {p} {v}", m.kind);
+        }
+        (Some(p), None) => {
+            let _ = writeln!(s, "  managed   by {} package {p}", m.kind);
+        }
+        _ => {
+            let _ = writeln!(s, "  managed   by no package (tarball install)");
+        }
+    }
+    match i.modified_from_package {
+        Some(true) => {
+            let _ = writeln!(
+                s,
+                "  MODIFIED  the binary differs from what {} recorded: a package upgrade or reinstall will replace it",
+                m.package.as_deref().unwrap_or("its package")
+            );
+        }
+        Some(false) => {
+            let _ = writeln!(s, "  unmodified (matches the package's checksum)");
+        }
+        None => {}
+    }
+    if let Some(h) = &i.host {
+        let _ = writeln!(
+            s,
+            "  host      {} {}",
+            h.product,
+            h.version.as_deref().unwrap_or("(version unknown)")
+        );
+    }
+    if let Some(e) = i.embedded_enabled {
+        let _ = writeln!(s, "  embedded  {}", if e { "enabled" } else { "disabled" });
+    }
+    if !i.services.is_empty() {
+        let via = i
+            .service_manager
+            .as_deref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
+        let _ = writeln!(s, "  services  {}{via}", i.services.join(", "));
+    }
+    if let Some(c) = &i.config {
+        let _ = writeln!(s, "  config    {c}");
+    }
+}
