@@ -252,6 +252,7 @@ pub fn build_rpm(
 pub fn bin(name: &str) -> PathBuf {
     let p = match name {
         "upkeep-detect" => env!("CARGO_BIN_EXE_upkeep-detect"),
+        "upkeep-lease" => env!("CARGO_BIN_EXE_upkeep-lease"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(p)

@@ -5,7 +5,7 @@ use crate::dpkg::{self, Dpkg};
 use crate::error::{Error, Result};
 use crate::fsutil::{file_contains, resolve_in_root};
 use crate::plugin::{
-    expand, Edition, EditionRule, InstallKind, InstallSpec, Plugin, VersionSource,
+    expand, Edition, EditionRule, InstallKind, InstallSpec, LeaseSpec, Plugin, VersionSource,
 };
 use crate::root::SysRoot;
 use crate::rpm::Rpm;
@@ -44,6 +44,8 @@ pub struct Install {
     pub services: Vec<String>,
     pub service_manager: Option<String>,
     pub user: Option<String>,
+    /// What upkeep-lease lends for an in-place upgrade (paths expanded).
+    pub lease: Option<LeaseSpec>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -213,6 +215,11 @@ fn detect_install(
         services: spec.services.clone().unwrap_or_else(|| m.services.clone()),
         service_manager: spec.service_manager.clone(),
         user: spec.user.clone().or_else(|| m.user.clone()),
+        lease: spec.lease.as_ref().map(|l| LeaseSpec {
+            paths: l.paths.iter().map(|p| expand(p, binary, dir)).collect(),
+            to: l.to.clone(),
+            dir: l.dir,
+        }),
     }))
 }
 

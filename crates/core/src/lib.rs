@@ -5,10 +5,14 @@ pub mod cli;
 pub mod detect;
 pub mod dpkg;
 pub mod error;
+pub mod fault;
 pub mod fsutil;
+pub mod lease;
 pub mod plugin;
 pub mod root;
 pub mod rpm;
+pub mod safefs;
+pub mod state;
 pub mod users;
 pub mod version;
 

@@ -109,6 +109,22 @@ pub struct InstallSpec {
     pub host: Option<HostSpec>,
     #[serde(default)]
     pub embedded: Option<EmbeddedSpec>,
+    /// What an in-place upgrade of this install needs lent (upkeep-lease).
+    #[serde(default)]
+    pub lease: Option<LeaseSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseSpec {
+    /// Paths to lend (`{binary}`, `{dir}` expand).
+    pub paths: Vec<String>,
+    /// `USER[:GROUP]` to lend them to.
+    pub to: String,
+    /// Also lend the directory holding each path (Mattermost's upgrader
+    /// renames the old binary and creates a new one beside it).
+    #[serde(default)]
+    pub dir: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

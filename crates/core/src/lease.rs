@@ -1,0 +1,669 @@
+//! Ownership leases: lend a file (and its directory) to a user for an
+//! in-place upgrade, and give back exactly what was recorded.
+//!
+//! A lease is one JSON record in `ROOT/var/lib/upkeep/leases/`, written
+//! (durably) before anything changes. Its `state` says how far it got:
+//! `granting` (changes may be half applied: recover rolls back), `granted`
+//! (in force until `expires`), `restoring` (recover finishes the restore).
+//! Restoring is idempotent, so running it again after any crash converges.
+
+use crate::error::{Error, Result};
+use crate::fault;
+use crate::root::SysRoot;
+use crate::safefs::{self, Entry};
+use crate::state::{self, Lock};
+use crate::users::Accounts;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const LEASE_DIR: &str = "leases";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseState {
+    Granting,
+    Granted,
+    Restoring,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Holder {
+    /// As given: `USER` or `USER:GROUP`.
+    pub spec: String,
+    pub uid: u32,
+    /// Only when a group was given; otherwise the group is left as it was.
+    pub gid: Option<u32>,
+}
+
+/// What a path looked like before the lease: what restore puts back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseEntry {
+    pub path: String,
+    pub kind: EntryKind,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    pub dev: u64,
+    pub ino: u64,
+    /// `security.capability`, hex.
+    pub capability: Option<String>,
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lease {
+    pub format: u32,
+    pub id: String,
+    pub state: LeaseState,
+    pub created: u64,
+    pub expires: u64,
+    pub to: Holder,
+    pub product: Option<String>,
+    /// Directories first: restore takes the directory back before it
+    /// touches the files in it, so nothing can be swapped in meanwhile.
+    pub entries: Vec<LeaseEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GrantRequest {
+    pub paths: Vec<String>,
+    pub to: String,
+    pub dir: bool,
+    pub expires: Duration,
+    pub product: Option<String>,
+    pub dry_run: bool,
+    pub wait: Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GrantReport {
+    pub lease: Option<Lease>,
+    /// Paths that already had an open lease to the same holder.
+    pub already_leased: Vec<String>,
+    pub dry_run: bool,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EntryOutcome {
+    pub path: String,
+    pub kind: EntryKind,
+    /// The content differs from when the lease was granted.
+    pub content_changed: bool,
+    /// A different file (inode) stands at the path now.
+    pub replaced: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeaseOutcome {
+    pub id: String,
+    /// restored, closed (nothing left to restore), or kept (refused).
+    pub result: String,
+    pub entries: Vec<EntryOutcome>,
+    pub message: Option<String>,
+}
+
+impl LeaseOutcome {
+    pub fn content_changed(&self) -> bool {
+        self.entries.iter().any(|e| e.content_changed)
+    }
+}
+
+fn lease_dir(root: &SysRoot) -> Result<PathBuf> {
+    state::state_dir(root, LEASE_DIR)
+}
+
+fn lease_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.json"))
+}
+
+fn save(dir: &Path, lease: &Lease) -> Result<()> {
+    let data = serde_json::to_vec_pretty(lease).map_err(|e| Error::Failed(e.to_string()))?;
+    state::write_atomic(&lease_path(dir, &lease.id), &data)
+}
+
+/// Every lease record, oldest first. Leftover temporary files of an
+/// interrupted write are ignored here and removed by `recover`.
+pub fn load_all(dir: &Path) -> Result<Vec<Lease>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !name.ends_with(".json") {
+            continue;
+        }
+        let path = entry.path();
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let lease: Lease = serde_json::from_str(&text).map_err(|e| {
+            Error::bad_input(&path, Some(e.line()), format!("not a lease record: {e}"))
+        })?;
+        if lease.format != FORMAT {
+            return Err(Error::bad_input(
+                &path,
+                None,
+                format!("lease format {} is not {FORMAT}", lease.format),
+            ));
+        }
+        out.push(lease);
+    }
+    out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+    Ok(out)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn refused(path: &str, why: impl std::fmt::Display) -> Error {
+    Error::Refused(format!("{path}: {why}"))
+}
+
+/// An opened entry ready to change, with its record.
+struct Planned {
+    file: File,
+    entry: LeaseEntry,
+}
+
+fn parent_dir_of(p: &str) -> String {
+    match Path::new(p).parent() {
+        Some(d) if d != Path::new("") => d.display().to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// Checks the directories above a path: none may be writable by anyone
+/// but root, except `skip` (the directory being lent itself).
+fn check_ancestors(path: &str, parent: &safefs::Parent, skip: Option<&Path>) -> Result<()> {
+    for a in &parent.ancestors {
+        if Some(a.path.as_path()) == skip {
+            continue;
+        }
+        if safefs::writable_by_non_root(&a.stat) {
+            return Err(refused(
+                path,
+                format!(
+                    "{} is writable by someone other than root (uid {}, mode {:04o}): refusing to act below it",
+                    a.path.display(),
+                    a.stat.st_uid,
+                    a.stat.st_mode & 0o7777
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn plan_file(root: &SysRoot, path: &str, dir_lent: bool) -> Result<Planned> {
+    let parent = safefs::open_parent(root, Path::new(path))?;
+    let dir = PathBuf::from(parent_dir_of(path));
+    check_ancestors(path, &parent, dir_lent.then_some(dir.as_path()))?;
+    let (file, st) = match safefs::open_entry(&parent.fd, &parent.name)? {
+        Entry::File(f, st) => (f, st),
+        Entry::Symlink => return Err(refused(path, "is a symlink")),
+        Entry::Missing => return Err(refused(path, "does not exist")),
+        Entry::Dir(..) => {
+            return Err(refused(
+                path,
+                "is a directory (lend the file; --dir adds its directory)",
+            ))
+        }
+        Entry::Other => return Err(refused(path, "is not a regular file")),
+    };
+    if st.st_nlink > 1 {
+        return Err(refused(
+            path,
+            format!(
+                "has {} hard links: one of them could be anything",
+                st.st_nlink
+            ),
+        ));
+    }
+    if st.st_mode & 0o6000 != 0 {
+        return Err(refused(path, "is setuid or setgid"));
+    }
+    let capability = safefs::get_capability(&file)?.map(|c| hex(&c));
+    let sha256 = Some(safefs::sha256_file(&file)?);
+    Ok(Planned {
+        entry: LeaseEntry {
+            path: path.to_string(),
+            kind: EntryKind::File,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode & 0o7777,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            capability,
+            sha256,
+        },
+        file,
+    })
+}
+
+fn plan_dir(root: &SysRoot, path: &str) -> Result<Planned> {
+    let parent = safefs::open_parent(root, Path::new(path))?;
+    check_ancestors(path, &parent, None)?;
+    let (file, st) = match safefs::open_entry(&parent.fd, &parent.name)? {
+        Entry::Dir(f, st) => (f, st),
+        Entry::Symlink => return Err(refused(path, "is a symlink")),
+        _ => return Err(refused(path, "is not a directory")),
+    };
+    if st.st_mode & 0o6000 != 0 {
+        return Err(refused(path, "is setuid or setgid"));
+    }
+    Ok(Planned {
+        entry: LeaseEntry {
+            path: path.to_string(),
+            kind: EntryKind::Dir,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode & 0o7777,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            capability: None,
+            sha256: None,
+        },
+        file,
+    })
+}
+
+fn normalize(path: &str) -> Result<String> {
+    if !path.starts_with('/') {
+        return Err(Error::Usage(format!(
+            "{path}: give the path as seen inside the system, absolute"
+        )));
+    }
+    Ok(crate::root::normalize_inside(Path::new(path))
+        .display()
+        .to_string())
+}
+
+pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
+    let accounts = Accounts::load(root)?;
+    let (user, group) = match req.to.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (req.to.as_str(), None),
+    };
+    let uid = accounts
+        .user(user)
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "no user '{user}' in {}",
+                root.path("/etc/passwd").display()
+            ))
+        })?
+        .uid;
+    let gid = match group {
+        Some(g) => Some(accounts.group_id(g).ok_or_else(|| {
+            Error::Refused(format!(
+                "no group '{g}' in {}",
+                root.path("/etc/group").display()
+            ))
+        })?),
+        None => None,
+    };
+    let holder = Holder {
+        spec: req.to.clone(),
+        uid,
+        gid,
+    };
+    let mut paths = Vec::new();
+    for p in &req.paths {
+        let p = normalize(p)?;
+        if !paths.contains(&p) {
+            paths.push(p);
+        }
+    }
+    if paths.is_empty() {
+        return Err(Error::Usage(
+            "nothing to lend: give PATH or --product".into(),
+        ));
+    }
+
+    let _lock = Lock::acquire(root, req.wait)?;
+    let dir = lease_dir(root)?;
+    let open = load_all(&dir)?;
+    let mut already = Vec::new();
+    let mut todo = Vec::new();
+    for p in paths {
+        match open.iter().find(|l| l.entries.iter().any(|e| e.path == p)) {
+            Some(l) if l.to == holder && l.state == LeaseState::Granted => already.push(p),
+            Some(l) => {
+                return Err(refused(
+                    &p,
+                    format!("already in lease {} to {} ({:?})", l.id, l.to.spec, l.state),
+                ));
+            }
+            None => todo.push(p),
+        }
+    }
+    let mut report = GrantReport {
+        lease: None,
+        already_leased: already,
+        dry_run: req.dry_run,
+        warnings: statoverride_warnings(root, &todo),
+    };
+    if todo.is_empty() {
+        return Ok(report);
+    }
+
+    // Open and check everything before anything changes.
+    let mut planned: Vec<Planned> = Vec::new();
+    let mut dirs: Vec<String> = Vec::new();
+    for p in &todo {
+        if req.dir {
+            let d = parent_dir_of(p);
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+    }
+    for d in &dirs {
+        planned.push(plan_dir(root, d)?);
+    }
+    for p in &todo {
+        planned.push(plan_file(root, p, req.dir)?);
+    }
+    report.warnings.extend(statoverride_warnings(root, &dirs));
+
+    let created = state::now();
+    let lease = Lease {
+        format: FORMAT,
+        id: format!("{created}-{}", std::process::id()),
+        state: LeaseState::Granting,
+        created,
+        expires: created.saturating_add(req.expires.as_secs()),
+        to: holder.clone(),
+        product: req.product.clone(),
+        entries: planned.iter().map(|p| p.entry.clone()).collect(),
+    };
+    if req.dry_run {
+        report.lease = Some(lease);
+        return Ok(report);
+    }
+    save(&dir, &lease)?;
+    fault::point("grant:journaled");
+    // Files first, the directory last: the holder can replace nothing
+    // before every file is recorded and lent.
+    for (i, p) in planned.iter().enumerate().rev() {
+        let gid = holder.gid.unwrap_or(p.entry.gid);
+        safefs::fchown(&p.file, holder.uid, gid)?;
+        fault::point(&format!("grant:entry{i}:chown"));
+        safefs::fchmod(&p.file, p.entry.mode | 0o200)?;
+        fault::point(&format!("grant:entry{i}:chmod"));
+    }
+    let mut lease = lease;
+    lease.state = LeaseState::Granted;
+    save(&dir, &lease)?;
+    fault::point("grant:committed");
+    report.lease = Some(lease);
+    Ok(report)
+}
+
+/// dpkg re-applies `statoverride` entries on every upgrade of the package
+/// that ships the path: worth knowing while a lease is open.
+fn statoverride_warnings(root: &SysRoot, paths: &[String]) -> Vec<String> {
+    let file = root.path("/var/lib/dpkg/statoverride");
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let [owner, group, mode, path] = fields[..] {
+            if paths.iter().any(|p| p == path) {
+                out.push(format!(
+                    "{path} has a dpkg statoverride ({owner} {group} {mode}): dpkg re-applies it on every upgrade of its package"
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// What stands at an entry's path now, checked for restore.
+fn reopen(
+    root: &SysRoot,
+    lease: &Lease,
+    e: &LeaseEntry,
+) -> std::result::Result<(File, u64, u32, u32, u32), String> {
+    let parent = safefs::open_parent(root, Path::new(&e.path)).map_err(|err| err.to_string())?;
+    // The lent directory itself may be owned by the holder; above it, only root.
+    let lent_dir = lease
+        .entries
+        .iter()
+        .find(|d| d.kind == EntryKind::Dir && d.path == parent_dir_of(&e.path))
+        .map(|d| PathBuf::from(&d.path));
+    check_ancestors(&e.path, &parent, lent_dir.as_deref()).map_err(|err| err.to_string())?;
+    let (f, st) = match (
+        safefs::open_entry(&parent.fd, &parent.name).map_err(|err| err.to_string())?,
+        e.kind,
+    ) {
+        (Entry::File(f, st), EntryKind::File) => (f, st),
+        (Entry::Dir(f, st), EntryKind::Dir) => (f, st),
+        (Entry::Symlink, _) => return Err(format!("{}: is a symlink now", e.path)),
+        (Entry::Missing, _) => return Err(format!("{}: does not exist now", e.path)),
+        _ => return Err(format!("{}: is not a {:?} now", e.path, e.kind)),
+    };
+    if e.kind == EntryKind::File && st.st_nlink > 1 {
+        return Err(format!("{}: has {} hard links now", e.path, st.st_nlink));
+    }
+    Ok((f, st.st_ino, st.st_uid, st.st_gid, st.st_mode & 0o7777))
+}
+
+/// Puts back everything a lease recorded and closes it. Nothing changes
+/// (and the lease stays open) if any path is now a symlink, missing, or
+/// not what it was.
+pub fn restore_lease(root: &SysRoot, dir: &Path, lease: &mut Lease) -> Result<LeaseOutcome> {
+    for e in &lease.entries {
+        if let Err(why) = reopen(root, lease, e) {
+            return Ok(LeaseOutcome {
+                id: lease.id.clone(),
+                result: "kept".into(),
+                entries: Vec::new(),
+                message: Some(format!("{why}; nothing changed, the lease stays open")),
+            });
+        }
+    }
+    if lease.state != LeaseState::Restoring {
+        lease.state = LeaseState::Restoring;
+        save(dir, lease)?;
+    }
+    fault::point("restore:marked");
+    let mut outcomes = Vec::new();
+    for (i, e) in lease.entries.iter().enumerate() {
+        // Re-opened after the directory above was taken back.
+        let (f, ino, ..) = match reopen(root, lease, e) {
+            Ok(v) => v,
+            Err(why) => {
+                return Ok(LeaseOutcome {
+                    id: lease.id.clone(),
+                    result: "kept".into(),
+                    entries: outcomes,
+                    message: Some(format!("{why}; the lease stays open (state restoring)")),
+                })
+            }
+        };
+        // Owner first (a chown clears capabilities and setuid bits), then
+        // the exact mode, then the capabilities the file had.
+        safefs::fchown(&f, e.uid, e.gid)?;
+        fault::point(&format!("restore:entry{i}:chown"));
+        safefs::fchmod(&f, e.mode)?;
+        fault::point(&format!("restore:entry{i}:chmod"));
+        if let Some(cap) = &e.capability {
+            let bytes = unhex(cap).ok_or_else(|| {
+                Error::bad_input(lease_path(dir, &lease.id), None, "capability is not hex")
+            })?;
+            safefs::set_capability(&f, &bytes)?;
+            fault::point(&format!("restore:entry{i}:capability"));
+        }
+        let content_changed = match &e.sha256 {
+            Some(sum) => &safefs::sha256_file(&f)? != sum,
+            None => false,
+        };
+        outcomes.push(EntryOutcome {
+            path: e.path.clone(),
+            kind: e.kind,
+            content_changed,
+            replaced: ino != e.ino,
+        });
+    }
+    fault::point("restore:before-close");
+    state::remove_durable(&lease_path(dir, &lease.id))?;
+    Ok(LeaseOutcome {
+        id: lease.id.clone(),
+        result: "restored".into(),
+        entries: outcomes,
+        message: None,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct RestoreReport {
+    pub leases: Vec<LeaseOutcome>,
+    /// Paths asked for that no open lease covers.
+    pub not_leased: Vec<String>,
+}
+
+/// `paths` empty means every open lease.
+pub fn restore(root: &SysRoot, paths: &[String], wait: Duration) -> Result<RestoreReport> {
+    let wanted: Vec<String> = paths.iter().map(|p| normalize(p)).collect::<Result<_>>()?;
+    let mut report = RestoreReport {
+        leases: Vec::new(),
+        not_leased: Vec::new(),
+    };
+    let Some(dir) = state::existing_state_dir(root, LEASE_DIR)? else {
+        report.not_leased = wanted;
+        return Ok(report);
+    };
+    let _lock = Lock::acquire(root, wait)?;
+    let leases = load_all(&dir)?;
+    for p in &wanted {
+        if !leases
+            .iter()
+            .any(|l| l.entries.iter().any(|e| &e.path == p))
+        {
+            report.not_leased.push(p.clone());
+        }
+    }
+    for mut lease in leases {
+        let hit = wanted.is_empty() || lease.entries.iter().any(|e| wanted.contains(&e.path));
+        if hit {
+            report.leases.push(restore_lease(root, &dir, &mut lease)?);
+        }
+    }
+    Ok(report)
+}
+
+pub fn status(root: &SysRoot) -> Result<Vec<Lease>> {
+    match state::existing_state_dir(root, LEASE_DIR)? {
+        Some(dir) => load_all(&dir),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Finishes whatever a crash interrupted, restores expired leases, and
+/// closes leases a package upgrade already made moot. With nothing to do
+/// it reads one directory and returns.
+pub fn recover(root: &SysRoot, wait: Duration) -> Result<Vec<LeaseOutcome>> {
+    let Some(dir) = state::existing_state_dir(root, LEASE_DIR)? else {
+        return Ok(Vec::new());
+    };
+    let busy = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .next()
+        .is_some();
+    if !busy {
+        return Ok(Vec::new());
+    }
+    let _lock = Lock::acquire(root, wait)?;
+    for entry in std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp.") {
+            state::remove_durable(&entry.path())?; // a write a crash cut short
+        }
+    }
+    let now = state::now();
+    let mut out = Vec::new();
+    for mut lease in load_all(&dir)? {
+        let due = match lease.state {
+            LeaseState::Granting | LeaseState::Restoring => true,
+            LeaseState::Granted => lease.expires <= now,
+        };
+        if due {
+            out.push(restore_lease(root, &dir, &mut lease)?);
+        } else if is_moot(root, &lease) {
+            state::remove_durable(&lease_path(&dir, &lease.id))?;
+            out.push(LeaseOutcome {
+                id: lease.id.clone(),
+                result: "closed".into(),
+                entries: Vec::new(),
+                message: Some(
+                    "owner and mode are already back (a package upgrade restored them)".into(),
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every path already has its recorded owner, group and mode again (an
+/// Omnibus postinst re-roots its directories on upgrade).
+fn is_moot(root: &SysRoot, lease: &Lease) -> bool {
+    lease.entries.iter().all(|e| match reopen(root, lease, e) {
+        Ok((_, _, uid, gid, mode)) => uid == e.uid && gid == e.gid && mode == e.mode,
+        Err(_) => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_roundtrip() {
+        let b = [0u8, 1, 0xfe, 0xff];
+        assert_eq!(unhex(&hex(&b)).unwrap(), b);
+        assert!(unhex("abc").is_none());
+        assert!(unhex("zz").is_none());
+    }
+
+    #[test]
+    fn parent_dirs() {
+        assert_eq!(
+            parent_dir_of("/opt/gitlab/embedded/bin/mattermost"),
+            "/opt/gitlab/embedded/bin"
+        );
+        assert_eq!(parent_dir_of("/x"), "/");
+    }
+}
