@@ -6,7 +6,12 @@ use std::path::Path;
 
 fn apps() -> Vec<clap::Command> {
     let mut pages = Vec::new();
-    for app in [upkeep_detect::uu_app(), upkeep_lease::uu_app()] {
+    for app in [
+        upkeep_detect::uu_app(),
+        upkeep_lease::uu_app(),
+        upkeep_embedded::uu_app(),
+        upkeep_reconfigure::uu_app(),
+    ] {
         // One page per subcommand too (upkeep-lease-grant.8), as git does:
         // the top page lists subcommands but not their flags.
         let app = app.disable_help_subcommand(true);

@@ -253,6 +253,8 @@ pub fn bin(name: &str) -> PathBuf {
     let p = match name {
         "upkeep-detect" => env!("CARGO_BIN_EXE_upkeep-detect"),
         "upkeep-lease" => env!("CARGO_BIN_EXE_upkeep-lease"),
+        "upkeep-embedded" => env!("CARGO_BIN_EXE_upkeep-embedded"),
+        "upkeep-reconfigure" => env!("CARGO_BIN_EXE_upkeep-reconfigure"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(p)

@@ -287,7 +287,7 @@ fn upstream_version(v: &str) -> String {
     v.rsplit_once('-').map_or(v, |(u, _)| u).to_string()
 }
 
-fn read_version(
+pub fn read_version(
     sys: &mut System<'_>,
     sources: &[VersionSource],
     binary: Option<&str>,

@@ -2,11 +2,15 @@
 //! manifests and detection, shared by every upkeep binary.
 
 pub mod cli;
+pub mod configfile;
 pub mod detect;
 pub mod dpkg;
+pub mod embedded;
 pub mod error;
 pub mod fault;
 pub mod fsutil;
+pub mod gitlab_rb;
+pub mod host;
 pub mod lease;
 pub mod plugin;
 pub mod root;

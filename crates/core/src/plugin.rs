@@ -133,6 +133,15 @@ pub struct HostSpec {
     pub product: String,
     #[serde(default)]
     pub version: Vec<VersionSource>,
+    /// The host's control command (`gitlab-ctl`), as seen inside the system.
+    #[serde(default)]
+    pub ctl: Option<String>,
+    /// Its arguments for a reconfigure.
+    #[serde(default)]
+    pub reconfigure: Vec<String>,
+    /// The host's own Ruby, used to syntax-check its Ruby config.
+    #[serde(default)]
+    pub ruby: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +150,36 @@ pub struct EmbeddedSpec {
     /// The embedded instance is enabled iff this path is a symlink (runit's
     /// service link under Omnibus).
     pub enabled_if_symlink: String,
+    /// The host's Ruby config file that switches it (gitlab.rb).
+    #[serde(default)]
+    pub config: Option<String>,
+    /// The settings hash (`mattermost` in `mattermost['enable']`).
+    #[serde(default)]
+    pub setting: Option<String>,
+    #[serde(default)]
+    pub enable_key: Option<String>,
+    /// Settings that enable the instance by themselves unless the enable
+    /// key is set explicitly (`mattermost_external_url`).
+    #[serde(default)]
+    pub implied_by: Vec<String>,
+    /// The config template's section heading, where a new setting goes.
+    #[serde(default)]
+    pub section: Option<String>,
+    /// The service name for the host's `ctl status`.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Host version that removed the bundled instance.
+    #[serde(default)]
+    pub removed_in: Option<String>,
+    /// Until this host version any remaining setting aborts a reconfigure.
+    #[serde(default)]
+    pub any_setting_fatal_until: Option<String>,
+    /// What the removal form comments out (hash names and method settings).
+    #[serde(default)]
+    pub removed_settings: Vec<String>,
+    /// Printed after disabling: how to move the data to a standalone server.
+    #[serde(default)]
+    pub next_steps: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -168,6 +168,33 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// `20261122T043000Z` from seconds since the epoch (UTC, civil-from-days).
+pub fn utc_stamp(t: u64) -> String {
+    let (y, m, d, hh, mm, ss) = civil(t);
+    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
+}
+
+/// `2026-11-22 04:30:00 UTC`.
+pub fn utc_human(t: u64) -> String {
+    let (y, m, d, hh, mm, ss) = civil(t);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
+}
+
+fn civil(t: u64) -> (i64, i64, i64, u64, u64, u64) {
+    let days = (t / 86400) as i64;
+    let rem = t % 86400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
 /// Parses `90s`, `30m`, `1h`, `2h30m`, `1d` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
@@ -209,6 +236,13 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc_human(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_human(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_stamp(1_795_320_000), "20261122T040000Z");
+    }
 
     #[test]
     fn durations() {

@@ -1,0 +1,150 @@
+//! The host product's own tools: its control command (`gitlab-ctl`) and
+//! its Ruby. Under a `--root` other than `/` only the root's own copies are
+//! used, never the machine's.
+
+use crate::error::{Error, Result};
+use crate::plugin::HostSpec;
+use crate::root::SysRoot;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The root's executable at `inside`, or on `/` the same name on PATH.
+fn find_tool(root: &SysRoot, inside: &str) -> Option<PathBuf> {
+    let p = root.path(inside);
+    if p.is_file() {
+        return Some(p);
+    }
+    if root.is_host() {
+        let name = Path::new(inside).file_name()?;
+        return which::which(name).ok();
+    }
+    None
+}
+
+pub fn find_ctl(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
+    host.ctl.as_deref().and_then(|c| find_tool(root, c))
+}
+
+/// The host's Ruby, else any `ruby` on PATH (a syntax check needs no
+/// particular version).
+pub fn find_ruby(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
+    host.ruby
+        .as_deref()
+        .and_then(|r| root.path(r).is_file().then(|| root.path(r)))
+        .or_else(|| which::which("ruby").ok())
+}
+
+/// `ruby -c` on `text`; a syntax error is bad input naming `path` and the
+/// line Ruby reports.
+pub fn ruby_syntax_check(ruby: &Path, text: &str, path: &Path) -> Result<()> {
+    let mut child = Command::new(ruby)
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("LC_ALL", "C.UTF-8")
+        .spawn()
+        .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ruby.display())))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A broken pipe means ruby already stopped: its status says why.
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child
+        .try_wait()
+        .map_err(|e| Error::Failed(e.to_string()))?
+        .is_none()
+    {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Failed(format!(
+                "{} -c did not finish within 60 s",
+                ruby.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    // "-:12: syntax error, unexpected end-of-input"
+    let first = err
+        .lines()
+        .find(|l| l.starts_with("-:"))
+        .unwrap_or_else(|| err.lines().next().unwrap_or("syntax error"));
+    let mut parts = first.splitn(3, ':');
+    let (_, line, msg) = (
+        parts.next(),
+        parts.next().and_then(|l| l.parse().ok()),
+        parts.next(),
+    );
+    Err(Error::bad_input(
+        path,
+        line,
+        format!(
+            "the edited text is not valid Ruby ({}): nothing written",
+            msg.unwrap_or(first).trim()
+        ),
+    ))
+}
+
+/// Runs the host's control command with `args`, its output streamed to
+/// ours (to stderr when stdout carries JSON), and returns its exit code.
+/// What ran is logged to `ROOT/var/log/upkeep/upkeep.log`.
+pub fn run_ctl(root: &SysRoot, ctl: &Path, args: &[String], output_to_stderr: bool) -> Result<i32> {
+    let mut cmd = Command::new(ctl);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env("UPKEEP_ROOT", root.dir());
+    if output_to_stderr {
+        let fd = std::io::stderr().lock();
+        use std::os::fd::AsFd;
+        let owned = fd
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::Failed(e.to_string()))?;
+        cmd.stdout(Stdio::from(owned));
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ctl.display())))?;
+    let code = status.code().unwrap_or(128 + 9);
+    log_line(
+        root,
+        &format!("ran {} {}: exit {code}", ctl.display(), args.join(" ")),
+    );
+    Ok(code)
+}
+
+/// `ctl status SERVICE` says it is running (a `run:` line).
+pub fn service_running(root: &SysRoot, ctl: &Path, service: &str) -> Result<bool> {
+    let out = Command::new(ctl)
+        .args(["status", service])
+        .stdin(Stdio::null())
+        .env("UPKEEP_ROOT", root.dir())
+        .output()
+        .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ctl.display())))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("run:") && l.contains(service)))
+}
+
+/// Appends a line to upkeep's log; logging never fails a command.
+pub fn log_line(root: &SysRoot, line: &str) {
+    let dir = root.path("/var/log/upkeep");
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("upkeep.log"))
+    {
+        let _ = writeln!(f, "{} {line}", crate::state::utc_stamp(crate::state::now()));
+    }
+}

@@ -1,0 +1,376 @@
+//! `upkeep-embedded`: switch an embedded instance (Mattermost inside GitLab
+//! Omnibus) off or on in the host's config, reconfigure, and verify.
+
+use clap::{CommandFactory, Parser, Subcommand};
+use serde::Serialize;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::Path;
+use upkeep_core::cli::{self, CommonArgs, Format};
+use upkeep_core::configfile::ConfigFile;
+use upkeep_core::detect::{self, System};
+use upkeep_core::embedded::{self, Action, ConfigState, Located};
+use upkeep_core::gitlab_rb::GitlabRb;
+use upkeep_core::{host, plugin, Error, ExitCode, Result, SysRoot};
+
+pub const NAME: &str = "upkeep-embedded";
+
+const AFTER_HELP: &str = "Exit status:
+  0   done, or nothing to do
+  1   failed: reconfigure failed, or the instance is still running after it
+  2   usage error
+  3   refused: enabling an instance the host no longer bundles, or a symlinked
+      config whose target is not root-owned or is writable by others
+  65  bad input: the config is not valid Ruby, not readable or not a regular
+      file (the message names file and line; nothing is written)
+  75  busy: the config changed while upkeep was editing it
+
+disable writes mattermost['enable'] = false (changing every active assignment,
+else the template's commented line, else at the end of the Mattermost section)
+on GitLab up to 18.11. GitLab 19.0 removed bundled Mattermost and 19.0 to 19.2
+abort reconfigure on any mattermost[...] setting: there, and with
+--for-upgrade on any version, every active mattermost[...] setting (and
+mattermost_external_url) is commented out instead, each marked with why.
+A backup (0600) is written next to the file before it is replaced; owner,
+group, mode, CRLF line endings and a missing final newline are kept; the new
+text is checked with Ruby (the host's, else ruby on PATH) before it replaces
+the old. What to edit comes from the product's plugin manifest.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = NAME,
+    version,
+    about = "Switch an embedded instance (Mattermost inside GitLab Omnibus) off or on",
+    after_help = AFTER_HELP
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EditArgs {
+    /// The product whose embedded instance to switch (e.g. mattermost).
+    pub product: String,
+    /// Print a unified diff of the config change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Edit the config only; do not run the host's reconfigure.
+    #[arg(long)]
+    pub no_reconfigure: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Say whether the config enables the embedded instance, and why.
+    Status {
+        /// The product (e.g. mattermost).
+        product: String,
+    },
+    /// Switch the embedded instance off, reconfigure, verify, say what to do next.
+    Disable {
+        #[command(flatten)]
+        edit: EditArgs,
+        /// Comment out every setting the host's removal release rejects (GitLab 19.0-19.2), on any version.
+        #[arg(long)]
+        for_upgrade: bool,
+    },
+    /// Switch the embedded instance on, reconfigure, verify.
+    Enable {
+        #[command(flatten)]
+        edit: EditArgs,
+    },
+}
+
+pub fn uu_app() -> clap::Command {
+    Args::command()
+}
+
+pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+    cli::run::<Args, _>(NAME, args, run)
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    product: String,
+    config: String,
+    host: HostReport,
+    before: ConfigState,
+    after: Option<ConfigState>,
+    /// The service link exists (runit supervises the instance).
+    service_link: bool,
+    changed: bool,
+    dry_run: bool,
+    diff: Option<String>,
+    backup: Option<String>,
+    changes: Vec<String>,
+    warnings: Vec<String>,
+    reconfigure: Option<ReconfigureReport>,
+    verified: Option<bool>,
+    next_steps: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct HostReport {
+    product: String,
+    version: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ReconfigureReport {
+    command: String,
+    exit_code: i32,
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    let root = args.common.sys_root();
+    let json = args.common.format == Format::Json;
+    let (product, action, edit) = match &args.command {
+        Command::Status { product } => (product.clone(), None, None),
+        Command::Disable { edit, for_upgrade } => (
+            edit.product.clone(),
+            Some(if *for_upgrade {
+                Action::DisableForUpgrade
+            } else {
+                Action::Disable
+            }),
+            Some(edit.clone()),
+        ),
+        Command::Enable { edit } => (
+            edit.product.clone(),
+            Some(Action::Enable),
+            Some(edit.clone()),
+        ),
+    };
+    let plugins = plugin::load(&root)?;
+    let plugin = detect::select(&plugins, std::slice::from_ref(&product))?[0];
+    let mut sys = System::open(&root)?;
+    let loc = embedded::locate(&mut sys, plugin)?;
+    let file = ConfigFile::open(&root, &loc.config)?;
+    let rb = GitlabRb::parse(&file.real, file.text.clone())?;
+    let before = embedded::state(&rb, &loc.embedded)?;
+    let mut report = Report {
+        product: product.clone(),
+        config: loc.config.clone(),
+        host: HostReport {
+            product: loc.host.product.clone(),
+            version: loc.host_version_raw.clone(),
+        },
+        before,
+        after: None,
+        service_link: service_link(&root, &loc),
+        changed: false,
+        dry_run: false,
+        diff: None,
+        backup: None,
+        changes: Vec::new(),
+        warnings: Vec::new(),
+        reconfigure: None,
+        verified: None,
+        next_steps: Vec::new(),
+    };
+    let (Some(action), Some(edit)) = (action, edit) else {
+        output(&report, json)?;
+        return Ok(ExitCode::Ok);
+    };
+
+    let plan = embedded::plan(
+        &rb,
+        &loc.embedded,
+        action,
+        &loc.host.product,
+        loc.host_version.as_ref(),
+        &product,
+    )?;
+    report.changed = plan.changed;
+    report.changes = plan.changes.clone();
+    report.warnings = plan.warnings.clone();
+    report.dry_run = edit.dry_run;
+    let after_rb = GitlabRb::parse(&file.real, plan.new_text.clone())?;
+    report.after = Some(embedded::state(&after_rb, &loc.embedded)?);
+    if edit.dry_run {
+        let d = embedded::unified_diff(&file.text, &plan.new_text, &loc.config, &loc.config);
+        report.diff = Some(d);
+        output(&report, json)?;
+        return Ok(ExitCode::Ok);
+    }
+    if plan.changed {
+        let ruby = host::find_ruby(&root, &loc.host);
+        let backup = file.replace(&plan.new_text, |text| match &ruby {
+            Some(r) => host::ruby_syntax_check(r, text, &file.real),
+            None => Ok(()),
+        })?;
+        if ruby.is_none() {
+            report
+                .warnings
+                .push("no Ruby found: the edited file was not syntax-checked".into());
+        }
+        report.backup = Some(inside_path(&root, &backup));
+        host::log_line(
+            &root,
+            &format!(
+                "{NAME}: edited {} ({})",
+                loc.config,
+                report.changes.join("; ")
+            ),
+        );
+    }
+
+    let want_running = action == Action::Enable;
+    let link_wrong = report.service_link != want_running;
+    let mut failed = None;
+    if !edit.no_reconfigure && (plan.changed || link_wrong) {
+        match host::find_ctl(&root, &loc.host) {
+            None => {
+                failed = Some(format!(
+                    "no {} found under {}: run its reconfigure yourself",
+                    loc.host.ctl.as_deref().unwrap_or("control command"),
+                    root.dir().display()
+                ))
+            }
+            Some(ctl) => {
+                let code = host::run_ctl(&root, &ctl, &loc.host.reconfigure, json)?;
+                report.reconfigure = Some(ReconfigureReport {
+                    command: format!("{} {}", ctl.display(), loc.host.reconfigure.join(" ")),
+                    exit_code: code,
+                });
+                if code != 0 {
+                    failed = Some(format!("reconfigure failed with exit code {code}"));
+                } else {
+                    let link = service_link(&root, &loc);
+                    let running = match &loc.embedded.service {
+                        Some(svc) if !want_running => host::service_running(&root, &ctl, svc)?,
+                        _ => want_running,
+                    };
+                    report.service_link = link;
+                    let ok = link == want_running && running == want_running;
+                    report.verified = Some(ok);
+                    if !ok {
+                        failed = Some(format!(
+                            "after reconfigure {product} is still {}",
+                            if want_running {
+                                "not enabled"
+                            } else {
+                                "enabled or running"
+                            }
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if action != Action::Enable {
+        report.next_steps = loc.embedded.next_steps.clone();
+    }
+    output(&report, json)?;
+    match failed {
+        Some(why) => {
+            let backup = report
+                .backup
+                .as_deref()
+                .map(|b| format!(" (the config was changed; its backup is {b})"))
+                .unwrap_or_default();
+            Err(Error::Failed(format!("{why}{backup}")))
+        }
+        None => Ok(ExitCode::Ok),
+    }
+}
+
+fn service_link(root: &SysRoot, loc: &Located) -> bool {
+    std::fs::symlink_metadata(root.path(&loc.embedded.enabled_if_symlink))
+        .is_ok_and(|m| m.file_type().is_symlink())
+}
+
+fn inside_path(root: &SysRoot, real: &Path) -> String {
+    match real.strip_prefix(root.dir()) {
+        Ok(p) if !root.is_host() => format!("/{}", p.display()),
+        _ => real.display().to_string(),
+    }
+}
+
+fn output(r: &Report, json: bool) -> Result<()> {
+    if json {
+        return cli::print_json(r);
+    }
+    let mut s = String::new();
+    let state = |c: &ConfigState| {
+        let why = match c.reason.as_str() {
+            "explicit" => format!("set explicitly on line {}", c.line.unwrap_or(0)),
+            "implied" => format!("implied by the URL setting on line {}", c.line.unwrap_or(0)),
+            _ => "the default".to_string(),
+        };
+        format!("{} ({why})", if c.enabled { "enabled" } else { "disabled" })
+    };
+    let host = format!(
+        "{} {}",
+        r.host.product,
+        r.host.version.as_deref().unwrap_or("(version unknown)")
+    );
+    let _ = writeln!(
+        s,
+        "{}: embedded {} in {host} is {}",
+        r.config,
+        r.product,
+        state(&r.before)
+    );
+    if r.after.is_none() {
+        let _ = writeln!(
+            s,
+            "service link: {}",
+            if r.service_link {
+                "present (supervised)"
+            } else {
+                "absent"
+            }
+        );
+        for a in &r.before.active_settings {
+            let _ = writeln!(s, "  active setting, line {a}");
+        }
+    }
+    if let Some(d) = &r.diff {
+        s.push_str(if d.is_empty() {
+            "no change needed\n"
+        } else {
+            d
+        });
+    } else if r.after.is_some() {
+        if r.changes.is_empty() {
+            let _ = writeln!(s, "no change needed");
+        }
+        for c in &r.changes {
+            let _ = writeln!(s, "  {c}");
+        }
+        if let Some(b) = &r.backup {
+            let _ = writeln!(s, "backup: {b}");
+        }
+        if let Some(rc) = &r.reconfigure {
+            let _ = writeln!(s, "ran: {} (exit {})", rc.command, rc.exit_code);
+        }
+        if r.verified == Some(true) {
+            let _ = writeln!(
+                s,
+                "verified: service link {}",
+                if r.service_link {
+                    "present"
+                } else {
+                    "gone, not running"
+                }
+            );
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    if !r.next_steps.is_empty() && r.diff.is_none() {
+        let _ = writeln!(
+            s,
+            "next, to move the data to a standalone server (not done by upkeep):"
+        );
+        for n in &r.next_steps {
+            let _ = writeln!(s, "  - {n}");
+        }
+    }
+    cli::print(&s)
+}

@@ -1,0 +1,72 @@
+//! `upkeep-reconfigure`: the gitlab-ctl-style wrapper other upkeep binaries
+//! and people use: runs the host's reconfigure with the given arguments,
+//! streams its output, returns its exit code, logs what it ran.
+
+use clap::{CommandFactory, Parser};
+use std::ffi::OsString;
+use upkeep_core::cli::{self, CommonArgs};
+use upkeep_core::plugin::HostSpec;
+use upkeep_core::{host, plugin, Error, ExitCode, Result};
+
+pub const NAME: &str = "upkeep-reconfigure";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = NAME,
+    version,
+    about = "Run the host's reconfigure (gitlab-ctl reconfigure), passing arguments through",
+    after_help = "Exit status: the reconfigure's own; 1 if it could not be run, 2 usage,\n\
+65 a malformed plugin manifest.\n\
+The command comes from the plugin manifests ([install.host] ctl and reconfigure);\n\
+under --root only the root's own copy is run. What ran is logged to\n\
+ROOT/var/log/upkeep/upkeep.log."
+)]
+pub struct Args {
+    /// Which host product's reconfigure (as the manifests name it).
+    #[arg(long, default_value = "gitlab")]
+    pub host: String,
+    /// Arguments passed to the reconfigure as they are.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+pub fn uu_app() -> clap::Command {
+    Args::command()
+}
+
+pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+    cli::run::<Args, _>(NAME, args, run)
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    let root = args.common.sys_root();
+    let plugins = plugin::load(&root)?;
+    let spec: HostSpec = plugins
+        .iter()
+        .flat_map(|p| p.manifest.installs.iter())
+        .filter_map(|i| i.host.clone())
+        .find(|h| h.product == args.host && h.ctl.is_some())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no manifest names a control command for host '{}'",
+                args.host
+            ))
+        })?;
+    let ctl = host::find_ctl(&root, &spec).ok_or_else(|| {
+        Error::Failed(format!(
+            "{} not found under {}",
+            spec.ctl.as_deref().unwrap_or("?"),
+            root.dir().display()
+        ))
+    })?;
+    let mut argv = spec.reconfigure.clone();
+    argv.extend(args.args);
+    let code = host::run_ctl(&root, &ctl, &argv, false)?;
+    std::process::exit(code)
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(upkeep_reconfigure::uumain(std::env::args_os()));
+}

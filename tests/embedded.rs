@@ -1,0 +1,532 @@
+//! upkeep-embedded and upkeep-reconfigure on throwaway roots. Every edit is
+//! judged by real Ruby: tests/support/gitlab_rb_eval.rb loads gitlab.rb as
+//! Omnibus does and dumps its settings; after `disable` they must equal the
+//! settings before, but for Mattermost switched off. gitlab-ctl is a
+//! stand-in (tests/support/gitlab-ctl-standin): the real one cannot run here.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const RB: &str = "/etc/gitlab/gitlab.rb";
+
+fn support(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(name)
+}
+
+fn fixture(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/gitlab-rb")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (shared/ must sit beside the repository)",
+            p.display()
+        )
+    })
+}
+
+/// An Omnibus root at GitLab `version` with this gitlab.rb (root, 0600),
+/// Mattermost's runit link present and the gitlab-ctl stand-in installed.
+fn gitlab_root(version: &str, gitlab_rb: &str) -> TestRoot {
+    let r = TestRoot::new();
+    r.write(
+        "/opt/gitlab/version-manifest.json",
+        format!("{{\"build_version\": \"{version}\"}}"),
+        0o644,
+    );
+    r.write(RB, gitlab_rb, 0o600);
+    r.write("/opt/gitlab/sv/mattermost/run", "#!/bin/sh\n", 0o755);
+    std::fs::create_dir_all(r.path("opt/gitlab/service")).expect("mkdir");
+    std::os::unix::fs::symlink(
+        "/opt/gitlab/sv/mattermost",
+        r.path("opt/gitlab/service/mattermost"),
+    )
+    .expect("ln");
+    std::fs::create_dir_all(r.path("opt/gitlab/bin")).expect("mkdir");
+    std::fs::copy(
+        support("gitlab-ctl-standin"),
+        r.path("opt/gitlab/bin/gitlab-ctl"),
+    )
+    .expect("cp");
+    std::fs::copy(
+        support("gitlab_rb_eval.rb"),
+        r.path("opt/gitlab/bin/gitlab_rb_eval.rb"),
+    )
+    .expect("cp");
+    r
+}
+
+/// The settings Ruby sees in a gitlab.rb.
+fn settings(path: &Path) -> Value {
+    let o = Command::new("ruby")
+        .arg(support("gitlab_rb_eval.rb"))
+        .arg(path)
+        .output()
+        .expect("ruby");
+    assert!(
+        o.status.success(),
+        "ruby could not load {}: {}",
+        path.display(),
+        stderr(&o)
+    );
+    serde_json::from_slice(&o.stdout).expect("json")
+}
+
+fn embedded(r: &TestRoot, args: &[&str]) -> Output {
+    let mut all = vec!["--root", r.root().to_str().expect("utf8")];
+    all.extend_from_slice(args);
+    let o = upkeep("upkeep-embedded", &all);
+    assert_no_panic(&o);
+    o
+}
+
+/// Whether runit's service link is there (the link itself: its absolute
+/// target points outside the test root).
+fn link_present(r: &TestRoot) -> bool {
+    std::fs::symlink_metadata(r.path("opt/gitlab/service/mattermost")).is_ok()
+}
+
+fn backups(r: &TestRoot) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(r.path("etc/gitlab"))
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".upkeep-") && n.ends_with(".bak"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// What disable must leave: on GitLab up to 18.11 the same settings with
+/// mattermost.enable false; from 19.0 no Mattermost settings at all.
+fn expected_after_disable(before: &Value, removal_form: bool) -> Value {
+    let mut v = before.clone();
+    let obj = v.as_object_mut().expect("object");
+    if removal_form {
+        obj.remove("mattermost");
+        obj.remove("mattermost_external_url");
+    } else {
+        let mm = obj
+            .entry("mattermost")
+            .or_insert_with(|| Value::Object(Default::default()));
+        mm.as_object_mut()
+            .expect("object")
+            .insert("enable".into(), Value::Bool(false));
+    }
+    v
+}
+
+fn disable_and_compare(
+    version: &str,
+    text: &str,
+    extra: &[&str],
+    removal_form: bool,
+    case: &str,
+) -> TestRoot {
+    let r = gitlab_root(version, text);
+    let before = settings(&r.path(RB));
+    let mut args = vec!["disable", "mattermost"];
+    args.extend_from_slice(extra);
+    let o = embedded(&r, &args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{case}: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let after = settings(&r.path(RB));
+    assert_eq!(
+        after,
+        expected_after_disable(&before, removal_form),
+        "{case}:\n{}",
+        stdout(&o)
+    );
+    assert!(
+        !link_present(&r),
+        "{case}: runit link removed by reconfigure"
+    );
+    // Idempotent: a second run writes nothing and makes no new backup.
+    let bytes = std::fs::read(r.path(RB)).expect("read");
+    let n = backups(&r).len();
+    let o = embedded(&r, &args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{case} second run: {}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(r.path(RB)).expect("read"),
+        bytes,
+        "{case}: second run changed the file"
+    );
+    assert_eq!(backups(&r).len(), n, "{case}: second run made a backup");
+    r
+}
+
+/// The 18.11 template with Mattermost switched on in different ways.
+fn switched_on_18_11() -> Vec<(&'static str, String)> {
+    let t = fixture("gitlab.rb.template-18.11.11");
+    let url = "# mattermost_external_url 'http://mattermost.example.com'";
+    assert!(t.contains(url));
+    vec![
+        ("url only", t.replace(url, "mattermost_external_url 'http://mattermost.example.com'")),
+        (
+            "explicit enable, env block (its typo fixed), port",
+            t.replace("# mattermost['enable'] = false", "mattermost['enable'] = true")
+                .replace("# mattermost['env'] = {\n#   'SSL_CERT_DIR' => \"/opt/gitlab/embedded/ssl/certs/\",\n#   'GODEBUG` => \"tlsmlkem=0\",\n# }", "mattermost['env'] = {\n  'SSL_CERT_DIR' => \"/opt/gitlab/embedded/ssl/certs/\",\n  'GODEBUG' => \"tlsmlkem=0\",\n}")
+                .replace("# mattermost['service_port'] = \"8065\"", "mattermost['service_port'] = \"8065\""),
+        ),
+        (
+            "several spellings, look-alikes active",
+            format!(
+                "{}\nmattermost_external_url 'https://chat.example.com'\nmattermost[\"enable\"]=true\ngitlab_rails['mattermost_host'] = \"https://chat.example.com\"\nmattermost_nginx['enable'] = true\nmattermost[:enable]  =  true # again\nmattermost[:team_site_name] = \"Chat; here\"\n",
+                t.replace(url, "mattermost_external_url 'http://mattermost.example.com'")
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn disable_on_the_real_18_11_template_switches_only_mattermost_off() {
+    for (case, text) in switched_on_18_11() {
+        let r = gitlab_root("18.11.11-ee", &text);
+        let o = embedded(&r, &["status", "mattermost", "--format", "json"]);
+        assert_eq!(json(&o)["before"]["enabled"], true, "{case}");
+        let r = disable_and_compare("18.11.11-ee", &text, &[], false, case);
+        let text_after = std::fs::read_to_string(r.path(RB)).expect("read");
+        assert!(
+            text_after.contains("mattermost_nginx['enable'] = true")
+                || !text.contains("mattermost_nginx['enable'] = true"),
+            "{case}: look-alike kept"
+        );
+        let log = std::fs::read_to_string(r.path("var/log/gitlab-ctl.args")).expect("ctl log");
+        assert!(
+            log.lines().any(|l| l == "reconfigure"),
+            "{case}: reconfigure ran: {log}"
+        );
+    }
+}
+
+#[test]
+fn disable_on_19_x_comments_out_every_mattermost_setting() {
+    let base = fixture("gitlab.rb.template-19.3");
+    let text = format!(
+        "{base}\n## Left over from 18.11\nmattermost_external_url 'https://chat.example.com'\nmattermost['enable'] = true\nmattermost['env'] = {{\n  'A' => 'b'\n}}\ngitlab_rails['mattermost_host'] = \"https://chat.example.com\"\nx = 1; mattermost['service_port'] = 8065\n"
+    );
+    let r = disable_and_compare("19.3.0", &text, &[], true, "19.3 template");
+    let after = std::fs::read_to_string(r.path(RB)).expect("read");
+    assert!(after.contains("# upkeep: commented out"), "each marked");
+    assert!(after.contains("gitlab_rails['mattermost_host'] = \"https://chat.example.com\"\n"));
+    let o = embedded(&r, &["status", "mattermost", "--format", "json"]);
+    assert_eq!(json(&o)["before"]["active_settings"], Value::Array(vec![]));
+    // 19.x cannot get bundled Mattermost back.
+    let o = embedded(&r, &["enable", "mattermost"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
+
+#[test]
+fn for_upgrade_does_the_removal_form_on_18_11_and_warns_otherwise() {
+    for (case, text) in switched_on_18_11() {
+        disable_and_compare("18.11.11-ee", &text, &["--for-upgrade"], true, case);
+    }
+    let (_, text) = &switched_on_18_11()[0];
+    let r = gitlab_root("18.11.11-ee", text);
+    let o = embedded(&r, &["disable", "mattermost"]);
+    assert!(
+        stdout(&o).contains("disable --for-upgrade mattermost"),
+        "warns about the 19.0-19.2 upgrade: {}",
+        stdout(&o)
+    );
+}
+
+const TORTURE: &str = r#"external_url 'https://gitlab.example.com'
+# mattermost['enable'] = true
+=begin
+mattermost['enable'] = true
+=end
+gitlab_rails['motd_single'] = 'mattermost[\'enable\'] = true'
+gitlab_rails['motd_double'] = "say \"mattermost['enable'] = true\" #{'}'} done"
+gitlab_rails['motd_q'] = %q(mattermost['enable'] = (true))
+gitlab_rails['motd_Q'] = %Q[mattermost['enable'] = #{1 + 1}]
+gitlab_rails['motd_w'] = %w{mattermost['enable'] = true}
+gitlab_rails['heredoc'] = <<EOS
+mattermost['enable'] = true
+EOS
+gitlab_rails['heredoc_dash'] = <<-EOS
+  mattermost['enable'] = true
+  EOS
+gitlab_rails['heredoc_squiggly'] = <<~'EOS'
+  mattermost['enable'] = true
+EOS
+mattermost_nginx['enable'] = true; mattermost['enable'] = true; nginx['enable'] = true # trailing
+mattermost['env'] = {
+  'A' => "x;y # not a comment",
+  'B' => 'mattermost[:enable] = true',
+}
+mattermost_external_url 'https://chat.example.com'
+"#;
+
+#[test]
+fn every_ruby_syntax_is_understood_and_nothing_in_strings_changes() {
+    let r = disable_and_compare("18.11.11-ee", TORTURE, &[], false, "torture 18.11");
+    let after = std::fs::read_to_string(r.path(RB)).expect("read");
+    assert!(after.contains("mattermost_nginx['enable'] = true; mattermost['enable'] = false; nginx['enable'] = true # trailing"), "{after}");
+    disable_and_compare("19.1.0", TORTURE, &[], true, "torture 19.1");
+}
+
+#[test]
+fn owner_group_mode_crlf_and_missing_final_newline_are_kept() {
+    let r = gitlab_root(
+        "18.11.1",
+        "external_url 'https://g'\r\nmattermost_external_url 'https://m'\r\n",
+    );
+    std::os::unix::fs::chown(r.path(RB), Some(998), Some(994)).expect("chown");
+    std::fs::set_permissions(r.path(RB), std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let o = embedded(&r, &["disable", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let m = std::fs::metadata(r.path(RB)).expect("stat");
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (998, 994, 0o640));
+    assert_eq!(std::fs::read_to_string(r.path(RB)).expect("read"), "external_url 'https://g'\r\nmattermost_external_url 'https://m'\r\nmattermost['enable'] = false\r\n");
+    let b = backups(&r);
+    assert_eq!(b.len(), 1);
+    let bm = std::fs::metadata(r.path(&format!("etc/gitlab/{}", b[0]))).expect("stat");
+    assert_eq!(bm.mode() & 0o777, 0o600, "backup is 0600");
+
+    let r = gitlab_root("18.11.1", "mattermost['enable'] = true");
+    embedded(&r, &["disable", "mattermost"]);
+    assert_eq!(
+        std::fs::read_to_string(r.path(RB)).expect("read"),
+        "mattermost['enable'] = false"
+    );
+    let m = std::fs::metadata(r.path(RB)).expect("stat");
+    assert_eq!(
+        (m.uid(), m.mode() & 0o7777),
+        (0, 0o600),
+        "Omnibus keeps gitlab.rb 0600 root"
+    );
+}
+
+#[test]
+fn dry_run_prints_a_diff_and_changes_nothing() {
+    let (_, text) = &switched_on_18_11()[0];
+    let r = gitlab_root("18.11.11-ee", text);
+    let o = embedded(&r, &["disable", "mattermost", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(
+        out.contains("--- /etc/gitlab/gitlab.rb\n+++ /etc/gitlab/gitlab.rb\n@@ -2435,"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n-# mattermost['enable'] = false\n+mattermost['enable'] = false\n"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(r.path(RB)).expect("read"), *text);
+    assert!(backups(&r).is_empty());
+    assert!(link_present(&r), "no reconfigure");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+            .count(),
+        1
+    );
+}
+
+fn assert_bad_input_untouched(r: &TestRoot, needle: &str) {
+    let before = std::fs::read(r.path(RB)).ok();
+    let o = embedded(r, &["disable", "mattermost"]);
+    assert_eq!(o.status.code(), Some(65), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains(needle),
+        "wanted {needle:?}: {}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(r.path(RB)).ok(), before, "untouched");
+    assert!(backups(r).is_empty());
+    assert!(
+        !r.path("var/log/gitlab-ctl.args").exists(),
+        "no reconfigure"
+    );
+}
+
+#[test]
+fn malformed_gitlab_rb_is_reported_with_its_line_and_left_untouched() {
+    let r = gitlab_root(
+        "18.11.1",
+        "external_url 'https://g'\nmattermost['enable'] = 'oops\nx = 1\n",
+    );
+    assert_bad_input_untouched(&r, "gitlab.rb:2: unterminated string");
+    let r = gitlab_root(
+        "18.11.1",
+        "mattermost['enable'] = true\nx = <<~EOS\n  never ends\n",
+    );
+    assert_bad_input_untouched(&r, "gitlab.rb:2: heredoc <<EOS is never terminated");
+    // The 18.11 template's own env example, uncommented as it stands, has a typo.
+    let t = fixture("gitlab.rb.template-18.11.11").replace("# mattermost['env'] = {\n#   'SSL_CERT_DIR' => \"/opt/gitlab/embedded/ssl/certs/\",\n#   'GODEBUG` => \"tlsmlkem=0\",\n# }", "mattermost['env'] = {\n  'SSL_CERT_DIR' => \"/opt/gitlab/embedded/ssl/certs/\",\n  'GODEBUG` => \"tlsmlkem=0\",\n}");
+    let r = gitlab_root("18.11.11", &t);
+    assert_bad_input_untouched(&r, "gitlab.rb:");
+    // Lexically fine but not Ruby: Ruby's own check refuses the new text.
+    let r = gitlab_root("18.11.1", "mattermost['enable'] = true\nend\n");
+    assert_bad_input_untouched(&r, "not valid Ruby");
+    // Not a regular file; missing.
+    let r = gitlab_root("18.11.1", "");
+    std::fs::remove_file(r.path(RB)).expect("rm");
+    std::fs::create_dir(r.path(RB)).expect("mkdir");
+    assert_bad_input_untouched(&r, "not a regular file");
+    std::fs::remove_dir(r.path(RB)).expect("rmdir");
+    assert_bad_input_untouched(&r, "cannot read");
+}
+
+#[test]
+fn a_symlinked_gitlab_rb_is_edited_at_a_safe_target_only() {
+    let r = gitlab_root("18.11.1", "");
+    std::fs::remove_file(r.path(RB)).expect("rm");
+    r.write(
+        "/srv/config/gitlab.rb",
+        "mattermost['enable'] = true\n",
+        0o600,
+    );
+    std::os::unix::fs::symlink("/srv/config/gitlab.rb", r.path(RB)).expect("ln");
+    // Editing only: the gitlab-ctl stand-in cannot follow an absolute link inside a root.
+    let o = embedded(&r, &["disable", "mattermost", "--no-reconfigure"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        std::fs::symlink_metadata(r.path(RB))
+            .expect("lstat")
+            .file_type()
+            .is_symlink(),
+        "the link stays"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path("srv/config/gitlab.rb")).expect("read"),
+        "mattermost['enable'] = false\n"
+    );
+
+    for (uid, mode) in [(998, 0o600), (0, 0o666)] {
+        r.write(
+            "/srv/config/gitlab.rb",
+            "mattermost['enable'] = true\n",
+            mode,
+        );
+        std::os::unix::fs::chown(r.path("srv/config/gitlab.rb"), Some(uid), None).expect("chown");
+        let o = embedded(&r, &["disable", "mattermost", "--no-reconfigure"]);
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "uid {uid} mode {mode:o}: {}",
+            stderr(&o)
+        );
+        assert_eq!(
+            std::fs::read_to_string(r.path("srv/config/gitlab.rb")).expect("read"),
+            "mattermost['enable'] = true\n"
+        );
+    }
+}
+
+#[test]
+fn reconfigure_failures_and_an_instance_still_running_are_exit_1() {
+    let (_, text) = &switched_on_18_11()[0];
+    let r = gitlab_root("18.11.11-ee", text);
+    let o = Command::new(bin("upkeep-embedded"))
+        .args([
+            "--root",
+            r.root().to_str().expect("utf8"),
+            "disable",
+            "mattermost",
+        ])
+        .env("STANDIN_FAIL", "1")
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("reconfigure failed with exit code 1") && stderr(&o).contains("backup"),
+        "{}",
+        stderr(&o)
+    );
+    // A rerun reconfigures again: the file is already right, the link is not.
+    let o = Command::new(bin("upkeep-embedded"))
+        .args([
+            "--root",
+            r.root().to_str().expect("utf8"),
+            "disable",
+            "mattermost",
+        ])
+        .env("STANDIN_KEEP_LINK", "1")
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("still enabled or running"),
+        "{}",
+        stderr(&o)
+    );
+    let o = embedded(&r, &["disable", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("verified"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("pg_dump") && stdout(&o).contains("/var/opt/gitlab/mattermost/data"),
+        "next steps"
+    );
+}
+
+#[test]
+fn enable_turns_it_back_on_and_no_reconfigure_only_edits() {
+    let r = gitlab_root(
+        "18.11.1",
+        "mattermost_external_url 'https://m'\nmattermost['enable'] = false\n",
+    );
+    std::fs::remove_file(r.path("opt/gitlab/service/mattermost")).expect("rm");
+    assert!(!link_present(&r));
+    let o = embedded(&r, &["enable", "mattermost", "--no-reconfigure"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!r.path("var/log/gitlab-ctl.args").exists());
+    assert_eq!(settings(&r.path(RB))["mattermost"]["enable"], true);
+    let o = embedded(&r, &["enable", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(link_present(&r), "link back");
+}
+
+#[test]
+fn upkeep_reconfigure_passes_arguments_and_exit_code_through_and_logs() {
+    let r = gitlab_root("18.11.1", "external_url 'x'\n");
+    let root = r.root().to_str().expect("utf8");
+    let o = upkeep(
+        "upkeep-reconfigure",
+        &["--root", root, "--", "--accept-license", "-x"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("gitlab Reconfigured!"),
+        "output streamed: {}",
+        stdout(&o)
+    );
+    let args = std::fs::read_to_string(r.path("var/log/gitlab-ctl.args")).expect("args");
+    assert_eq!(args, "reconfigure --accept-license -x\n");
+    let log = std::fs::read_to_string(r.path("var/log/upkeep/upkeep.log")).expect("log");
+    assert!(
+        log.contains("reconfigure --accept-license -x: exit 0"),
+        "{log}"
+    );
+    let o = Command::new(bin("upkeep-reconfigure"))
+        .args(["--root", root])
+        .env("STANDIN_FAIL", "1")
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    // No gitlab-ctl in the root: never the machine's own.
+    let bare = TestRoot::new();
+    let o = upkeep(
+        "upkeep-reconfigure",
+        &["--root", bare.root().to_str().expect("utf8")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+}
