@@ -15,3 +15,15 @@ ms_per_run() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
+
+# best_of ROUNDS N CMD...: the lowest mean of several rounds (less noise
+# from whatever else the machine is doing).
+best_of() {
+  local rounds=$1 n=$2; shift 2
+  local best="" m
+  for ((r = 0; r < rounds; r++)); do
+    m=$(ms_per_run "$n" "$@")
+    if [ -z "$best" ] || awk -v a="$m" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$m; fi
+  done
+  echo "$best"
+}

@@ -255,6 +255,7 @@ pub fn bin(name: &str) -> PathBuf {
         "upkeep-lease" => env!("CARGO_BIN_EXE_upkeep-lease"),
         "upkeep-embedded" => env!("CARGO_BIN_EXE_upkeep-embedded"),
         "upkeep-reconfigure" => env!("CARGO_BIN_EXE_upkeep-reconfigure"),
+        "upkeep-guard" => env!("CARGO_BIN_EXE_upkeep-guard"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(p)
@@ -294,4 +295,78 @@ pub fn assert_no_panic(o: &Output) {
 
 pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+impl TestRoot {
+    /// Real apt working on this root: its own APT_CONFIG (so the machine's
+    /// /etc/apt and its hooks stay out), dpkg with --root, scripts chrootless.
+    /// `apt_conf_d` files are placed in the root's etc/apt/apt.conf.d.
+    pub fn init_apt(&self, apt_conf_d: &[(&str, String)]) -> PathBuf {
+        for d in [
+            "etc/apt/apt.conf.d",
+            "etc/apt/preferences.d",
+            "etc/apt/sources.list.d",
+            "var/lib/apt/lists/partial",
+            "var/cache/apt/archives/partial",
+            "var/log/apt",
+        ] {
+            fs::create_dir_all(self.path(d)).expect("mkdir");
+        }
+        fs::write(self.path("etc/apt/sources.list"), "").expect("sources");
+        let root = self.root().display();
+        // Not etc/apt/apt.conf: apt reads Dir::Etc::main again after APT_CONFIG.
+        let conf = self.path("etc/apt-test.conf");
+        fs::write(
+            &conf,
+            format!(
+                "Dir \"{root}/\";\nDir::State::status \"{root}/var/lib/dpkg/status\";\nDir::Bin::dpkg \"/usr/bin/dpkg\";\n\
+                 DPkg::Options {{ \"--root={root}\"; \"--force-script-chrootless\"; \"--log={root}/var/log/dpkg.log\"; }};\n\
+                 APT::Sandbox::User \"root\";\n"
+            ),
+        )
+        .expect("apt conf");
+        for (name, text) in apt_conf_d {
+            fs::write(self.path(&format!("etc/apt/apt.conf.d/{name}")), text).expect("conf.d");
+        }
+        conf
+    }
+
+    /// `apt-get ARGS` on this root, stdout and stderr in one stream so the
+    /// order of the hook's warnings and dpkg's lines can be checked.
+    pub fn apt_get(&self, conf: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg("exec apt-get -y -q \"$@\" 2>&1")
+            .arg("sh")
+            .args(args);
+        c.env("APT_CONFIG", conf)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env_remove("DPKG_ROOT");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.stdin(Stdio::null()).output().expect("apt-get")
+    }
+
+    /// The version dpkg's status says is installed.
+    pub fn installed_version(&self, pkg: &str) -> Option<String> {
+        let status = fs::read_to_string(self.path("var/lib/dpkg/status")).ok()?;
+        status.split("\n\n").find_map(|para| {
+            let mut name = None;
+            let mut version = None;
+            let mut installed = false;
+            for l in para.lines() {
+                if let Some(v) = l.strip_prefix("Package: ") {
+                    name = Some(v);
+                } else if let Some(v) = l.strip_prefix("Version: ") {
+                    version = Some(v.to_string());
+                } else if l == "Status: install ok installed" {
+                    installed = true;
+                }
+            }
+            (name == Some(pkg) && installed)
+                .then_some(version)
+                .flatten()
+        })
+    }
 }

@@ -5,7 +5,8 @@ use crate::dpkg::{self, Dpkg};
 use crate::error::{Error, Result};
 use crate::fsutil::{file_contains, resolve_in_root};
 use crate::plugin::{
-    expand, Edition, EditionRule, InstallKind, InstallSpec, LeaseSpec, Plugin, VersionSource,
+    expand, Edition, EditionRule, GuardSpec, InstallKind, InstallSpec, LeaseSpec, Plugin,
+    VersionSource,
 };
 use crate::root::SysRoot;
 use crate::rpm::Rpm;
@@ -46,6 +47,10 @@ pub struct Install {
     pub user: Option<String>,
     /// What upkeep-lease lends for an in-place upgrade (paths expanded).
     pub lease: Option<LeaseSpec>,
+    #[serde(skip)]
+    pub ships_edition: Option<Edition>,
+    #[serde(skip)]
+    pub guard: Option<GuardSpec>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -188,12 +193,13 @@ fn detect_install(
         version: read_version(sys, &h.version, binary, dir, opts),
     });
     let edition = decide_edition(
-        root,
+        sys.root,
         &m.editions,
         binary_real.as_deref().filter(|_| binary_meta.is_some()),
         binary,
         dir,
         &manager,
+        opts,
     );
     let embedded_enabled = spec.embedded.as_ref().map(|e| {
         std::fs::symlink_metadata(root.path(&e.enabled_if_symlink))
@@ -220,6 +226,8 @@ fn detect_install(
             to: l.to.clone(),
             dir: l.dir,
         }),
+        ships_edition: spec.ships_edition,
+        guard: spec.guard.clone(),
     }))
 }
 
@@ -419,6 +427,7 @@ fn decide_edition(
     binary: Option<&str>,
     dir: Option<&str>,
     manager: &Manager,
+    opts: &Options,
 ) -> Edition {
     for r in rules {
         let decided = if let Some(marker) = &r.binary_contains {
@@ -429,6 +438,12 @@ fn decide_edition(
             resolve_in_root(root, Path::new(&expand(f, binary, dir))).is_some()
         } else if let Some(pkgs) = &r.package {
             manager.package.as_ref().is_some_and(|p| pkgs.contains(p))
+        } else if let (Some(argv), Some(want)) = (&r.exec, &r.output_contains) {
+            // `mattermost version` says "Build Enterprise Ready: true".
+            opts.allow_exec
+                && binary_real.is_some()
+                && run_for_version(root, argv, binary, dir, 5000)
+                    .is_ok_and(|out| out.contains(want.as_str()))
         } else {
             false
         };

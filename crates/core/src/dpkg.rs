@@ -32,10 +32,26 @@ impl Package {
 #[derive(Debug)]
 pub struct Dpkg {
     admindir: PathBuf,
-    status_path: PathBuf,
-    status: String,
-    /// Package name → (byte range of its paragraph, first line number).
-    index: HashMap<String, (std::ops::Range<usize>, usize)>,
+    /// `status`, then the journal files in `updates/` in order.
+    sources: Vec<(PathBuf, String)>,
+    /// Package name → (source, byte range of its paragraph, first line).
+    index: HashMap<String, (usize, std::ops::Range<usize>, usize)>,
+}
+
+fn read_utf8(path: &Path) -> Result<Option<String>> {
+    let bytes = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    String::from_utf8(bytes).map(Some).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let line = 1 + e.as_bytes()[..valid]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        Error::bad_input(path, Some(line), "not valid UTF-8")
+    })
 }
 
 impl Dpkg {
@@ -48,26 +64,41 @@ impl Dpkg {
     /// also checks the structure (every paragraph has a Package and a
     /// three-word Status). Fields are parsed only for the packages asked
     /// about: a lookup on a 3,000-package system reads one paragraph.
+    ///
+    /// Then, as dpkg-query does, the journal in `updates/`: while dpkg runs
+    /// (maintainer scripts, triggers) the newest state of a package is
+    /// there, not yet merged into `status`.
     pub fn open_admindir(admindir: &Path) -> Result<Option<Self>> {
         let status_path = admindir.join("status");
-        let bytes = match std::fs::read(&status_path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&status_path, e)),
+        let Some(status) = read_utf8(&status_path)? else {
+            return Ok(None);
         };
-        let status = String::from_utf8(bytes).map_err(|e| {
-            let valid = e.utf8_error().valid_up_to();
-            let line = 1 + e.as_bytes()[..valid]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            Error::bad_input(&status_path, Some(line), "not valid UTF-8")
-        })?;
-        let index = index_status(&status_path, &status)?;
+        let mut sources = vec![(status_path, status)];
+        let updates = admindir.join("updates");
+        if let Ok(rd) = std::fs::read_dir(&updates) {
+            let mut journal: Vec<(u64, PathBuf)> = rd
+                .flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_str()?.parse::<u64>().ok()?;
+                    Some((n, e.path()))
+                })
+                .collect();
+            journal.sort();
+            for (_, p) in journal {
+                if let Some(text) = read_utf8(&p)? {
+                    sources.push((p, text));
+                }
+            }
+        }
+        let mut index = HashMap::new();
+        for (i, (path, text)) in sources.iter().enumerate() {
+            for (name, (range, line)) in index_status(path, text)? {
+                index.insert(name, (i, range, line));
+            }
+        }
         Ok(Some(Dpkg {
             admindir: admindir.to_path_buf(),
-            status_path,
-            status,
+            sources,
             index,
         }))
     }
@@ -75,10 +106,11 @@ impl Dpkg {
     /// One package's record, parsed on demand; a malformed paragraph is bad
     /// input naming its line.
     pub fn package(&self, name: &str) -> Result<Option<Package>> {
-        let Some((range, line)) = self.index.get(name) else {
+        let Some((src, range, line)) = self.index.get(name) else {
             return Ok(None);
         };
-        parse_paragraph(&self.status_path, &self.status[range.clone()], *line).map(Some)
+        let (path, text) = &self.sources[*src];
+        parse_paragraph(path, &text[range.clone()], *line).map(Some)
     }
 
     pub fn package_names(&self) -> impl Iterator<Item = &str> {
@@ -443,6 +475,42 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no Status"));
+    }
+
+    #[test]
+    fn the_updates_journal_overrides_status_in_order() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("updates")).unwrap();
+        std::fs::write(t.path().join("status"), "Package: gitlab-ee\nStatus: install ok installed\nVersion: 18.11.1-ee.0\n\nPackage: other\nStatus: install ok installed\nVersion: 1\n").unwrap();
+        std::fs::write(
+            t.path().join("updates/0000"),
+            "Package: gitlab-ee\nStatus: install ok unpacked\nVersion: 18.11.2-ee.0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            t.path().join("updates/0001"),
+            "Package: gitlab-ee\nStatus: install ok installed\nVersion: 18.11.2-ee.0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            t.path().join("updates/tmp.i"),
+            "garbage, not a journal entry",
+        )
+        .unwrap();
+        let db = Dpkg::open_admindir(t.path()).unwrap().unwrap();
+        let p = db.package("gitlab-ee").unwrap().unwrap();
+        assert_eq!(
+            (p.version.as_str(), p.state.as_str()),
+            ("18.11.2-ee.0", "installed")
+        );
+        assert_eq!(db.package("other").unwrap().unwrap().version, "1");
+        std::fs::write(
+            t.path().join("updates/0002"),
+            "Package: gitlab-ee\nStatus: bad\n",
+        )
+        .unwrap();
+        let e = Dpkg::open_admindir(t.path()).unwrap_err().to_string();
+        assert!(e.contains("updates/0002:2:"), "{e}");
     }
 
     #[test]

@@ -148,3 +148,15 @@ pub fn log_line(root: &SysRoot, line: &str) {
         let _ = writeln!(f, "{} {line}", crate::state::utc_stamp(crate::state::now()));
     }
 }
+
+/// Sends a warning to the system log (`/dev/log`) when acting on the real
+/// system; a test root has no syslog of its own. Never fails.
+pub fn syslog(root: &SysRoot, tag: &str, msg: &str) {
+    if !root.is_host() {
+        return;
+    }
+    if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
+        // facility user (1), severity warning (4)
+        let _ = sock.send_to(format!("<12>{tag}: {msg}").as_bytes(), "/dev/log");
+    }
+}

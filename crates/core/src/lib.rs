@@ -10,6 +10,8 @@ pub mod error;
 pub mod fault;
 pub mod fsutil;
 pub mod gitlab_rb;
+pub mod guard;
+pub mod hooks;
 pub mod host;
 pub mod lease;
 pub mod plugin;

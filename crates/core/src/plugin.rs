@@ -112,6 +112,24 @@ pub struct InstallSpec {
     /// What an in-place upgrade of this install needs lent (upkeep-lease).
     #[serde(default)]
     pub lease: Option<LeaseSpec>,
+    /// The edition its packages ship (Omnibus ships Mattermost Team): any
+    /// other edition found there was put in by hand and will be reverted.
+    #[serde(default)]
+    pub ships_edition: Option<Edition>,
+    /// What undoes a local change here, and what to do about it (upkeep-guard).
+    #[serde(default)]
+    pub guard: Option<GuardSpec>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSpec {
+    /// What reverts a locally replaced binary (`{package}` expands).
+    #[serde(default)]
+    pub reverted_by: Vec<String>,
+    /// What to do about it.
+    #[serde(default)]
+    pub advice: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -221,6 +239,12 @@ pub struct EditionRule {
     /// The install is managed by one of these packages.
     #[serde(default)]
     pub package: Option<Vec<String>>,
+    /// Running this (`{binary}` expands; only with --allow-exec) prints
+    /// `output_contains`.
+    #[serde(default)]
+    pub exec: Option<Vec<String>>,
+    #[serde(default)]
+    pub output_contains: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -322,13 +346,22 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
             r.binary_lacks.is_some(),
             r.file_exists.is_some(),
             r.package.is_some(),
+            r.exec.is_some(),
         ]
         .iter()
         .filter(|&&b| b)
         .count();
         if n != 1 {
             return bad(format!(
-                "[[edition]] #{}: needs exactly one of binary_contains, binary_lacks, file_exists, package",
+                "[[edition]] #{}: needs exactly one of binary_contains, binary_lacks, file_exists, package, exec",
+                i + 1
+            ));
+        }
+    }
+    for (i, r) in m.editions.iter().enumerate() {
+        if r.exec.is_some() != r.output_contains.is_some() {
+            return bad(format!(
+                "[[edition]] #{}: 'exec' and 'output_contains' go together",
                 i + 1
             ));
         }
@@ -387,6 +420,56 @@ pub fn load(root: &SysRoot) -> Result<Vec<Plugin>> {
         add(&name, path, &text)?;
     }
     Ok(plugins)
+}
+
+/// Every quoted string in the manifest sources that `load` would read: a
+/// superset of every package name they declare, found without parsing TOML.
+/// The apt hook uses it to see in microseconds that a transaction touches
+/// nothing upkeep knows.
+pub fn quoted_strings(root: &SysRoot) -> Result<QuotedStrings> {
+    let mut texts: Vec<std::borrow::Cow<'static, str>> = Vec::new();
+    match std::env::var_os("UPKEEP_PLUGIN_DIR") {
+        Some(dir) => {
+            for (_, path) in toml_files(Path::new(&dir))? {
+                texts.push(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| Error::io(&path, e))?
+                        .into(),
+                );
+            }
+        }
+        None => texts.extend(BUILTIN.iter().map(|(_, t)| std::borrow::Cow::Borrowed(*t))),
+    }
+    for (_, path) in toml_files(&root.path(LOCAL_DIR))? {
+        texts.push(
+            std::fs::read_to_string(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .into(),
+        );
+    }
+    let mut out = Vec::new();
+    for t in &texts {
+        let b = t.as_bytes();
+        for q in [b'"', b'\''] {
+            let mut quotes = memchr::memchr_iter(q, b);
+            while let (Some(open), Some(close)) = (quotes.next(), quotes.next()) {
+                out.push(t[open + 1..close].to_string());
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(QuotedStrings(out))
+}
+
+/// A sorted set of strings (binary search: a few comparisons, no hashing).
+#[derive(Debug)]
+pub struct QuotedStrings(Vec<String>);
+
+impl QuotedStrings {
+    pub fn contains(&self, s: &str) -> bool {
+        self.0.binary_search_by(|x| x.as_str().cmp(s)).is_ok()
+    }
 }
 
 /// `*.toml` files of a directory in name order; none if it does not exist.

@@ -5,8 +5,9 @@
 use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
 use upkeep_core::cli::{self, CommonArgs};
+use upkeep_core::detect::Options;
 use upkeep_core::plugin::HostSpec;
-use upkeep_core::{host, plugin, Error, ExitCode, Result};
+use upkeep_core::{guard, host, plugin, Error, ExitCode, Result};
 
 pub const NAME: &str = "upkeep-reconfigure";
 
@@ -17,6 +18,8 @@ pub const NAME: &str = "upkeep-reconfigure";
     about = "Run the host's reconfigure (gitlab-ctl reconfigure), passing arguments through",
     after_help = "Exit status: the reconfigure's own; 1 if it could not be run, 2 usage,\n\
 65 a malformed plugin manifest.\n\
+Before it runs, upkeep-guard's check warns about what the reconfigure may\n\
+undo; after, it reports what was reverted (--no-check skips both).\n\
 The command comes from the plugin manifests ([install.host] ctl and reconfigure);\n\
 under --root only the root's own copy is run. What ran is logged to\n\
 ROOT/var/log/upkeep/upkeep.log."
@@ -25,6 +28,9 @@ pub struct Args {
     /// Which host product's reconfigure (as the manifests name it).
     #[arg(long, default_value = "gitlab")]
     pub host: String,
+    /// Skip upkeep-guard's check before and after the reconfigure.
+    #[arg(long)]
+    pub no_check: bool,
     /// Arguments passed to the reconfigure as they are.
     #[arg(
         trailing_var_arg = true,
@@ -67,6 +73,31 @@ fn run(args: Args) -> Result<ExitCode> {
     })?;
     let mut argv = spec.reconfigure.clone();
     argv.extend(args.args);
+    if !args.no_check {
+        // Before: what this reconfigure may undo (Mattermost's docs say a
+        // reconfigure can put Team Edition back), and record what is there.
+        match guard::observe(&root, &Options::default(), true) {
+            Ok(obs) => {
+                for f in &obs.findings {
+                    eprintln!("{NAME}: warning: a reconfigure may revert {}", f.message());
+                }
+            }
+            Err(e) => eprintln!("{NAME}: warning: could not check before reconfigure: {e}"),
+        }
+    }
     let code = host::run_ctl(&root, &ctl, &argv, false)?;
+    if !args.no_check {
+        match guard::observe(&root, &Options::default(), true) {
+            Ok(obs) => {
+                for r in &obs.reverts {
+                    let msg = r.message();
+                    eprintln!("{NAME}: {msg}");
+                    host::syslog(&root, NAME, &msg);
+                    host::log_line(&root, &format!("{NAME}: {msg}"));
+                }
+            }
+            Err(e) => eprintln!("{NAME}: warning: could not check after reconfigure: {e}"),
+        }
+    }
     std::process::exit(code)
 }

@@ -1,0 +1,205 @@
+//! `upkeep-guard`: warns before a package upgrade, reinstall or reconfigure
+//! silently undoes local work (an Enterprise binary put back to Team), vetoes
+//! what is configured to be blocked, and reports loudly after the fact.
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::Read;
+use upkeep_core::cli::{self, CommonArgs, Format};
+use upkeep_core::detect::Options;
+use upkeep_core::guard::{self, Observation};
+use upkeep_core::{host, lease, ExitCode, Result, SysRoot};
+
+pub const NAME: &str = "upkeep-guard";
+
+const AFTER_HELP: &str = "Exit status:
+  0   nothing to say, or only warnings; always for the triggers
+  1   failed
+  2   usage error
+  3   apt-hook: vetoed (apt stops before dpkg runs)
+  4   check --strict: something is at risk or was reverted
+  65  check: bad input (a malformed config, database or manifest; named with its line)
+The apt hook never breaks apt by accident: a broken config, database or
+stream is a warning and exit 0.
+
+Configuration: /etc/upkeep/upkeep.toml (every key optional):
+  [product.mattermost]
+  on_revert = \"warn\"      # or \"block\": veto a package action that reverts a local change
+  on_downgrade = \"block\"  # or \"warn\"; default: what the product's manifest says
+
+Hooks (in hooks/ of the source): the apt.conf.d snippet (DPkg::Pre-Install-Pkgs,
+protocol version 3), the dpkg triggers file and postinst fragment
+(interest-noawait on the manifests' paths), rpm %triggerin/%triggerpostun
+scriptlets, and a gitlab-ctl command file adding `gitlab-ctl upkeep-check`.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = NAME,
+    version,
+    about = "Warn before an upgrade or reconfigure undoes local work, and report it after",
+    after_help = AFTER_HELP
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report binaries a package upgrade, reinstall or reconfigure would revert, and reverts already done.
+    Check {
+        /// Exit 4 when anything is at risk or was reverted.
+        #[arg(long)]
+        strict: bool,
+        /// Run binaries to tell their edition where a manifest allows it (with a timeout).
+        #[arg(long)]
+        allow_exec: bool,
+    },
+    /// apt DPkg::Pre-Install-Pkgs hook (protocol 3 on APT_HOOK_INFO_FD, else stdin).
+    AptHook,
+    /// dpkg file trigger: report reverts, record the new state, close moot leases.
+    DpkgTrigger {
+        /// The trigger names dpkg passes (ignored: everything is checked).
+        #[arg(value_name = "TRIGGER")]
+        triggers: Vec<String>,
+    },
+    /// rpm %triggerin/%triggerpostun: report reverts, record the new state, close moot leases.
+    RpmTrigger {
+        /// rpm's scriptlet arguments (ignored: everything is checked).
+        #[arg(value_name = "ARG", allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+pub fn uu_app() -> clap::Command {
+    Args::command()
+}
+
+pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+    cli::run::<Args, _>(NAME, args, run)
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    let root = args.common.sys_root();
+    let json = args.common.format == Format::Json;
+    match args.command {
+        Command::Check { strict, allow_exec } => {
+            let obs = guard::observe(&root, &Options { allow_exec }, true)?;
+            for r in &obs.reverts {
+                report_revert(&root, r);
+            }
+            if json {
+                cli::print_json(&obs)?;
+            } else {
+                cli::print(&render(&obs))?;
+            }
+            let at_risk = !obs.findings.is_empty() || !obs.reverts.is_empty();
+            Ok(if strict && at_risk {
+                ExitCode::Finding
+            } else {
+                ExitCode::Ok
+            })
+        }
+        Command::AptHook => {
+            let stream = read_hook_stream();
+            let outcome = guard::apt_hook(&root, &stream);
+            for m in &outcome.messages {
+                eprintln!("{NAME}: {m}");
+            }
+            if outcome.veto {
+                host::log_line(
+                    &root,
+                    &format!(
+                        "{NAME}: vetoed an apt run: {}",
+                        outcome.messages.join(" | ")
+                    ),
+                );
+                return Ok(ExitCode::Refused);
+            }
+            Ok(ExitCode::Ok)
+        }
+        Command::DpkgTrigger { .. } | Command::RpmTrigger { .. } => {
+            after_the_fact(&root);
+            Ok(ExitCode::Ok)
+        }
+    }
+}
+
+/// apt writes the stream to the descriptor named in APT_HOOK_INFO_FD (when
+/// configured), else to stdin. Read through /proc so no unsafe fd juggling
+/// is needed; anything unreadable becomes an empty stream (a warning).
+fn read_hook_stream() -> String {
+    let mut s = String::new();
+    match std::env::var("APT_HOOK_INFO_FD")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        Some(fd) => {
+            let _ = std::fs::File::open(format!("/proc/self/fd/{fd}"))
+                .and_then(|mut f| f.read_to_string(&mut s));
+        }
+        None => {
+            let _ = std::io::stdin().lock().read_to_string(&mut s);
+        }
+    }
+    s
+}
+
+fn report_revert(root: &SysRoot, r: &guard::Revert) {
+    let msg = r.message();
+    eprintln!("{NAME}: {msg}");
+    host::syslog(root, NAME, &msg);
+    host::log_line(root, &format!("{NAME}: {msg}"));
+}
+
+/// What the package triggers run: never fails the package manager.
+fn after_the_fact(root: &SysRoot) {
+    match guard::observe(root, &Options::default(), true) {
+        Ok(obs) => {
+            for r in &obs.reverts {
+                report_revert(root, r);
+            }
+            for w in &obs.warnings {
+                eprintln!("{NAME}: warning: {w}");
+            }
+        }
+        Err(e) => eprintln!("{NAME}: warning: could not check for reverts: {e}"),
+    }
+    match lease::recover(root, std::time::Duration::from_secs(10)) {
+        Ok(outcomes) => {
+            for o in outcomes {
+                eprintln!(
+                    "{NAME}: lease {} {}{}",
+                    o.id,
+                    o.result,
+                    o.message.map(|m| format!(": {m}")).unwrap_or_default()
+                );
+            }
+        }
+        Err(e) => eprintln!("{NAME}: warning: could not recover leases: {e}"),
+    }
+}
+
+fn render(obs: &Observation) -> String {
+    let mut s = String::new();
+    for r in &obs.reverts {
+        let _ = writeln!(s, "{}", r.message());
+    }
+    for f in &obs.findings {
+        let _ = writeln!(s, "AT RISK: {}", f.message());
+    }
+    for w in &obs.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    if obs.reverts.is_empty() && obs.findings.is_empty() {
+        let _ = writeln!(
+            s,
+            "nothing at risk ({} installs checked)",
+            obs.installs.len()
+        );
+    }
+    s
+}
