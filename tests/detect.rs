@@ -493,3 +493,54 @@ fn version_files_that_are_garbage_are_warnings_not_failures() {
     let w = v["warnings"].to_string();
     assert!(w.contains("version-manifest.json:1"), "{w}");
 }
+
+#[test]
+fn running_the_binary_tells_the_edition_only_when_allowed_and_is_killed_on_timeout() {
+    let r = TestRoot::new();
+    // Says Team when run, though its bytes carry the Enterprise marker.
+    r.write(
+        "/opt/mattermost/bin/mattermost",
+        format!("#!/bin/sh\n# {ENTERPRISE_MARKER}\necho 'Version: 10.11.4'\necho 'Build Enterprise Ready: false'\n"),
+        0o755,
+    );
+    let v = detect_json(&r, &[]);
+    assert_eq!(
+        only_install(&v)["edition"],
+        "enterprise",
+        "without --allow-exec: the bytes"
+    );
+    assert_eq!(
+        only_install(&v)["version"],
+        serde_json::Value::Null,
+        "never run without --allow-exec"
+    );
+    let v = detect_json(&r, &["--allow-exec"]);
+    assert_eq!(
+        only_install(&v)["edition"],
+        "team",
+        "`mattermost version` decides when allowed"
+    );
+    assert_eq!(only_install(&v)["version"], "10.11.4");
+
+    // A binary that hangs is killed after the manifest's timeout.
+    r.write("/opt/hang/bin/app", "#!/bin/sh\nsleep 30\n", 0o755);
+    r.write(
+        "/etc/upkeep/plugins.d/hang.toml",
+        "schema = 1\nname = \"hang\"\n[[install]]\nkind = \"standalone\"\nbinary = \"/opt/hang/bin/app\"\n\
+         version = [{ exec = [\"{binary}\", \"--version\"], timeout_ms = 300 }]\n",
+        0o644,
+    );
+    let started = std::time::Instant::now();
+    let v = detect_json(&r, &["hang", "--allow-exec"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "killed, not waited for"
+    );
+    assert_eq!(only_install(&v)["version"], serde_json::Value::Null);
+    assert!(
+        v["warnings"]
+            .to_string()
+            .contains("no answer within 300 ms"),
+        "{v:#}"
+    );
+}

@@ -326,9 +326,11 @@ fn broken_input_never_breaks_apt_but_check_reports_it() {
     );
     assert_eq!(
         o.status.code(),
-        Some(0),
-        "check does not read the hook config"
+        Some(65),
+        "check reports a broken config: {}",
+        stderr(&o)
     );
+    assert!(stderr(&o).contains("upkeep.toml:4"), "{}", stderr(&o));
     std::fs::remove_file(r.path("etc/upkeep/upkeep.toml")).expect("rm");
 
     for garbage in [

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::root::{normalize_inside, SysRoot};
-use md5::{Digest, Md5};
+use md5::Md5;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -261,17 +261,8 @@ fn parse_md5sums_line(line: &[u8]) -> Option<(&str, &[u8])> {
 
 /// md5 of a file, hex, as md5sums records it.
 pub fn md5_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).at(path)?;
-    let mut h = Md5::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf).at(path)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    let f = std::fs::File::open(path).at(path)?;
+    crate::fsutil::hex_digest::<Md5>(f).at(path)
 }
 
 /// Whether a `.list` file has `needle` as a whole line. Read in fixed

@@ -81,6 +81,30 @@ pub fn file_contains(path: &Path, needle: &[u8]) -> std::io::Result<bool> {
     }
 }
 
+/// Lower-case hex, as md5sums, rpm and our records write digests.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The hex digest of everything `r` yields, read in fixed-size chunks.
+pub fn hex_digest<D: md5::Digest>(mut r: impl std::io::Read) -> std::io::Result<String> {
+    let mut h = D::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex(&h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +126,19 @@ mod tests {
         // Climbs no higher than the root: /etc/passwd of the root, absent here.
         assert_eq!(resolve_in_root(&root, Path::new("/opt/escape")), None);
         assert_eq!(resolve_in_root(&root, Path::new("/opt/loop")), None);
+    }
+
+    #[test]
+    fn digests_match_the_coreutils_tools() {
+        assert_eq!(
+            hex_digest::<md5::Md5>(&b"abc"[..]).unwrap(),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+        assert_eq!(
+            hex_digest::<sha2::Sha256>(&b"abc"[..]).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(hex(&[0, 0xab]), "00ab");
     }
 
     #[test]

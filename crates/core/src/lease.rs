@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::fault;
+use crate::fsutil::hex;
 use crate::root::SysRoot;
 use crate::safefs::{self, Entry};
 use crate::state::{self, Lock};
@@ -166,10 +167,6 @@ pub fn load_all(dir: &Path) -> Result<Vec<Lease>> {
     }
     out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
     Ok(out)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

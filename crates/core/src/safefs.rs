@@ -182,23 +182,11 @@ pub fn set_capability(f: &File, value: &[u8]) -> Result<()> {
 
 /// sha256 of an open file's content, hex.
 pub fn sha256_file(f: &File) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::{Read, Seek};
+    use std::io::Seek;
     let mut f = f;
-    f.seek(std::io::SeekFrom::Start(0))
-        .map_err(|e| Error::io(Path::new("<fd>"), e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| Error::io(Path::new("<fd>"), e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    let fd = |e| Error::io(Path::new("<fd>"), e);
+    f.seek(std::io::SeekFrom::Start(0)).map_err(fd)?;
+    crate::fsutil::hex_digest::<sha2::Sha256>(f).map_err(fd)
 }
 
 #[cfg(test)]

@@ -87,6 +87,8 @@ fn run(args: Args) -> Result<ExitCode> {
     let json = args.common.format == Format::Json;
     match args.command {
         Command::Check { strict, allow_exec } => {
+            // A broken configuration is bad input here (65); the hook only warns.
+            guard::Config::load(&root)?;
             let obs = guard::observe(&root, &Options { allow_exec }, true)?;
             for r in &obs.reverts {
                 report_revert(&root, r);
