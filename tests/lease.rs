@@ -738,3 +738,45 @@ fn garbage_in_a_lease_record_is_bad_input() {
     assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
     assert!(stderr(&o).contains(&name), "{}", stderr(&o));
 }
+
+#[test]
+fn a_failure_part_way_through_grant_rolls_back_what_was_applied() {
+    let r = omnibus_root(0o755);
+    // Lent in reverse order: gitlab-rails first, then mattermost, which
+    // fails: an immutable file refuses even root's chown (a real EPERM).
+    let immutable = r.path(BIN);
+    let st = Command::new("chattr")
+        .arg("+i")
+        .arg(&immutable)
+        .status()
+        .expect("chattr (e2fsprogs)");
+    if !st.success() {
+        eprintln!("SKIPPED: this filesystem has no immutable flag to make a chown fail");
+        return;
+    }
+    let before = snapshot(r.root());
+    let o = lease(
+        &r,
+        &[
+            "grant",
+            BIN,
+            "/opt/gitlab/embedded/bin/gitlab-rails",
+            "--dir",
+            "--to",
+            "mattermost",
+        ],
+    );
+    let _ = Command::new("chattr").arg("-i").arg(&immutable).status();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Operation not permitted"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        snapshot(r.root()),
+        before,
+        "what was lent before the failure is back"
+    );
+    assert!(lease_files(&r).is_empty(), "no lease left behind");
+}

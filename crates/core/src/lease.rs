@@ -409,16 +409,30 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
     fault::point("grant:journaled");
     // Files first, the directory last: the holder can replace nothing
     // before every file is recorded and lent.
-    for (i, p) in planned.iter().enumerate().rev() {
+    let applied = planned.iter().enumerate().rev().try_for_each(|(i, p)| {
         let gid = holder.gid.unwrap_or(p.entry.gid);
         safefs::fchown(&p.file, holder.uid, gid)?;
         fault::point(&format!("grant:entry{i}:chown"));
         safefs::fchmod(&p.file, p.entry.mode | 0o200)?;
         fault::point(&format!("grant:entry{i}:chmod"));
-    }
+        Ok(())
+    });
     let mut lease = lease;
-    lease.state = LeaseState::Granted;
-    save(&dir, &lease)?;
+    // Nothing half-done: a failure part-way rolls back what was applied.
+    if let Err(e) = applied.and_then(|()| {
+        lease.state = LeaseState::Granted;
+        save(&dir, &lease)
+    }) {
+        lease.state = LeaseState::Granting;
+        let incomplete = match restore_lease(root, &dir, &mut lease) {
+            Ok(o) if o.result == "restored" => return Err(e),
+            Ok(o) => o.message.unwrap_or_default(),
+            Err(rollback) => rollback.to_string(),
+        };
+        return Err(Error::Failed(format!(
+            "{e}; rolling back did not finish ({incomplete}): run `upkeep-lease recover`"
+        )));
+    }
     fault::point("grant:committed");
     report.lease = Some(lease);
     Ok(report)
@@ -495,41 +509,36 @@ pub fn restore_lease(root: &SysRoot, dir: &Path, lease: &mut Lease) -> Result<Le
     }
     fault::point("restore:marked");
     let mut outcomes = Vec::new();
+    let mut failures = Vec::new();
     for (i, e) in lease.entries.iter().enumerate() {
         // Re-opened after the directory above was taken back.
-        let (f, ino, ..) = match reopen(root, lease, e) {
+        let (f, ino, uid, gid, mode) = match reopen(root, lease, e) {
             Ok(v) => v,
             Err(why) => {
-                return Ok(LeaseOutcome {
-                    id: lease.id.clone(),
-                    result: "kept".into(),
-                    entries: outcomes,
-                    message: Some(format!("{why}; the lease stays open (state restoring)")),
-                })
+                failures.push(why);
+                continue;
             }
         };
-        // Owner first (a chown clears capabilities and setuid bits), then
-        // the exact mode, then the capabilities the file had.
-        safefs::fchown(&f, e.uid, e.gid)?;
-        fault::point(&format!("restore:entry{i}:chown"));
-        safefs::fchmod(&f, e.mode)?;
-        fault::point(&format!("restore:entry{i}:chmod"));
-        if let Some(cap) = &e.capability {
-            let bytes = unhex(cap).ok_or_else(|| {
-                Error::bad_input(lease_path(dir, &lease.id), None, "capability is not hex")
-            })?;
-            safefs::set_capability(&f, &bytes)?;
-            fault::point(&format!("restore:entry{i}:capability"));
+        // One path that cannot be put back does not stop the others.
+        match put_back(dir, lease, i, e, &f, (uid, gid, mode)) {
+            Ok(content_changed) => outcomes.push(EntryOutcome {
+                path: e.path.clone(),
+                kind: e.kind,
+                content_changed,
+                replaced: ino != e.ino,
+            }),
+            Err(err) => failures.push(format!("{}: {err}", e.path)),
         }
-        let content_changed = match &e.sha256 {
-            Some(sum) => &safefs::sha256_file(&f)? != sum,
-            None => false,
-        };
-        outcomes.push(EntryOutcome {
-            path: e.path.clone(),
-            kind: e.kind,
-            content_changed,
-            replaced: ino != e.ino,
+    }
+    if !failures.is_empty() {
+        return Ok(LeaseOutcome {
+            id: lease.id.clone(),
+            result: "kept".into(),
+            entries: outcomes,
+            message: Some(format!(
+                "{}; the lease stays open (state restoring)",
+                failures.join("; ")
+            )),
         });
     }
     fault::point("restore:before-close");
@@ -539,6 +548,43 @@ pub fn restore_lease(root: &SysRoot, dir: &Path, lease: &mut Lease) -> Result<Le
         result: "restored".into(),
         entries: outcomes,
         message: None,
+    })
+}
+
+/// Owner first (a chown clears capabilities and setuid bits), then the
+/// exact mode, then the capabilities the file had; each only if it differs
+/// (an untouched file, even an immutable one, needs nothing). Returns
+/// whether the content changed during the lease.
+fn put_back(
+    dir: &Path,
+    lease: &Lease,
+    i: usize,
+    e: &LeaseEntry,
+    f: &File,
+    now: (u32, u32, u32),
+) -> Result<bool> {
+    let (uid, gid, mode) = now;
+    let chowned = (uid, gid) != (e.uid, e.gid);
+    if chowned {
+        safefs::fchown(f, e.uid, e.gid)?;
+    }
+    fault::point(&format!("restore:entry{i}:chown"));
+    if chowned || mode != e.mode {
+        safefs::fchmod(f, e.mode)?;
+    }
+    fault::point(&format!("restore:entry{i}:chmod"));
+    if let Some(cap) = &e.capability {
+        let bytes = unhex(cap).ok_or_else(|| {
+            Error::bad_input(lease_path(dir, &lease.id), None, "capability is not hex")
+        })?;
+        if safefs::get_capability(f)?.as_deref() != Some(bytes.as_slice()) {
+            safefs::set_capability(f, &bytes)?;
+        }
+        fault::point(&format!("restore:entry{i}:capability"));
+    }
+    Ok(match &e.sha256 {
+        Some(sum) => &safefs::sha256_file(f)? != sum,
+        None => false,
     })
 }
 
