@@ -57,8 +57,7 @@ fn converted_gitlab(work: &Path) -> (TestRoot, PathBuf) {
     let r = TestRoot::new();
     let conf = r.init_apt(&[]);
     let old = gitlab_deb(work, "gitlab-ee", "18.11.1-ee.0", &[]);
-    let o = r.apt_get(&conf, &["install", old.to_str().expect("utf8")], &[]);
-    assert!(o.status.success(), "{}", stdout(&o));
+    apt_install(&r, &conf, &old);
     r.write(BIN, mattermost_binary(true), 0o755);
     std::fs::write(
         r.path("etc/apt/apt.conf.d/50upkeep-guard"),
@@ -66,6 +65,12 @@ fn converted_gitlab(work: &Path) -> (TestRoot, PathBuf) {
     )
     .expect("hook");
     (r, conf)
+}
+
+/// `apt-get install DEB` on the root, which must succeed.
+fn apt_install(r: &TestRoot, conf: &Path, deb: &Path) {
+    let o = r.apt_get(conf, &["install", deb.to_str().expect("utf8")], &[]);
+    assert!(o.status.success(), "{}", stdout(&o));
 }
 
 fn position(hay: &str, needle: &str) -> usize {
@@ -134,10 +139,7 @@ fn a_forbidden_downgrade_is_vetoed_and_warn_lets_it_through() {
     let conf = r.init_apt(&[]);
     let old = gitlab_deb(work.path(), "gitlab-ee", "18.11.1-ee.0", &[]);
     let new = gitlab_deb(work.path(), "gitlab-ee", "18.11.2-ee.0", &[]);
-    assert!(r
-        .apt_get(&conf, &["install", new.to_str().expect("utf8")], &[])
-        .status
-        .success());
+    apt_install(&r, &conf, &new);
     std::fs::write(
         r.path("etc/apt/apt.conf.d/50upkeep-guard"),
         apt_hook_snippet(&r),
@@ -184,10 +186,7 @@ fn a_gitlab_19_upgrade_with_mattermost_settings_names_the_fix() {
     let r = TestRoot::new();
     let conf = r.init_apt(&[]);
     let old = gitlab_deb(work.path(), "gitlab-ee", "18.11.1-ee.0", &[]);
-    assert!(r
-        .apt_get(&conf, &["install", old.to_str().expect("utf8")], &[])
-        .status
-        .success());
+    apt_install(&r, &conf, &old);
     r.write(
         "/etc/gitlab/gitlab.rb",
         "external_url 'https://g'\nmattermost['enable'] = false\n",
