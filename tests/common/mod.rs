@@ -231,6 +231,10 @@ pub fn build_rpm(
     let out = Command::new("rpmbuild")
         .args(["--quiet", "-bb", "--define"])
         .arg(format!("_topdir {}", top.display()))
+        // Its own database: rpmbuild opens one, and Debian's default is the
+        // machine's ~/.rpmdb.
+        .arg("--dbpath")
+        .arg(top.join("rpmdb"))
         .args([
             "--define",
             "_build_id_links none",
