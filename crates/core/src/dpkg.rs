@@ -138,7 +138,11 @@ impl Dpkg {
         let path = normalize_inside(path);
         let needle = path.as_os_str().as_encoded_bytes();
         let mut found = Vec::new();
-        for name in hints {
+        for (i, name) in hints.iter().enumerate() {
+            // A hint listed twice is looked at once.
+            if hints[..i].contains(name) {
+                continue;
+            }
             let Some(pkg) = self.package(name)?.filter(Package::has_files) else {
                 continue;
             };

@@ -462,7 +462,7 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
     };
     // The common case, in microseconds: no package name in this
     // transaction appears anywhere in the manifests.
-    match plugin::quoted_strings(root) {
+    match plugin::package_name_candidates(root) {
         Ok(known) if !lines.iter().any(|(_, name, _)| known.contains(name)) => return out,
         _ => {}
     }
@@ -487,16 +487,11 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
             return out;
         }
     };
-    let carries = |p: &Plugin, name: &str| {
-        p.manifest.packages.iter().any(|n| n == name)
-            || p.manifest
-                .installs
-                .iter()
-                .any(|i| i.packages.iter().any(|n| n == name))
-    };
     let relevant: Vec<&PkgAction> = actions
         .iter()
-        .filter(|a| a.action != Action::Configure && plugins.iter().any(|p| carries(p, &a.name)))
+        .filter(|a| {
+            a.action != Action::Configure && plugins.iter().any(|p| p.manifest.carried_by(&a.name))
+        })
         .collect();
     if relevant.is_empty() {
         return out; // the common case: nothing of ours in this transaction
@@ -512,7 +507,7 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
     };
     let mut detection: Option<Report> = None;
     for a in relevant {
-        for p in plugins.iter().filter(|p| carries(p, &a.name)) {
+        for p in plugins.iter().filter(|p| p.manifest.carried_by(&a.name)) {
             if let (Some(old), Some(new), Action::Unpack(_)) = (&a.old, &a.new, &a.action) {
                 if compare_deb(new, old) == Some(std::cmp::Ordering::Less) {
                     let policy = config.on_downgrade(p);

@@ -35,14 +35,11 @@ pub fn dpkg_triggers(plugins: &[Plugin]) -> String {
 }
 
 pub fn rpm_packages(plugins: &[Plugin]) -> Vec<String> {
-    let mut pkgs = BTreeSet::new();
-    for p in plugins {
-        pkgs.extend(p.manifest.packages.iter().cloned());
-        for i in &p.manifest.installs {
-            pkgs.extend(i.packages.iter().cloned());
-        }
-    }
-    pkgs.into_iter().collect()
+    let pkgs: BTreeSet<&String> = plugins
+        .iter()
+        .flat_map(|p| p.manifest.all_packages())
+        .collect();
+    pkgs.into_iter().cloned().collect()
 }
 
 pub fn rpm_triggers(plugins: &[Plugin]) -> String {

@@ -9,6 +9,7 @@
 use crate::error::{Error, Result};
 use crate::root::SysRoot;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 pub const LOCAL_DIR: &str = "/etc/upkeep/plugins.d";
@@ -76,6 +77,20 @@ pub struct Manifest {
     pub editions: Vec<EditionRule>,
     #[serde(default)]
     pub upgrade: UpgradePolicy,
+}
+
+impl Manifest {
+    /// Every package that carries the product: the product's own list and
+    /// each install kind's (a package may appear in both).
+    pub fn all_packages(&self) -> impl Iterator<Item = &String> {
+        self.packages
+            .iter()
+            .chain(self.installs.iter().flat_map(|i| &i.packages))
+    }
+
+    pub fn carried_by(&self, package: &str) -> bool {
+        self.all_packages().any(|p| p == package)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -357,8 +372,6 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
                 i + 1
             ));
         }
-    }
-    for (i, r) in m.editions.iter().enumerate() {
         if r.exec.is_some() != r.output_contains.is_some() {
             return bad(format!(
                 "[[edition]] #{}: 'exec' and 'output_contains' go together",
@@ -376,11 +389,41 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
     Ok(m)
 }
 
+/// The manifest sources, in override order: the packaged set (compiled in,
+/// or `$UPKEEP_PLUGIN_DIR`), then the root's `plugins.d`. Each is its file
+/// name, where it came from (for messages) and its text.
+fn sources(root: &SysRoot) -> Result<Vec<(String, PathBuf, Cow<'static, str>)>> {
+    let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| Error::io(path, e));
+    let mut out = Vec::new();
+    match std::env::var_os("UPKEEP_PLUGIN_DIR") {
+        Some(dir) => {
+            for (name, path) in toml_files(Path::new(&dir))? {
+                let text = read(&path)?;
+                out.push((name, path, Cow::Owned(text)));
+            }
+        }
+        None => {
+            for (name, text) in BUILTIN {
+                out.push((
+                    name.to_string(),
+                    PathBuf::from(format!("builtin:{name}")),
+                    Cow::Borrowed(*text),
+                ));
+            }
+        }
+    }
+    for (name, path) in toml_files(&root.path(LOCAL_DIR))? {
+        let text = read(&path)?;
+        out.push((name, path, Cow::Owned(text)));
+    }
+    Ok(out)
+}
+
 /// Loads the packaged manifests, then the root's local ones over them.
 pub fn load(root: &SysRoot) -> Result<Vec<Plugin>> {
     let mut plugins: Vec<Plugin> = Vec::new();
-    let mut add = |file_name: &str, source: PathBuf, text: &str| -> Result<()> {
-        let m = parse_manifest(&source, text)?;
+    for (file_name, source, text) in sources(root)? {
+        let m = parse_manifest(&source, &text)?;
         let stem = file_name.trim_end_matches(".toml");
         if m.name != stem {
             return Err(Error::bad_input(
@@ -400,73 +443,38 @@ pub fn load(root: &SysRoot) -> Result<Vec<Plugin>> {
             Some(p) => *p = plugin,
             None => plugins.push(plugin),
         }
-        Ok(())
-    };
-    match std::env::var_os("UPKEEP_PLUGIN_DIR") {
-        Some(dir) => {
-            for (name, path) in toml_files(Path::new(&dir))? {
-                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-                add(&name, path, &text)?;
-            }
-        }
-        None => {
-            for (name, text) in BUILTIN {
-                add(name, PathBuf::from(format!("builtin:{name}")), text)?;
-            }
-        }
-    }
-    for (name, path) in toml_files(&root.path(LOCAL_DIR))? {
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        add(&name, path, &text)?;
     }
     Ok(plugins)
 }
 
-/// Every quoted string in the manifest sources that `load` would read: a
-/// superset of every package name they declare, found without parsing TOML.
-/// The apt hook uses it to see in microseconds that a transaction touches
-/// nothing upkeep knows.
-pub fn quoted_strings(root: &SysRoot) -> Result<QuotedStrings> {
-    let mut texts: Vec<std::borrow::Cow<'static, str>> = Vec::new();
-    match std::env::var_os("UPKEEP_PLUGIN_DIR") {
-        Some(dir) => {
-            for (_, path) in toml_files(Path::new(&dir))? {
-                texts.push(
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| Error::io(&path, e))?
-                        .into(),
-                );
-            }
-        }
-        None => texts.extend(BUILTIN.iter().map(|(_, t)| std::borrow::Cow::Borrowed(*t))),
-    }
-    for (_, path) in toml_files(&root.path(LOCAL_DIR))? {
-        texts.push(
-            std::fs::read_to_string(&path)
-                .map_err(|e| Error::io(&path, e))?
-                .into(),
-        );
-    }
+/// Every word that could be a package name in the manifest sources `load`
+/// reads: runs of the characters Debian and RPM allow in package names.
+/// Every package a manifest declares is one of them, however it is quoted
+/// and whatever the comments around it contain, so this is a true superset,
+/// found without parsing TOML. The apt hook uses it to see in microseconds
+/// that a transaction touches nothing upkeep knows.
+pub fn package_name_candidates(root: &SysRoot) -> Result<NameCandidates> {
+    let in_name = |b: u8| b.is_ascii_alphanumeric() || b"+._-".contains(&b);
     let mut out = Vec::new();
-    for t in &texts {
-        let b = t.as_bytes();
-        for q in [b'"', b'\''] {
-            let mut quotes = memchr::memchr_iter(q, b);
-            while let (Some(open), Some(close)) = (quotes.next(), quotes.next()) {
-                out.push(t[open + 1..close].to_string());
-            }
-        }
+    for (_, _, text) in sources(root)? {
+        out.extend(
+            text.as_bytes()
+                .split(|&b| !in_name(b))
+                .filter(|w| !w.is_empty())
+                // Only ASCII bytes were kept, so this is valid UTF-8.
+                .map(|w| String::from_utf8_lossy(w).into_owned()),
+        );
     }
     out.sort_unstable();
     out.dedup();
-    Ok(QuotedStrings(out))
+    Ok(NameCandidates(out))
 }
 
-/// A sorted set of strings (binary search: a few comparisons, no hashing).
+/// A sorted set of words (binary search: a few comparisons, no hashing).
 #[derive(Debug)]
-pub struct QuotedStrings(Vec<String>);
+pub struct NameCandidates(Vec<String>);
 
-impl QuotedStrings {
+impl NameCandidates {
     pub fn contains(&self, s: &str) -> bool {
         self.0.binary_search_by(|x| x.as_str().cmp(s)).is_ok()
     }
@@ -512,6 +520,42 @@ mod tests {
             on_disk, built,
             "every manifest in plugins/ must be compiled in"
         );
+        // The quick superset really holds every package name.
+        let root = SysRoot::new("/nonexistent-upkeep-test-root");
+        let candidates = package_name_candidates(&root).unwrap();
+        for p in load(&root).unwrap() {
+            for name in p.manifest.all_packages() {
+                assert!(candidates.contains(name), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn candidates_hold_every_package_however_quoted_and_commented() {
+        let t = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(t.path());
+        let dir = root.path(LOCAL_DIR);
+        std::fs::create_dir_all(&dir).unwrap();
+        // An odd quote in a comment throws quote pairing off; words do not care.
+        std::fs::write(
+            dir.join("odd.toml"),
+            "# the vendor's own \"package\nschema = 1\nname = \"odd\"\npackages = ['odd-server', \"libodd2\", 'x.y+z']\n",
+        )
+        .unwrap();
+        let candidates = package_name_candidates(&root).unwrap();
+        let odd = load(&root)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.name() == "odd")
+            .unwrap();
+        for name in odd.manifest.all_packages() {
+            assert!(candidates.contains(name), "{name}");
+        }
+        assert!(
+            candidates.contains("gitlab-ee"),
+            "the packaged manifests too"
+        );
+        assert!(!candidates.contains("libfoo0"));
     }
 
     #[test]

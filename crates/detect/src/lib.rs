@@ -85,7 +85,7 @@ fn owner(root: &upkeep_core::SysRoot, path: &std::path::Path, args: &Args) -> Re
     let plugins = plugin::load(root)?;
     let hints: Vec<String> = plugins
         .iter()
-        .flat_map(|p| p.manifest.packages.clone())
+        .flat_map(|p| p.manifest.all_packages().cloned())
         .collect();
     let mut owners = Vec::new();
     if let Some(db) = upkeep_core::dpkg::Dpkg::open(root)? {
