@@ -390,34 +390,16 @@ fn run_for_version(
     // The program is the root's, its links resolved inside the root.
     let prog = resolve_in_root(root, Path::new(&args[0]))
         .ok_or_else(|| format!("{}: not found", args[0]))?;
-    let mut child = std::process::Command::new(&prog)
-        .args(&args[1..])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{}: cannot run: {e}", args[0]))?;
-    let deadline = std::time::Instant::now() + Duration::from_millis(timeout_ms);
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{}: no answer within {timeout_ms} ms, killed",
-                    args[0]
-                ));
-            }
-        }
+    let mut cmd = std::process::Command::new(&prog);
+    cmd.args(&args[1..]);
+    match crate::process::run_with_timeout(&mut cmd, None, Duration::from_millis(timeout_ms)) {
+        Ok(Some(out)) => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(None) => Err(format!(
+            "{}: no answer within {timeout_ms} ms, killed",
+            args[0]
+        )),
+        Err(e) => Err(format!("{}: cannot run: {e}", args[0])),
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("{}: {e}", args[0]))?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn decide_edition(

@@ -8,7 +8,7 @@ use crate::root::SysRoot;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The root's executable at `inside`, or on `/` the same name on PATH.
 fn find_tool(root: &SysRoot, inside: &str) -> Option<PathBuf> {
@@ -39,37 +39,14 @@ pub fn find_ruby(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
 /// `ruby -c` on `text`; a syntax error is bad input naming `path` and the
 /// line Ruby reports.
 pub fn ruby_syntax_check(ruby: &Path, text: &str, path: &Path) -> Result<()> {
-    let mut child = Command::new(ruby)
-        .arg("-c")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .env("LC_ALL", "C.UTF-8")
-        .spawn()
-        .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ruby.display())))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A broken pipe means ruby already stopped: its status says why.
-        let _ = stdin.write_all(text.as_bytes());
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child
-        .try_wait()
-        .map_err(|e| Error::Failed(e.to_string()))?
-        .is_none()
-    {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Error::Failed(format!(
-                "{} -c did not finish within 60 s",
-                ruby.display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Failed(e.to_string()))?;
+    let mut cmd = Command::new(ruby);
+    cmd.arg("-c").env("LC_ALL", "C.UTF-8");
+    let out =
+        crate::process::run_with_timeout(&mut cmd, Some(text.as_bytes()), Duration::from_secs(60))
+            .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ruby.display())))?
+            .ok_or_else(|| {
+                Error::Failed(format!("{} -c did not finish within 60 s", ruby.display()))
+            })?;
     if out.status.success() {
         return Ok(());
     }

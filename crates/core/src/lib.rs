@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod host;
 pub mod lease;
 pub mod plugin;
+pub mod process;
 pub mod root;
 pub mod rpm;
 pub mod safefs;
