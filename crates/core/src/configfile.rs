@@ -15,8 +15,6 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
 pub struct ConfigFile {
-    /// As seen inside the system (`/etc/gitlab/gitlab.rb`).
-    pub inside: String,
     /// The file that is edited: the path itself, or its symlink's target.
     pub real: PathBuf,
     pub via_symlink: bool,
@@ -69,7 +67,6 @@ impl ConfigFile {
             Error::bad_input(&real, Some(line), "not valid UTF-8")
         })?;
         Ok(ConfigFile {
-            inside: inside.to_string(),
             real,
             via_symlink,
             text,

@@ -113,10 +113,6 @@ impl Dpkg {
         parse_paragraph(path, &text[range.clone()], *line).map(Some)
     }
 
-    pub fn package_names(&self) -> impl Iterator<Item = &str> {
-        self.index.keys().map(String::as_str)
-    }
-
     fn info_file(&self, pkg: &Package, ext: &str) -> Option<PathBuf> {
         let info = self.admindir.join("info");
         // Multi-Arch: same packages carry their architecture in the name.

@@ -12,7 +12,6 @@ use std::ops::Range;
 /// The manifest entry of a product's embedded install, with its host.
 #[derive(Debug, Clone)]
 pub struct Located {
-    pub install: crate::plugin::InstallSpec,
     pub embedded: EmbeddedSpec,
     pub host: crate::plugin::HostSpec,
     pub config: String,
@@ -54,7 +53,6 @@ pub fn locate(
         &crate::detect::Options::default(),
     );
     Ok(Located {
-        install: install.clone(),
         host_version: raw.as_deref().and_then(ProductVersion::parse),
         host_version_raw: raw,
         embedded,
@@ -155,15 +153,35 @@ fn removable<'a>(
     })
 }
 
+fn version_of(v: Option<&str>) -> Option<ProductVersion> {
+    v.and_then(ProductVersion::parse)
+}
+
 /// Whether the host version has removed the embedded instance.
 pub fn host_removed_it(spec: &EmbeddedSpec, host_version: Option<&ProductVersion>) -> bool {
-    match (
-        spec.removed_in.as_deref().and_then(ProductVersion::parse),
-        host_version,
-    ) {
+    match (version_of(spec.removed_in.as_deref()), host_version) {
         (Some(removed), Some(v)) => *v >= removed,
         _ => false,
     }
+}
+
+/// Whether a host upgrade from `old` to `new` crosses the release that
+/// removed the embedded instance.
+pub fn upgrade_crosses_removal(
+    spec: &EmbeddedSpec,
+    old: &ProductVersion,
+    new: &ProductVersion,
+) -> bool {
+    version_of(spec.removed_in.as_deref()).is_some_and(|removed| *old < removed && *new >= removed)
+}
+
+/// Whether the new host package (at `new`, past the removal) refuses the
+/// config: up to `any_setting_fatal_until` any remaining setting aborts it,
+/// after that only an instance still enabled.
+pub fn upgrade_aborts(spec: &EmbeddedSpec, state: &ConfigState, new: &ProductVersion) -> bool {
+    let any_is_fatal =
+        version_of(spec.any_setting_fatal_until.as_deref()).is_none_or(|until| *new < until);
+    !state.active_settings.is_empty() && (any_is_fatal || state.enabled)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -718,6 +736,49 @@ mod tests {
         );
         let again = run(&p.new_text, Action::Disable, "19.1.0");
         assert!(!again.changed, "idempotent");
+    }
+
+    #[test]
+    fn which_host_upgrades_abort() {
+        let v = |s| ProductVersion::parse(s).unwrap();
+        let st = |src: &str| {
+            let rb = GitlabRb::parse(Path::new("g"), src.to_string()).unwrap();
+            state(&rb, &spec()).unwrap()
+        };
+        assert!(upgrade_crosses_removal(
+            &spec(),
+            &v("18.11.1"),
+            &v("19.0.0")
+        ));
+        assert!(!upgrade_crosses_removal(
+            &spec(),
+            &v("19.0.0"),
+            &v("19.1.0")
+        ));
+        assert!(!upgrade_crosses_removal(
+            &spec(),
+            &v("18.10.0"),
+            &v("18.11.1")
+        ));
+        let off = st("mattermost['enable'] = false\n");
+        assert!(
+            upgrade_aborts(&spec(), &off, &v("19.2.0")),
+            "19.0-19.2: any setting"
+        );
+        assert!(
+            !upgrade_aborts(&spec(), &off, &v("19.3.0")),
+            "19.3+: only an enabled one"
+        );
+        assert!(upgrade_aborts(
+            &spec(),
+            &st("mattermost['enable'] = true\n"),
+            &v("19.3.0")
+        ));
+        assert!(!upgrade_aborts(
+            &spec(),
+            &st("external_url 'x'\n"),
+            &v("19.0.0")
+        ));
     }
 
     #[test]

@@ -613,11 +613,6 @@ impl GitlabRb {
             None => None,
         }
     }
-
-    /// Whether a byte offset is inside a comment.
-    pub fn in_comment(&self, pos: usize) -> bool {
-        self.comments.iter().any(|c| c.contains(&pos))
-    }
 }
 
 fn continues(t: &Tok) -> bool {

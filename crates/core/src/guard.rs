@@ -346,12 +346,12 @@ pub enum Action {
     Remove,
 }
 
-/// Checks the stream's shape cheaply and returns each package line with
-/// its package name (architecture qualifier removed): protocol version 2 or
-/// 3, `VERSION N`, configuration lines, a blank line, one line per action.
 /// The protocol version and, per package line: line number, name, line.
 type Scanned<'a> = (u32, Vec<(usize, &'a str, &'a str)>);
 
+/// Checks the stream's shape cheaply and returns each package line with
+/// its package name (architecture qualifier removed): protocol version 2 or
+/// 3, `VERSION N`, configuration lines, a blank line, one line per action.
 fn scan_hook_stream(text: &str) -> std::result::Result<Scanned<'_>, String> {
     // Lines by memchr: this runs on every apt transaction.
     let mut start = 0;
@@ -429,15 +429,6 @@ fn parse_hook_line(
             path => Action::Unpack(path.to_string()),
         },
     })
-}
-
-/// Parses a whole stream (protocol 2 or 3).
-pub fn parse_hook_stream(text: &str) -> std::result::Result<Vec<PkgAction>, String> {
-    let (version, lines) = scan_hook_stream(text)?;
-    lines
-        .into_iter()
-        .map(|(n, _, l)| parse_hook_line(version, n, l))
-        .collect()
 }
 
 #[derive(Debug, Default)]
@@ -580,13 +571,10 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
         let Some(emb) = &inst.embedded else {
             continue;
         };
-        let Some(removed) = emb.removed_in.as_deref().and_then(ProductVersion::parse) else {
-            continue;
-        };
         let (Some(o), Some(n)) = (ProductVersion::parse(old), ProductVersion::parse(new)) else {
             continue;
         };
-        if !(o < removed && n >= removed) {
+        if !embedded::upgrade_crosses_removal(emb, &o, &n) {
             continue;
         }
         let Some(config) = &emb.config else {
@@ -597,12 +585,7 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
             .and_then(|rb| embedded::state(&rb, emb));
         match state {
             Ok(st) => {
-                let fatal_until = emb
-                    .any_setting_fatal_until
-                    .as_deref()
-                    .and_then(ProductVersion::parse);
-                let any_is_fatal = fatal_until.is_none_or(|u| n < u);
-                if !st.active_settings.is_empty() && (any_is_fatal || st.enabled) {
+                if embedded::upgrade_aborts(emb, &st, &n) {
                     out.messages.push(format!(
                         "warning: upgrading {} from {old} to {new}: {config} still has active {} settings ({}), so the package's preinst will abort. First run: upkeep-embedded disable --for-upgrade {}",
                         a.name,
@@ -622,6 +605,15 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Parses a whole stream (protocol 2 or 3).
+    fn parse_hook_stream(text: &str) -> std::result::Result<Vec<PkgAction>, String> {
+        let (version, lines) = scan_hook_stream(text)?;
+        lines
+            .into_iter()
+            .map(|(n, _, l)| parse_hook_line(version, n, l))
+            .collect()
+    }
 
     #[test]
     fn v3_stream() {

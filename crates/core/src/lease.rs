@@ -13,7 +13,7 @@ use crate::fsutil::hex;
 use crate::root::SysRoot;
 use crate::safefs::{self, Entry};
 use crate::state::{self, Lock};
-use crate::users::Accounts;
+use crate::users::{self, Accounts};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -61,6 +61,29 @@ pub struct LeaseEntry {
     /// `security.capability`, hex.
     pub capability: Option<String>,
     pub sha256: Option<String>,
+}
+
+impl LeaseEntry {
+    /// The record of what `st` says, before anything changes.
+    fn of(
+        path: &str,
+        kind: EntryKind,
+        st: &nix::sys::stat::FileStat,
+        capability: Option<String>,
+        sha256: Option<String>,
+    ) -> Self {
+        LeaseEntry {
+            path: path.to_string(),
+            kind,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode & 0o7777,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            capability,
+            sha256,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -249,17 +272,7 @@ fn plan_file(root: &SysRoot, path: &str, dir_lent: bool) -> Result<Planned> {
     let capability = safefs::get_capability(&file)?.map(|c| hex(&c));
     let sha256 = Some(safefs::sha256_file(&file)?);
     Ok(Planned {
-        entry: LeaseEntry {
-            path: path.to_string(),
-            kind: EntryKind::File,
-            uid: st.st_uid,
-            gid: st.st_gid,
-            mode: st.st_mode & 0o7777,
-            dev: st.st_dev,
-            ino: st.st_ino,
-            capability,
-            sha256,
-        },
+        entry: LeaseEntry::of(path, EntryKind::File, &st, capability, sha256),
         file,
     })
 }
@@ -276,17 +289,7 @@ fn plan_dir(root: &SysRoot, path: &str) -> Result<Planned> {
         return Err(refused(path, "is setuid or setgid"));
     }
     Ok(Planned {
-        entry: LeaseEntry {
-            path: path.to_string(),
-            kind: EntryKind::Dir,
-            uid: st.st_uid,
-            gid: st.st_gid,
-            mode: st.st_mode & 0o7777,
-            dev: st.st_dev,
-            ino: st.st_ino,
-            capability: None,
-            sha256: None,
-        },
+        entry: LeaseEntry::of(path, EntryKind::Dir, &st, None, None),
         file,
     })
 }
@@ -303,29 +306,7 @@ fn normalize(path: &str) -> Result<String> {
 }
 
 pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
-    let accounts = Accounts::load(root)?;
-    let (user, group) = match req.to.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (req.to.as_str(), None),
-    };
-    let uid = accounts
-        .user(user)
-        .ok_or_else(|| {
-            Error::Refused(format!(
-                "no user '{user}' in {}",
-                root.path("/etc/passwd").display()
-            ))
-        })?
-        .uid;
-    let gid = match group {
-        Some(g) => Some(accounts.group_id(g).ok_or_else(|| {
-            Error::Refused(format!(
-                "no group '{g}' in {}",
-                root.path("/etc/group").display()
-            ))
-        })?),
-        None => None,
-    };
+    let (uid, gid) = users::resolve_owner(&Accounts::load(root)?, &req.to)?;
     let holder = Holder {
         spec: req.to.clone(),
         uid,

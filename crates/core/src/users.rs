@@ -114,9 +114,9 @@ fn parse_id(path: &Path, line: usize, s: &str) -> Result<u32> {
         .map_err(|_| Error::bad_input(path, Some(line), format!("'{s}' is not a numeric id")))
 }
 
-/// Resolves `USER[:GROUP]` against the root's tables. Without a group, the
-/// user's primary group.
-pub fn resolve_owner(acc: &Accounts, spec: &str) -> Result<(u32, u32)> {
+/// Resolves `USER[:GROUP]` against the root's tables; the group is `None`
+/// when none was given (`chown USER` leaves the group as it is).
+pub fn resolve_owner(acc: &Accounts, spec: &str) -> Result<(u32, Option<u32>)> {
     let (uname, gname) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -125,10 +125,11 @@ pub fn resolve_owner(acc: &Accounts, spec: &str) -> Result<(u32, u32)> {
         .user(uname)
         .ok_or_else(|| Error::Refused(format!("no user '{uname}' in the root's etc/passwd")))?;
     let gid = match gname {
-        Some(g) => acc
-            .group_id(g)
-            .ok_or_else(|| Error::Refused(format!("no group '{g}' in the root's etc/group")))?,
-        None => user.gid,
+        Some(g) => Some(
+            acc.group_id(g)
+                .ok_or_else(|| Error::Refused(format!("no group '{g}' in the root's etc/group")))?,
+        ),
+        None => None,
     };
     Ok((user.uid, gid))
 }
