@@ -328,11 +328,11 @@ fn unknown_layout_finds_nothing_and_succeeds() {
 #[test]
 fn dpkg_root_environment_is_the_default_root() {
     let ex = examples_dir().join("tegu");
-    let o = Command::new(bin("upkeep-detect"))
-        .args(["--format", "json"])
-        .env("DPKG_ROOT", &ex)
-        .output()
-        .expect("run");
+    let o = upkeep_env(
+        "upkeep-detect",
+        &["--format", "json"],
+        &[("DPKG_ROOT", ex.to_str().expect("utf8"))],
+    );
     assert_eq!(json(&o)["installs"][0]["product"], "tegu");
 }
 

@@ -435,16 +435,16 @@ fn a_symlinked_gitlab_rb_is_edited_at_a_safe_target_only() {
 fn reconfigure_failures_and_an_instance_still_running_are_exit_1() {
     let (_, text) = &switched_on_18_11()[0];
     let r = gitlab_root("18.11.11-ee", text);
-    let o = Command::new(bin("upkeep-embedded"))
-        .args([
+    let o = upkeep_env(
+        "upkeep-embedded",
+        &[
             "--root",
             r.root().to_str().expect("utf8"),
             "disable",
             "mattermost",
-        ])
-        .env("STANDIN_FAIL", "1")
-        .output()
-        .expect("run");
+        ],
+        &[("STANDIN_FAIL", "1")],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("reconfigure failed with exit code 1") && stderr(&o).contains("backup"),
@@ -452,16 +452,16 @@ fn reconfigure_failures_and_an_instance_still_running_are_exit_1() {
         stderr(&o)
     );
     // A rerun reconfigures again: the file is already right, the link is not.
-    let o = Command::new(bin("upkeep-embedded"))
-        .args([
+    let o = upkeep_env(
+        "upkeep-embedded",
+        &[
             "--root",
             r.root().to_str().expect("utf8"),
             "disable",
             "mattermost",
-        ])
-        .env("STANDIN_KEEP_LINK", "1")
-        .output()
-        .expect("run");
+        ],
+        &[("STANDIN_KEEP_LINK", "1")],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("still enabled or running"),
@@ -515,11 +515,11 @@ fn upkeep_reconfigure_passes_arguments_and_exit_code_through_and_logs() {
         log.contains("reconfigure --accept-license -x: exit 0"),
         "{log}"
     );
-    let o = Command::new(bin("upkeep-reconfigure"))
-        .args(["--root", root])
-        .env("STANDIN_FAIL", "1")
-        .output()
-        .expect("run");
+    let o = upkeep_env(
+        "upkeep-reconfigure",
+        &["--root", root],
+        &[("STANDIN_FAIL", "1")],
+    );
     assert_eq!(o.status.code(), Some(1));
     // No gitlab-ctl in the root: never the machine's own.
     let bare = TestRoot::new();

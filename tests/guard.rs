@@ -600,11 +600,11 @@ fn upkeep_reconfigure_checks_before_and_reports_a_revert_after() {
     );
     let team = work.path().join("team-binary");
     std::fs::write(&team, mattermost_binary(false)).expect("w");
-    let o = Command::new(bin("upkeep-reconfigure"))
-        .args(["--root", root])
-        .env("STANDIN_REVERT_WITH", &team)
-        .output()
-        .expect("run");
+    let o = upkeep_env(
+        "upkeep-reconfigure",
+        &["--root", root],
+        &[("STANDIN_REVERT_WITH", team.to_str().expect("utf8"))],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(

@@ -285,11 +285,7 @@ fn capabilities_survive_a_lease_without_any_change() {
 fn crash_points(r: &TestRoot, args: &[&str]) -> Vec<String> {
     let mut all = vec!["--root", r.root().to_str().expect("utf8")];
     all.extend_from_slice(args);
-    let o = Command::new(bin("upkeep-lease"))
-        .args(&all)
-        .env("UPKEEP_LOG", "debug")
-        .output()
-        .expect("run");
+    let o = upkeep_env("upkeep-lease", &all, &[("UPKEEP_LOG", "debug")]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let mut points: Vec<String> = Vec::new();
     for line in stderr(&o).lines() {
@@ -305,11 +301,7 @@ fn crash_points(r: &TestRoot, args: &[&str]) -> Vec<String> {
 fn run_crashing_at(r: &TestRoot, point: &str, args: &[&str]) {
     let mut all = vec!["--root", r.root().to_str().expect("utf8")];
     all.extend_from_slice(args);
-    let o = Command::new(bin("upkeep-lease"))
-        .args(&all)
-        .env("UPKEEP_CRASH_AT", point)
-        .output()
-        .expect("run");
+    let o = upkeep_env("upkeep-lease", &all, &[("UPKEEP_CRASH_AT", point)]);
     assert_eq!(
         o.status.signal(),
         Some(9),

@@ -265,15 +265,24 @@ pub fn bin(name: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Runs an upkeep binary with a clean environment (no $DPKG_ROOT leaking in).
+/// Runs an upkeep binary with a clean environment (no $DPKG_ROOT or
+/// plugin directory leaking in from the caller).
 pub fn upkeep(name: &str, args: &[&str]) -> Output {
-    Command::new(bin(name))
-        .args(args)
+    upkeep_env(name, args, &[])
+}
+
+/// The same, with these variables set (after the cleaning, so a test may
+/// set $DPKG_ROOT itself).
+pub fn upkeep_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(bin(name));
+    c.args(args)
         .env_remove("DPKG_ROOT")
         .env_remove("UPKEEP_PLUGIN_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run upkeep binary")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run upkeep binary")
 }
 
 pub fn stdout(o: &Output) -> String {
