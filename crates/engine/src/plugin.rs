@@ -6,11 +6,11 @@
 //! `$UPKEEP_PLUGIN_DIR`); `ROOT/etc/upkeep/plugins.d/NAME.toml` overrides the
 //! packaged manifest of the same name, or adds a new product.
 
-use crate::error::{Error, Result};
-use crate::root::SysRoot;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use upkeep_sys::error::{Error, Result};
+use upkeep_sys::root::SysRoot;
 
 pub const LOCAL_DIR: &str = "/etc/upkeep/plugins.d";
 pub const SCHEMA: u32 = 1;
