@@ -447,12 +447,21 @@ fn local_manifest_overrides_the_packaged_one() {
 
 #[test]
 fn usage_errors_exit_2() {
+    let ex = examples_dir().join("gitlab-omnibus");
     let o = upkeep(
         "upkeep-detect",
-        &["--root", "/nonexistent-upkeep-root", "no-such-product"],
+        &["--root", ex.to_str().expect("utf8"), "no-such-product"],
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown product"));
+    // A root that is not there is a usage error naming it, not "nothing found".
+    let o = upkeep("upkeep-detect", &["--root", "/nonexistent-upkeep-root"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent-upkeep-root"),
+        "{}",
+        stderr(&o)
+    );
     let o = upkeep("upkeep-detect", &["--bogus-flag"]);
     assert_eq!(o.status.code(), Some(2));
     let o = upkeep("upkeep-detect", &["--format", "yaml"]);

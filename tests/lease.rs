@@ -318,9 +318,11 @@ fn a_crash_at_any_point_of_grant_or_restore_is_recovered_to_the_original_state()
 
     let probe = omnibus_root(0o750);
     setcap(&probe.path(BIN), "cap_net_bind_service=+ep");
+    // After the journal marks the lease done it is granted: a crash there
+    // leaves a lease in force, which is right, not a state to recover from.
     let grant_points: Vec<String> = crash_points(&probe, &grant)
         .into_iter()
-        .filter(|p| p != "grant:committed")
+        .filter(|p| p != "grant:committed" && p != "journal:done")
         .collect();
     let restore_points = crash_points(&probe, &restore);
     assert!(grant_points.len() >= 6, "{grant_points:?}");
@@ -375,7 +377,7 @@ fn a_crash_at_any_point_of_grant_or_restore_is_recovered_to_the_original_state()
     }
     assert_eq!(
         before_intent,
-        ["state:before-rename"],
+        ["journal:before-write", "safe:before-rename"],
         "only the intent write itself precedes the intent"
     );
     eprintln!(

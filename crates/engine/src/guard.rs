@@ -12,10 +12,12 @@ use crate::embedded;
 use crate::plugin::{self, Edition, Plugin};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 use upkeep_pkg::version::{compare_deb, ProductVersion};
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::root::SysRoot;
+use upkeep_sys::safe;
 use upkeep_sys::state::{self, Lock};
 
 pub const CONFIG: &str = "/etc/upkeep/upkeep.toml";
@@ -50,10 +52,9 @@ pub struct Config {
 impl Config {
     pub fn load(root: &SysRoot) -> Result<Config> {
         let path = root.path(CONFIG);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(e) => return Err(Error::bad_input(&path, None, format!("cannot read: {e}"))),
+        // Non-blocking and bounded: a FIFO here must never hang apt.
+        let Some(text) = safe::read_to_string(root, CONFIG, safe::limit::CONFIG)? else {
+            return Ok(Config::default());
         };
         toml::from_str(&text).map_err(|e| {
             let line = e
@@ -185,15 +186,18 @@ fn key(i: &Install) -> String {
 }
 
 pub fn load_records(root: &SysRoot) -> Result<Records> {
-    let Some(dir) = state::existing_state_dir(root, "")? else {
+    let Some(dir) = state::existing_private_dir(root, "")? else {
         return Ok(Records::default());
     };
-    let path = dir.join(RECORDS);
-    match std::fs::read_to_string(&path) {
-        Ok(t) => serde_json::from_str(&t)
+    let path = dir.shown().join(RECORDS);
+    match dir.read(
+        Path::new(RECORDS),
+        safe::Resolve::NoLinks,
+        safe::limit::CONFIG,
+    )? {
+        Some(t) => serde_json::from_slice(&t)
             .map_err(|e| Error::bad_input(&path, Some(e.line()), e.to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Records::default()),
-        Err(e) => Err(Error::io(&path, e)),
+        None => Ok(Records::default()),
     }
 }
 
@@ -323,9 +327,9 @@ fn save_records(root: &SysRoot, report: &Report) -> Result<()> {
             },
         );
     }
-    let dir = state::state_dir(root, "")?;
+    let dir = state::private_dir(root, "")?;
     let data = serde_json::to_vec_pretty(&records).map_err(|e| Error::Failed(e.to_string()))?;
-    state::write_atomic(&dir.join(RECORDS), &data)
+    state::write_private(&dir, RECORDS, &data)
 }
 
 /// One package action from apt's `Pre-Install-Pkgs` stream.

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::root::SysRoot;
+use upkeep_sys::safe;
 
 pub const LOCAL_DIR: &str = "/etc/upkeep/plugins.d";
 pub const SCHEMA: u32 = 1;
@@ -393,13 +394,11 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
 /// or `$UPKEEP_PLUGIN_DIR`), then the root's `plugins.d`. Each is its file
 /// name, where it came from (for messages) and its text.
 fn sources(root: &SysRoot) -> Result<Vec<(String, PathBuf, Cow<'static, str>)>> {
-    let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| Error::io(path, e));
     let mut out = Vec::new();
     match std::env::var_os("UPKEEP_PLUGIN_DIR") {
         Some(dir) => {
-            for (name, path) in toml_files(Path::new(&dir))? {
-                let text = read(&path)?;
-                out.push((name, path, Cow::Owned(text)));
+            if let Some(d) = safe::open_dir(&SysRoot::new(dir), "/")? {
+                out.extend(toml_files(&d)?);
             }
         }
         None => {
@@ -412,9 +411,8 @@ fn sources(root: &SysRoot) -> Result<Vec<(String, PathBuf, Cow<'static, str>)>> 
             }
         }
     }
-    for (name, path) in toml_files(&root.path(LOCAL_DIR))? {
-        let text = read(&path)?;
-        out.push((name, path, Cow::Owned(text)));
+    if let Some(d) = safe::open_dir(root, LOCAL_DIR)? {
+        out.extend(toml_files(&d)?);
     }
     Ok(out)
 }
@@ -480,22 +478,23 @@ impl NameCandidates {
     }
 }
 
-/// `*.toml` files of a directory in name order; none if it does not exist.
-fn toml_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
+/// The `*.toml` files of a directory in name order, with their text:
+/// regular files only, read without blocking and bounded (a FIFO or a huge
+/// file there is bad input, never a hang).
+fn toml_files(dir: &safe::Dir) -> Result<Vec<(String, PathBuf, Cow<'static, str>)>> {
     let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".toml") && !name.starts_with('.') {
-            out.push((name, entry.path()));
+    for (name, _) in dir.entries()? {
+        let name = name.to_string_lossy().into_owned();
+        if !name.ends_with(".toml") || name.starts_with('.') {
+            continue;
         }
+        let path = dir.shown().join(&name);
+        let Some(bytes) = dir.read(Path::new(&name), safe::Resolve::InRoot, safe::limit::CONFIG)?
+        else {
+            continue;
+        };
+        out.push((name, path.clone(), Cow::Owned(safe::utf8(bytes, &path)?)));
     }
-    out.sort();
     Ok(out)
 }
 
@@ -509,10 +508,11 @@ mod tests {
             parse_manifest(Path::new(name), text).unwrap();
         }
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
+        let dir = safe::open_dir(&SysRoot::new(dir), "/").unwrap().unwrap();
         let on_disk: Vec<String> = toml_files(&dir)
             .unwrap()
             .into_iter()
-            .map(|(n, _)| n)
+            .map(|(n, _, _)| n)
             .collect();
         let mut built: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
         built.sort();
@@ -521,7 +521,8 @@ mod tests {
             "every manifest in plugins/ must be compiled in"
         );
         // The quick superset really holds every package name.
-        let root = SysRoot::new("/nonexistent-upkeep-test-root");
+        let t = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(t.path());
         let candidates = package_name_candidates(&root).unwrap();
         for p in load(&root).unwrap() {
             for name in p.manifest.all_packages() {

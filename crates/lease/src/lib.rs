@@ -178,7 +178,10 @@ fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn exit_for(outcomes: &[LeaseOutcome]) -> ExitCode {
-    if outcomes.iter().any(|o| o.result == "kept") {
+    if outcomes
+        .iter()
+        .any(|o| o.result == lease::LeaseResult::Kept)
+    {
         ExitCode::Refused
     } else {
         ExitCode::Ok
@@ -259,8 +262,8 @@ fn render_grant(r: &GrantReport) -> String {
 fn render_outcomes(outcomes: &[LeaseOutcome]) -> String {
     let mut s = String::new();
     for o in outcomes {
-        match o.result.as_str() {
-            "restored" => {
+        match o.result {
+            lease::LeaseResult::Restored => {
                 for e in &o.entries {
                     let what = match (e.content_changed, e.replaced) {
                         (true, _) => {

@@ -54,13 +54,16 @@ fn components(p: &Path) -> Vec<std::ffi::OsString> {
 
 /// Searches a file for a byte string in fixed-size chunks (Mattermost's
 /// binary is ~200 MB; it is never read whole into memory).
-pub fn file_contains(path: &Path, needle: &[u8]) -> std::io::Result<bool> {
-    use std::io::Read;
+pub fn file_contains(f: &std::fs::File, needle: &[u8]) -> std::io::Result<bool> {
+    use std::io::{Read, Seek};
     if needle.is_empty() {
         return Ok(true);
     }
     let finder = memchr::memmem::Finder::new(needle);
-    let mut f = std::fs::File::open(path)?;
+    let mut f = f;
+    f.seek(std::io::SeekFrom::Start(0))?;
+    // Bounded: a sparse terabyte planted at the path is not read forever.
+    let mut f = f.take(crate::safe::limit::BINARY);
     let chunk = 1 << 20;
     let keep = needle.len() - 1;
     let mut buf = vec![0u8; chunk + keep];
@@ -102,6 +105,24 @@ pub fn hex_digest<D: md5::Digest>(mut r: impl std::io::Read) -> std::io::Result<
             return Ok(hex(&h.finalize()));
         }
         h.update(&buf[..n]);
+    }
+}
+
+/// File modes in JSON as the octal string people read (`"0755"`), the
+/// one representation in every report and record.
+pub mod octal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{mode:04o}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let text = String::deserialize(d)?;
+        u32::from_str_radix(&text, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{text}' is not an octal file mode")))
     }
 }
 
@@ -150,7 +171,8 @@ mod tests {
         data.extend_from_slice(needle);
         data.extend_from_slice(&[0u8; 100]);
         std::fs::write(&p, &data).unwrap();
-        assert!(file_contains(&p, needle).unwrap());
-        assert!(!file_contains(&p, b"github.com/mattermost/enterprisX").unwrap());
+        let f = std::fs::File::open(&p).unwrap();
+        assert!(file_contains(&f, needle).unwrap());
+        assert!(!file_contains(&f, b"github.com/mattermost/enterprisX").unwrap());
     }
 }
