@@ -2,6 +2,8 @@
 //! run as the real leased user, a SIGKILL at every crash point, attacks,
 //! expiry, moot leases after a real dpkg upgrade, and concurrent runs.
 
+#![allow(clippy::disallowed_methods)] // tests build their roots by path
+
 mod common;
 use common::*;
 use std::collections::BTreeMap;

@@ -2,6 +2,8 @@
 //! never drift from `--help`. This test fails when they do; regenerate with
 //! `UPKEEP_BLESS=1 cargo test --test manpages`.
 
+#![allow(clippy::disallowed_methods)] // tests build their roots by path
+
 use std::path::Path;
 
 fn apps() -> Vec<clap::Command> {

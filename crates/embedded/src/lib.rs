@@ -280,8 +280,9 @@ fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn service_link(root: &SysRoot, loc: &Located) -> bool {
-    std::fs::symlink_metadata(root.path(&loc.embedded.enabled_if_symlink))
-        .is_ok_and(|m| m.file_type().is_symlink())
+    upkeep_sys::safe::stat(root, &loc.embedded.enabled_if_symlink, false).is_ok_and(|st| {
+        st.is_some_and(|st| upkeep_sys::safe::Kind::of(&st) == upkeep_sys::safe::Kind::Symlink)
+    })
 }
 
 fn inside_path(root: &SysRoot, real: &Path) -> String {

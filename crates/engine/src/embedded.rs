@@ -639,6 +639,7 @@ fn diff_lines(a: &[&str], b: &[&str]) -> Vec<Op> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
     use std::path::Path;

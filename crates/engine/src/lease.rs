@@ -17,7 +17,7 @@ use upkeep_sys::fault;
 use upkeep_sys::fsutil::hex;
 use upkeep_sys::journal::{Journal, Phase, Record};
 use upkeep_sys::root::SysRoot;
-use upkeep_sys::safefs::{self, Entry};
+use upkeep_sys::safe::{self as safefs, Entry};
 use upkeep_sys::state::{self, Lock};
 use upkeep_sys::users::{self, Accounts};
 
@@ -259,7 +259,7 @@ fn plan_file(root: &SysRoot, path: &str, dir_lent: bool) -> Result<Planned> {
     let (file, st) = match safefs::open_entry(&parent.fd, &parent.name)? {
         Entry::File(f, st) => (f, st),
         Entry::Symlink => return Err(refused(path, "is a symlink")),
-        Entry::Missing => return Err(refused(path, "does not exist")),
+        Entry::Missing => return Err(Error::Failed(format!("{path}: does not exist"))),
         Entry::Dir(..) => {
             return Err(refused(
                 path,
@@ -655,6 +655,7 @@ fn is_moot(root: &SysRoot, body: &LeaseBody) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 

@@ -499,6 +499,7 @@ fn toml_files(dir: &safe::Dir) -> Result<Vec<(String, PathBuf, Cow<'static, str>
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 

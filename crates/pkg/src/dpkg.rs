@@ -427,6 +427,7 @@ fn parse_paragraph(path: &Path, text: &str, line: usize) -> Result<Package> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 

@@ -221,6 +221,7 @@ impl Journal {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
     use std::cell::RefCell;

@@ -11,7 +11,6 @@ pub mod journal;
 pub mod process;
 pub mod root;
 pub mod safe;
-pub mod safefs;
 pub mod state;
 pub mod users;
 
