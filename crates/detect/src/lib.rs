@@ -6,12 +6,30 @@ use serde::Serialize;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use upkeep_cli::{self, CommonArgs, Format};
+use upkeep_cli::{self, AllowExec, CommonArgs, Format, Manual};
 use upkeep_engine::detect::{self, Install, Options, Report, System};
 use upkeep_engine::plugin;
 use upkeep_sys::{ExitCode, Result};
 
 pub const NAME: &str = "upkeep-detect";
+
+pub const MANUAL: Manual = Manual {
+    exit: &[
+        ExitCode::Ok,
+        ExitCode::Failed,
+        ExitCode::Usage,
+        ExitCode::BadInput,
+    ],
+    files: &[
+        (
+            "/var/lib/dpkg/",
+            "the dpkg database (status, updates/, info/*.list, info/*.md5sums), read directly",
+        ),
+        ("/var/lib/rpm/", "the rpm database, read through rpm --root"),
+    ],
+    environment: &[],
+    notes: "",
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,7 +40,7 @@ pub const NAME: &str = "upkeep-detect";
 manifests): where it is, which version and edition it is, which package manages it \
 (dpkg, rpm, or none: a tarball), whether the binary still matches what the package \
 recorded, and whether an embedded instance is enabled. Nothing is changed.",
-    after_help = upkeep_cli::EXIT_STATUS
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     /// Only these products (default: every product with a manifest).
@@ -31,9 +49,8 @@ pub struct Args {
     /// Instead of detecting, print the packages owning PATH (like dpkg -S, rpm -qf).
     #[arg(long, value_name = "PATH")]
     pub owner: Option<PathBuf>,
-    /// Run product binaries for their version where a manifest allows it (with a timeout).
-    #[arg(long)]
-    pub allow_exec: bool,
+    #[command(flatten)]
+    pub exec: AllowExec,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -58,7 +75,7 @@ fn run(args: Args) -> Result<ExitCode> {
         &mut sys,
         &selected,
         &Options {
-            allow_exec: args.allow_exec,
+            allow_exec: args.exec.allow_exec,
         },
     )?;
     match args.common.format {

@@ -413,6 +413,54 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
     Ok(report)
 }
 
+/// `--product`: the paths, holder and directory flag the product's
+/// manifest gives for the one install found. A product that declares no
+/// lease is a usage error; one not installed is a plain failure.
+pub fn from_manifest(
+    root: &SysRoot,
+    name: &str,
+    paths: Vec<String>,
+    to: Option<String>,
+    dir: bool,
+) -> Result<(Vec<String>, String, bool)> {
+    let plugins = crate::plugin::load(root)?;
+    let selected = crate::detect::select(&plugins, &[name.to_string()])?;
+    if !selected
+        .iter()
+        .any(|p| p.manifest.installs.iter().any(|i| i.lease.is_some()))
+    {
+        return Err(Error::Usage(format!(
+            "{name}: its manifest declares no lease; give PATH and --to instead"
+        )));
+    }
+    let mut sys = crate::detect::System::open(root)?;
+    let report = crate::detect::detect(&mut sys, &selected, &Default::default())?;
+    let specs: Vec<_> = report
+        .installs
+        .iter()
+        .filter_map(|i| i.lease.as_ref())
+        .collect();
+    let spec = match specs.as_slice() {
+        [] => return Err(Error::Failed(format!("no install of {name} was found"))),
+        [one] => *one,
+        _ => {
+            return Err(Error::Usage(format!(
+                "several installs of {name} found: name the PATH to lend"
+            )))
+        }
+    };
+    let paths = if paths.is_empty() {
+        spec.paths.clone()
+    } else {
+        paths
+    };
+    Ok((
+        paths,
+        to.unwrap_or_else(|| spec.to.clone()),
+        dir || spec.dir,
+    ))
+}
+
 /// dpkg re-applies `statoverride` entries on every upgrade of the package
 /// that ships the path: worth knowing while a lease is open.
 fn statoverride_warnings(root: &SysRoot, paths: &[String]) -> Vec<String> {
