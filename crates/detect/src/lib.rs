@@ -228,6 +228,13 @@ fn render_install(s: &mut String, i: &Install) {
             .unwrap_or_default();
         let _ = writeln!(s, "  services  {}{via}", i.services.join(", "));
     }
+    if !i.services_missing.is_empty() {
+        let _ = writeln!(
+            s,
+            "  services  {}: declared, not found",
+            i.services_missing.join(", ")
+        );
+    }
     if let Some(c) = &i.config {
         let _ = writeln!(s, "  config    {c}");
     }

@@ -42,7 +42,10 @@ pub struct Install {
     /// For embedded instances: whether the host runs it (`null` otherwise).
     pub embedded_enabled: Option<bool>,
     pub host: Option<Host>,
+    /// Declared services whose unit or run directory is in the root.
     pub services: Vec<String>,
+    /// Declared services with no unit or run directory in the root.
+    pub services_missing: Vec<String>,
     pub service_manager: Option<String>,
     pub user: Option<String>,
     /// What upkeep-lease lends for an in-place upgrade (paths expanded).
@@ -208,6 +211,11 @@ fn detect_install(
             .is_ok_and(|st| st.is_some_and(|st| safe::Kind::of(&st) == safe::Kind::Symlink))
     });
 
+    let (services, services_missing) = find_services(
+        root,
+        spec,
+        spec.services.clone().unwrap_or_else(|| m.services.clone()),
+    );
     Ok(Some(Install {
         product: m.name.clone(),
         kind,
@@ -220,7 +228,8 @@ fn detect_install(
         modified_from_package: modified,
         embedded_enabled,
         host,
-        services: spec.services.clone().unwrap_or_else(|| m.services.clone()),
+        services,
+        services_missing,
         service_manager: spec.service_manager.clone(),
         user: spec.user.clone().or_else(|| m.user.clone()),
         lease: spec.lease.as_ref().map(|l| LeaseSpec {
@@ -231,6 +240,42 @@ fn detect_install(
         ships_edition: spec.ships_edition,
         guard: spec.guard.clone(),
     }))
+}
+
+/// Where a service manager keeps what defines a service, when the
+/// manifest does not say.
+fn default_service_paths(manager: Option<&str>) -> &'static [&'static str] {
+    match manager {
+        Some("systemd") => &[
+            "/etc/systemd/system/{service}.service",
+            "/lib/systemd/system/{service}.service",
+            "/usr/lib/systemd/system/{service}.service",
+        ],
+        Some("runit") => &["/etc/sv/{service}", "/etc/service/{service}"],
+        _ => &[],
+    }
+}
+
+/// Splits the declared services into those found in the root and those
+/// declared but not found: a service is reported only when it is there.
+fn find_services(
+    root: &SysRoot,
+    spec: &InstallSpec,
+    declared: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    let defaults = default_service_paths(spec.service_manager.as_deref());
+    let patterns: Vec<&str> = if spec.service_paths.is_empty() {
+        defaults.to_vec()
+    } else {
+        spec.service_paths.iter().map(String::as_str).collect()
+    };
+    declared.into_iter().partition(|svc| {
+        // `tegu.service` and `tegu` name the same systemd unit.
+        let name = svc.strip_suffix(".service").unwrap_or(svc);
+        patterns.iter().any(|p| {
+            safe::stat(root, p.replace("{service}", name), true).is_ok_and(|st| st.is_some())
+        })
+    })
 }
 
 fn tarball() -> Manager {
