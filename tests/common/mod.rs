@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod scenario;
+#[allow(unused_imports)] // not every test file builds scenarios
 pub use scenario::*;
 
 pub const ENTERPRISE_MARKER: &str = "github.com/mattermost/enterprise/";
