@@ -11,7 +11,7 @@ use upkeep_core::configfile::ConfigFile;
 use upkeep_core::detect::{self, System};
 use upkeep_core::embedded::{self, Action, ConfigState, Located};
 use upkeep_core::gitlab_rb::GitlabRb;
-use upkeep_core::{host, plugin, Error, ExitCode, Result, SysRoot};
+use upkeep_core::{host, plugin, rb_eval, Error, ExitCode, Result, SysRoot};
 
 pub const NAME: &str = "upkeep-embedded";
 
@@ -31,10 +31,24 @@ on GitLab up to 18.11. GitLab 19.0 removed bundled Mattermost and 19.0 to 19.2
 abort reconfigure on any mattermost[...] setting: there, and with
 --for-upgrade on any version, every active mattermost[...] setting (and
 mattermost_external_url) is commented out instead, each marked with why.
-A backup (0600) is written next to the file before it is replaced; owner,
-group, mode, CRLF line endings and a missing final newline are kept; the new
-text is checked with Ruby (the host's, else ruby on PATH) before it replaces
-the old. What to edit comes from the product's plugin manifest.";
+Where the last assignment is not a plain statement (inside a conditional or
+block, computed), one final mattermost['enable'] = false is added after all
+code instead. A removed setting inside a conditional, block or expression, or
+mattermost.merge!(...), is refused (exit 1, nothing written): the message
+names the line to change by hand.
+
+What gitlab.rb means is what Ruby computes: the file is evaluated as Omnibus
+loads it, on recording objects. On / the host's Ruby runs
+(/opt/gitlab/embedded/bin/ruby, else ruby on PATH); under --root DIR the
+root's own Ruby runs inside DIR (chroot), and without one the machine's ruby
+evaluates the text after chrooting itself into DIR, so gitlab.rb's code never
+sees the live machine. Without any Ruby the reading is static and says so.
+Every edit is verified before it is written: Ruby must see exactly the old
+settings plus the intended change, and a second run must change nothing;
+otherwise exit 1 and nothing is written. A backup (0600) is written next to
+the file before it is replaced; owner, group, mode, CRLF line endings and a
+missing final newline are kept. What to edit comes from the product's plugin
+manifest.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -150,7 +164,27 @@ fn run(args: Args) -> Result<ExitCode> {
     let loc = embedded::locate(&mut sys, plugin)?;
     let file = ConfigFile::open(&root, &loc.config)?;
     let rb = GitlabRb::parse(&file.real, file.text.clone())?;
-    let before = embedded::state(&rb, &loc.embedded)?;
+    // What the file means, as Ruby computes it; a static reading only when
+    // no Ruby can run.
+    let mut static_why = None;
+    let ruby = rb_eval::Ruby::find(&root, &loc.host);
+    let before_eval = match &ruby {
+        None => {
+            static_why = Some("no Ruby was found".to_string());
+            None
+        }
+        Some(r) => match r.evaluate(&[&file.text]) {
+            Ok(mut v) => v.pop(),
+            Err(e) => {
+                static_why = Some(format!("Ruby could not run ({e})"));
+                None
+            }
+        },
+    };
+    let before = match &before_eval {
+        Some(ev) => embedded::state_from_eval(&rb, &loc.embedded, ev, &file.real)?,
+        None => embedded::state(&rb, &loc.embedded)?,
+    };
     let mut report = Report {
         product: product.clone(),
         config: loc.config.clone(),
@@ -171,6 +205,12 @@ fn run(args: Args) -> Result<ExitCode> {
         verified: None,
         next_steps: Vec::new(),
     };
+    if let Some(why) = &static_why {
+        report.warnings.push(format!(
+            "This is a static reading of {}, because {why}: settings inside conditionals, blocks or computed keys may differ from what GitLab sees.",
+            loc.config
+        ));
+    }
     let (Some(action), Some(edit)) = (action, edit) else {
         output(&report, json)?;
         return Ok(ExitCode::Ok);
@@ -179,6 +219,7 @@ fn run(args: Args) -> Result<ExitCode> {
     let plan = embedded::plan(
         &rb,
         &loc.embedded,
+        &report.before,
         action,
         &loc.host.product,
         loc.host_version.as_ref(),
@@ -186,10 +227,31 @@ fn run(args: Args) -> Result<ExitCode> {
     )?;
     report.changed = plan.changed;
     report.changes = plan.changes.clone();
-    report.warnings = plan.warnings.clone();
+    report.warnings.extend(plan.warnings.iter().cloned());
     report.dry_run = edit.dry_run;
-    let after_rb = GitlabRb::parse(&file.real, plan.new_text.clone())?;
-    report.after = Some(embedded::state(&after_rb, &loc.embedded)?);
+    if plan.changed {
+        // Every edit is checked before it lands (and before a dry run
+        // shows it): Ruby's settings, a second run, the new text's syntax.
+        let after_eval = match (&ruby, &before_eval) {
+            (Some(r), Some(_)) => r.evaluate(&[&plan.new_text])?.pop(),
+            _ => None,
+        };
+        let evaluated = match (&before_eval, &after_eval) {
+            (Some(b), Some(a)) => Some((b.settings(&file.real)?, a)),
+            _ => None,
+        };
+        report.after = Some(embedded::verify(
+            &file.real,
+            &loc.embedded,
+            &plan,
+            evaluated,
+            &loc.host.product,
+            loc.host_version.as_ref(),
+            &product,
+        )?);
+    } else {
+        report.after = Some(report.before.clone());
+    }
     if edit.dry_run {
         let d = embedded::unified_diff(&file.text, &plan.new_text, &loc.config, &loc.config);
         report.diff = Some(d);
@@ -197,15 +259,15 @@ fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::Ok);
     }
     if plan.changed {
-        let ruby = host::find_ruby(&root, &loc.host);
-        let backup = file.replace(&plan.new_text, |text| match &ruby {
-            Some(r) => host::ruby_syntax_check(r, text, &file.real),
-            None => Ok(()),
-        })?;
-        if ruby.is_none() {
-            report
-                .warnings
-                .push("no Ruby found: the edited file was not syntax-checked".into());
+        let backup = file.replace(&plan.new_text, |_| Ok(()))?;
+        // Read back: never report an edit that did not land.
+        let now = std::fs::read(&file.real).map_err(|e| Error::io(&file.real, e))?;
+        if now != plan.new_text.as_bytes() {
+            return Err(Error::Failed(format!(
+                "{} does not hold the edited text after writing it (its backup is {})",
+                file.real.display(),
+                backup.display()
+            )));
         }
         report.backup = Some(inside_path(&root, &backup));
         host::log_line(
@@ -290,6 +352,10 @@ fn inside_path(root: &SysRoot, real: &Path) -> String {
     }
 }
 
+fn on_line(line: Option<usize>) -> String {
+    line.map(|l| format!(" on line {l}")).unwrap_or_default()
+}
+
 fn output(r: &Report, json: bool) -> Result<()> {
     if json {
         return cli::print_json(r);
@@ -297,8 +363,8 @@ fn output(r: &Report, json: bool) -> Result<()> {
     let mut s = String::new();
     let state = |c: &ConfigState| {
         let why = match c.reason.as_str() {
-            "explicit" => format!("set explicitly on line {}", c.line.unwrap_or(0)),
-            "implied" => format!("implied by the URL setting on line {}", c.line.unwrap_or(0)),
+            "explicit" => format!("set explicitly{}", on_line(c.line)),
+            "implied" => format!("implied by the URL setting{}", on_line(c.line)),
             _ => "the default".to_string(),
         };
         format!("{} ({why})", if c.enabled { "enabled" } else { "disabled" })
