@@ -451,7 +451,7 @@ fn a_dpkg_file_trigger_reports_the_revert_after_the_upgrade() {
     r.write(BIN, mattermost_binary(true), 0o755);
     // What was seen: Enterprise.
     assert_eq!(
-        upkeep("upkeep-guard", &["--root", root, "check"])
+        upkeep("upkeep-guard", &["--root", root, "check", "--record"])
             .status
             .code(),
         Some(0)
@@ -500,6 +500,50 @@ fn a_dpkg_file_trigger_reports_the_revert_after_the_upgrade() {
             .expect("utf8"),
     ]);
     assert!(!out.contains("REVERTED"), "{out}");
+    // But every check reports it, in text and JSON, until acknowledged.
+    for _ in 0..2 {
+        let o = upkeep("upkeep-guard", &["--root", root, "check"]);
+        assert!(
+            stdout(&o).contains(
+                "REVERTED: /opt/gitlab/embedded/bin/mattermost (mattermost) was Enterprise Edition"
+            ),
+            "{}",
+            stdout(&o)
+        );
+        let o = upkeep(
+            "upkeep-guard",
+            &["--root", root, "check", "--format", "json"],
+        );
+        assert_eq!(
+            json(&o)["reverts"].as_array().map(Vec::len),
+            Some(1),
+            "{}",
+            stdout(&o)
+        );
+    }
+    let o = upkeep("upkeep-guard", &["--root", root, "check", "--strict"]);
+    assert_eq!(o.status.code(), Some(4));
+    let o = upkeep("upkeep-guard", &["--root", root, "ack", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "Acknowledged 1 revert(s) of mattermost: they are no longer reported.\n"
+    );
+    let o = upkeep(
+        "upkeep-guard",
+        &["--root", root, "check", "--format", "json"],
+    );
+    assert_eq!(
+        json(&o)["reverts"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        stdout(&o)
+    );
+    let o = upkeep("upkeep-guard", &["--root", root, "ack", "mattermost"]);
+    assert_eq!(
+        stdout(&o),
+        "There is no reported revert of mattermost to acknowledge.\n"
+    );
 }
 
 /// Copies the test binary and the shared libraries it needs into the root,
@@ -556,7 +600,7 @@ fn an_rpm_trigger_reports_the_revert_after_the_upgrade() {
     r.rpm(&["-i", "--nodeps", v1.to_str().expect("utf8")]);
     r.write(BIN, mattermost_binary(true), 0o755);
     assert_eq!(
-        upkeep("upkeep-guard", &["--root", root, "check"])
+        upkeep("upkeep-guard", &["--root", root, "check", "--record"])
             .status
             .code(),
         Some(0)

@@ -166,6 +166,10 @@ pub struct Record {
     pub package_version: Option<String>,
     pub modified_from_package: Option<bool>,
     pub seen: u64,
+    /// A revert reported and not yet converted back or acknowledged
+    /// (`upkeep-guard ack`): reported on every check until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted: Option<Revert>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -198,8 +202,11 @@ pub fn load_records(root: &SysRoot) -> Result<Records> {
 }
 
 /// A local change a package action already undid.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Revert {
+    /// Seen for the first time by this run (not recorded before).
+    #[serde(default)]
+    pub new: bool,
     pub product: String,
     pub binary: Option<String>,
     pub was: Edition,
@@ -229,13 +236,14 @@ impl Revert {
             _ => String::new(),
         };
         format!(
-            "REVERTED: {} ({}) was {} when last seen ({}), and is now {}: it was put back{by}. Data is unharmed; the features of {} are gone until the change is made again.",
+            "REVERTED: {} ({}) was {} when last seen ({}), and is now {}: it was put back{by}. Data is unharmed; the features of {} are gone until the change is made again. This is reported on every check until then, or until `upkeep-guard ack {}`.",
             self.binary.as_deref().unwrap_or("?"),
             self.product,
             ed(self.was),
             state::utc_human(self.seen),
             ed(self.now),
-            ed(self.was)
+            ed(self.was),
+            self.product
         )
     }
 }
@@ -246,11 +254,27 @@ fn reverts(records: &Records, report: &Report) -> Vec<Revert> {
         let Some(r) = records.installs.get(&key(i)) else {
             continue;
         };
+        if let Some(p) = &r.reverted {
+            // Still reported until the change is made again.
+            let converted_back = if p.was == Edition::Enterprise {
+                i.edition == Edition::Enterprise
+            } else {
+                i.modified_from_package == Some(true)
+            };
+            if !converted_back {
+                out.push(Revert {
+                    new: false,
+                    ..p.clone()
+                });
+            }
+            continue;
+        }
         let edition_back = r.edition == Edition::Enterprise && i.edition == Edition::Team;
         let local_change_gone =
             r.modified_from_package == Some(true) && i.modified_from_package == Some(false);
         if edition_back || local_change_gone {
             out.push(Revert {
+                new: true,
                 product: i.product.clone(),
                 binary: i.binary.as_ref().map(|b| b.path.clone()),
                 was: if edition_back {
@@ -292,7 +316,7 @@ pub fn observe(root: &SysRoot, opts: &Options, record: bool) -> Result<Observati
     let reverts = reverts(&records, &report);
     let mut warnings = report.warnings.clone();
     if record {
-        if let Err(e) = save_records(root, &report) {
+        if let Err(e) = save_records(root, &report, &reverts) {
             warnings.push(format!("could not record what was seen: {e}"));
         }
     }
@@ -304,7 +328,7 @@ pub fn observe(root: &SysRoot, opts: &Options, record: bool) -> Result<Observati
     })
 }
 
-fn save_records(root: &SysRoot, report: &Report) -> Result<()> {
+fn save_records(root: &SysRoot, report: &Report, reverts: &[Revert]) -> Result<()> {
     let _lock = Lock::acquire(root, Duration::from_secs(10))?;
     let mut records = load_records(root)?;
     let now = state::now();
@@ -320,12 +344,45 @@ fn save_records(root: &SysRoot, report: &Report) -> Result<()> {
                 package_version: i.manager.version.clone(),
                 modified_from_package: i.modified_from_package,
                 seen: now,
+                reverted: reverts
+                    .iter()
+                    .find(|r| {
+                        r.product == i.product
+                            && r.binary == i.binary.as_ref().map(|b| b.path.clone())
+                    })
+                    .map(|r| Revert {
+                        new: false,
+                        ..r.clone()
+                    }),
             },
         );
     }
     let dir = state::state_dir(root, "")?;
     let data = serde_json::to_vec_pretty(&records).map_err(|e| Error::Failed(e.to_string()))?;
     state::write_atomic(&dir.join(RECORDS), &data)
+}
+
+/// Acknowledges the recorded reverts of `product` (at `path`, or all of
+/// them): they are no longer reported. Returns how many there were.
+pub fn ack(root: &SysRoot, product: &str, path: Option<&str>) -> Result<usize> {
+    let _lock = Lock::acquire(root, Duration::from_secs(10))?;
+    let mut records = load_records(root)?;
+    let mut n = 0;
+    for r in records.installs.values_mut() {
+        let matches = r.reverted.as_ref().is_some_and(|v| {
+            v.product == product && path.is_none_or(|p| v.binary.as_deref() == Some(p))
+        });
+        if matches {
+            r.reverted = None;
+            n += 1;
+        }
+    }
+    if n > 0 {
+        let dir = state::state_dir(root, "")?;
+        let data = serde_json::to_vec_pretty(&records).map_err(|e| Error::Failed(e.to_string()))?;
+        state::write_atomic(&dir.join(RECORDS), &data)?;
+    }
+    Ok(n)
 }
 
 /// One package action from apt's `Pre-Install-Pkgs` stream.

@@ -57,6 +57,16 @@ pub enum Command {
         /// Run binaries to tell their edition where a manifest allows it (with a timeout).
         #[arg(long)]
         allow_exec: bool,
+        /// Record what is seen now (check is read-only without it; the triggers record).
+        #[arg(long)]
+        record: bool,
+    },
+    /// Stop reporting a revert: the local change is gone for good, or will be made again later.
+    Ack {
+        /// The product (e.g. mattermost).
+        product: String,
+        /// Only the revert of this binary (default: every one of the product).
+        path: Option<String>,
     },
     /// apt DPkg::Pre-Install-Pkgs hook (protocol 3 on APT_HOOK_INFO_FD, else stdin).
     AptHook,
@@ -86,11 +96,24 @@ fn run(args: Args) -> Result<ExitCode> {
     let root = args.common.sys_root();
     let json = args.common.format == Format::Json;
     match args.command {
-        Command::Check { strict, allow_exec } => {
+        Command::Ack { product, path } => {
+            let n = guard::ack(&root, &product, path.as_deref())?;
+            cli::print(&if n == 0 {
+                format!("There is no reported revert of {product} to acknowledge.\n")
+            } else {
+                format!("Acknowledged {n} revert(s) of {product}: they are no longer reported.\n")
+            })?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Check {
+            strict,
+            allow_exec,
+            record,
+        } => {
             // A broken configuration is bad input here (65); the hook only warns.
             guard::Config::load(&root)?;
-            let obs = guard::observe(&root, &Options { allow_exec }, true)?;
-            for r in &obs.reverts {
+            let obs = guard::observe(&root, &Options { allow_exec }, record)?;
+            for r in obs.reverts.iter().filter(|r| r.new) {
                 report_revert(&root, r);
             }
             if json {
@@ -161,7 +184,7 @@ fn report_revert(root: &SysRoot, r: &guard::Revert) {
 fn after_the_fact(root: &SysRoot) {
     match guard::observe(root, &Options::default(), true) {
         Ok(obs) => {
-            for r in &obs.reverts {
+            for r in obs.reverts.iter().filter(|r| r.new) {
                 report_revert(root, r);
             }
             for w in &obs.warnings {
