@@ -119,7 +119,7 @@ fn apt_warns_before_dpkg_runs_and_block_vetoes_the_upgrade() {
         "warning: upgrading gitlab-ee will revert /opt/gitlab/embedded/bin/mattermost",
     );
     assert!(
-        out.contains("Enterprise Edition binary in a path package gitlab-ee owns"),
+        out.contains("Enterprise Edition binary in a path that package gitlab-ee owns"),
         "{out}"
     );
     assert!(
@@ -523,6 +523,37 @@ fn a_dpkg_file_trigger_reports_the_revert_after_the_upgrade() {
     }
     let o = upkeep("upkeep-guard", &["--root", root, "check", "--strict"]);
     assert_eq!(o.status.code(), Some(4));
+    // The apt hook, before the next upgrade of the package, and detect.
+    let o = hook(
+        &r,
+        "VERSION 3\n\ngitlab-ee 18.11.3-ee.0 all none < 18.11.4-ee.0 all none /x.deb\n",
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("warning: REVERTED: /opt/gitlab/embedded/bin/mattermost (mattermost) was Enterprise Edition"), "{}", stderr(&o));
+    let o = upkeep("upkeep-detect", &["--root", root]);
+    assert!(
+        stdout(&o).contains("REVERTED: /opt/gitlab/embedded/bin/mattermost"),
+        "{}",
+        stdout(&o)
+    );
+    let o = upkeep("upkeep-detect", &["--root", root, "--format", "json"]);
+    let j = json(&o);
+    assert_eq!(j["reverts"][0]["was"], "enterprise", "{j}");
+    assert_eq!(j["reverts"][0]["now"], "team", "{j}");
+    // Converted back: no longer reported; reverted again: reported again.
+    r.write(BIN, mattermost_binary(true), 0o755);
+    let o = upkeep(
+        "upkeep-guard",
+        &["--root", root, "check", "--format", "json"],
+    );
+    assert_eq!(json(&o)["reverts"], serde_json::json!([]), "{}", stdout(&o));
+    r.write(BIN, mattermost_binary(false), 0o755);
+    let o = upkeep(
+        "upkeep-guard",
+        &["--root", root, "check", "--format", "json"],
+    );
+    assert_eq!(json(&o)["reverts"].as_array().map(Vec::len), Some(1));
     let o = upkeep("upkeep-guard", &["--root", root, "ack", "mattermost"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
@@ -544,6 +575,8 @@ fn a_dpkg_file_trigger_reports_the_revert_after_the_upgrade() {
         stdout(&o),
         "There is no reported revert of mattermost to acknowledge.\n"
     );
+    let o = upkeep("upkeep-detect", &["--root", root, "--format", "json"]);
+    assert_eq!(json(&o)["reverts"], serde_json::json!([]));
 }
 
 /// Copies the test binary and the shared libraries it needs into the root,

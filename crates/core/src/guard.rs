@@ -97,22 +97,26 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn message(&self) -> String {
+    /// The one sentence template of a binary at risk, after `lead` (who
+    /// says it: "AT RISK:", "warning: upgrading gitlab-ee will revert",
+    /// "warning: a reconfigure may revert"), then what to do.
+    pub fn message(&self, lead: &str) -> String {
         let what = match self.edition {
             Edition::Enterprise => "an Enterprise Edition binary",
             _ => "a locally replaced binary",
         };
         let mut s = format!(
-            "{} ({} {}) is {what} in a path package {} owns; it will be put back by {}",
-            self.binary.as_deref().unwrap_or("?"),
+            "{lead} {} ({} {}): it is {what} in a path that package {} owns, and {} puts the package's own binary back.",
+            self.binary.as_deref().unwrap_or("(unknown path)"),
             self.product,
             self.kind,
             self.package,
             self.reverted_by.join(", or ")
         );
-        for a in &self.advice {
-            s.push_str("\n  - ");
-            s.push_str(a);
+        if !self.advice.is_empty() {
+            s.push_str(" What to do: ");
+            s.push_str(&self.advice.join("; or "));
+            s.push('.');
         }
         s
     }
@@ -248,6 +252,12 @@ impl Revert {
     }
 }
 
+/// The reverts of the installs in `report`: new ones and those recorded
+/// and neither converted back nor acknowledged.
+pub fn reverts_of(root: &SysRoot, report: &Report) -> Result<Vec<Revert>> {
+    Ok(reverts(&load_records(root)?, report))
+}
+
 fn reverts(records: &Records, report: &Report) -> Vec<Revert> {
     let mut out = Vec::new();
     for i in &report.installs {
@@ -333,56 +343,67 @@ fn save_records(root: &SysRoot, report: &Report, reverts: &[Revert]) -> Result<(
     let mut records = load_records(root)?;
     let now = state::now();
     for i in &report.installs {
-        records.installs.insert(
-            key(i),
-            Record {
-                product: i.product.clone(),
-                kind: i.kind.clone(),
-                edition: i.edition,
-                version: i.version.clone(),
-                package: i.manager.package.clone(),
-                package_version: i.manager.version.clone(),
-                modified_from_package: i.modified_from_package,
-                seen: now,
-                reverted: reverts
-                    .iter()
-                    .find(|r| {
-                        r.product == i.product
-                            && r.binary == i.binary.as_ref().map(|b| b.path.clone())
-                    })
-                    .map(|r| Revert {
-                        new: false,
-                        ..r.clone()
-                    }),
-            },
-        );
+        let reverted = reverts
+            .iter()
+            .find(|r| {
+                r.product == i.product && r.binary == i.binary.as_ref().map(|b| b.path.clone())
+            })
+            .map(|r| Revert {
+                new: false,
+                ..r.clone()
+            });
+        records.installs.insert(key(i), record_of(i, now, reverted));
     }
     let dir = state::state_dir(root, "")?;
     let data = serde_json::to_vec_pretty(&records).map_err(|e| Error::Failed(e.to_string()))?;
     state::write_atomic(&dir.join(RECORDS), &data)
 }
 
-/// Acknowledges the recorded reverts of `product` (at `path`, or all of
-/// them): they are no longer reported. Returns how many there were.
-pub fn ack(root: &SysRoot, product: &str, path: Option<&str>) -> Result<usize> {
+/// Acknowledges the reverts of `product` (at `path`, or all of them), new
+/// or recorded: what is there now is recorded as seen, so they are no
+/// longer reported. Returns how many there were.
+pub fn ack(root: &SysRoot, opts: &Options, product: &str, path: Option<&str>) -> Result<usize> {
+    let plugins = plugin::load(root)?;
+    let all: Vec<&Plugin> = plugins.iter().collect();
+    let mut sys = System::open(root)?;
+    let report = detect::detect(&mut sys, &all, opts)?;
     let _lock = Lock::acquire(root, Duration::from_secs(10))?;
     let mut records = load_records(root)?;
-    let mut n = 0;
-    for r in records.installs.values_mut() {
-        let matches = r.reverted.as_ref().is_some_and(|v| {
-            v.product == product && path.is_none_or(|p| v.binary.as_deref() == Some(p))
-        });
-        if matches {
-            r.reverted = None;
-            n += 1;
+    let matching: Vec<Revert> = reverts(&records, &report)
+        .into_iter()
+        .filter(|r| r.product == product && path.is_none_or(|p| r.binary.as_deref() == Some(p)))
+        .collect();
+    if matching.is_empty() {
+        return Ok(0);
+    }
+    let now = state::now();
+    for i in &report.installs {
+        let bin = i.binary.as_ref().map(|b| b.path.clone());
+        if matching
+            .iter()
+            .any(|r| r.product == i.product && r.binary == bin)
+        {
+            records.installs.insert(key(i), record_of(i, now, None));
         }
     }
-    if n > 0 {
-        let dir = state::state_dir(root, "")?;
-        let data = serde_json::to_vec_pretty(&records).map_err(|e| Error::Failed(e.to_string()))?;
-        state::write_atomic(&dir.join(RECORDS), &data)?;
+    let dir = state::state_dir(root, "")?;
+    let data = serde_json::to_vec_pretty(&records).map_err(|e| Error::Failed(e.to_string()))?;
+    state::write_atomic(&dir.join(RECORDS), &data)?;
+    Ok(matching.len())
+}
+
+fn record_of(i: &Install, now: u64, reverted: Option<Revert>) -> Record {
+    Record {
+        product: i.product.clone(),
+        kind: i.kind.clone(),
+        edition: i.edition,
+        version: i.version.clone(),
+        package: i.manager.package.clone(),
+        package_version: i.manager.version.clone(),
+        modified_from_package: i.modified_from_package,
+        seen: now,
+        reverted,
     }
-    Ok(n)
 }
 
 /// One package action from apt's `Pre-Install-Pkgs` stream.
@@ -554,6 +575,7 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
         }
     };
     let mut detection: Option<Report> = None;
+    let mut reverts_reported = false;
     for a in relevant {
         for p in plugins.iter().filter(|p| p.manifest.carried_by(&a.name)) {
             if let (Some(old), Some(new), Action::Unpack(_)) = (&a.old, &a.new, &a.action) {
@@ -585,6 +607,14 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
                 }
             }
         }
+        if let (Some(report), false) = (&detection, reverts_reported) {
+            reverts_reported = true;
+            if let Ok(records) = load_records(root) {
+                for r in reverts(&records, report) {
+                    out.messages.push(format!("warning: {}", r.message()));
+                }
+            }
+        }
         if let Some(report) = &detection {
             for f in findings(report).into_iter().filter(|f| f.package == a.name) {
                 let verb = match a.action {
@@ -594,12 +624,11 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
                 };
                 let policy = config.on_revert(&f.product);
                 let block = policy == Policy::Block && may_block;
-                out.messages.push(format!(
-                    "{}: {verb} {} will revert {}",
+                out.messages.push(f.message(&format!(
+                    "{}: {verb} {} will revert",
                     if block { "refusing" } else { "warning" },
                     a.name,
-                    f.message()
-                ));
+                )));
                 out.veto |= block;
             }
         }
@@ -662,6 +691,66 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn a_finding() -> Finding {
+        Finding {
+            product: "mattermost".into(),
+            kind: "gitlab-omnibus".into(),
+            binary: Some("/opt/gitlab/embedded/bin/mattermost".into()),
+            edition: Edition::Enterprise,
+            package: "gitlab-ee".into(),
+            package_version: Some("18.11.1-ee.0".into()),
+            reason: "edition".into(),
+            reverted_by: vec![
+                "an upgrade or reinstall of gitlab-ee".into(),
+                "gitlab-ctl reconfigure (per Mattermost's documentation)".into(),
+            ],
+            advice: vec![
+                "move to a standalone server".into(),
+                "re-run the conversion".into(),
+            ],
+        }
+    }
+
+    #[test]
+    fn every_finding_template_is_a_full_sentence() {
+        let f = a_finding();
+        let tail = "/opt/gitlab/embedded/bin/mattermost (mattermost gitlab-omnibus): it is an Enterprise Edition binary in a path that package gitlab-ee owns, and an upgrade or reinstall of gitlab-ee, or gitlab-ctl reconfigure (per Mattermost's documentation) puts the package's own binary back. What to do: move to a standalone server; or re-run the conversion.";
+        assert_eq!(f.message("AT RISK:"), format!("AT RISK: {tail}"));
+        assert_eq!(
+            f.message("warning: upgrading gitlab-ee will revert"),
+            format!("warning: upgrading gitlab-ee will revert {tail}")
+        );
+        assert_eq!(
+            f.message("warning: a reconfigure may revert"),
+            format!("warning: a reconfigure may revert {tail}")
+        );
+        let local = Finding {
+            edition: Edition::Team,
+            advice: Vec::new(),
+            reverted_by: vec!["an upgrade or reinstall of mattermost".into()],
+            ..a_finding()
+        };
+        assert_eq!(
+            local.message("AT RISK:"),
+            "AT RISK: /opt/gitlab/embedded/bin/mattermost (mattermost gitlab-omnibus): it is a locally replaced binary in a path that package gitlab-ee owns, and an upgrade or reinstall of mattermost puts the package's own binary back."
+        );
+        let r = Revert {
+            new: true,
+            product: "mattermost".into(),
+            binary: Some("/opt/gitlab/embedded/bin/mattermost".into()),
+            was: Edition::Enterprise,
+            now: Edition::Team,
+            seen: 0,
+            package: Some("gitlab-ee".into()),
+            package_version_before: Some("18.11.1-ee.0".into()),
+            package_version_now: Some("18.11.2-ee.0".into()),
+        };
+        assert_eq!(
+            r.message(),
+            format!("REVERTED: /opt/gitlab/embedded/bin/mattermost (mattermost) was Enterprise Edition when last seen ({}), and is now Team Edition: it was put back by the upgrade of gitlab-ee from 18.11.1-ee.0 to 18.11.2-ee.0. Data is unharmed; the features of Enterprise Edition are gone until the change is made again. This is reported on every check until then, or until `upkeep-guard ack mattermost`.", state::utc_human(0))
+        );
+    }
 
     /// Parses a whole stream (protocol 2 or 3).
     fn parse_hook_stream(text: &str) -> std::result::Result<Vec<PkgAction>, String> {

@@ -97,7 +97,7 @@ fn run(args: Args) -> Result<ExitCode> {
     let json = args.common.format == Format::Json;
     match args.command {
         Command::Ack { product, path } => {
-            let n = guard::ack(&root, &product, path.as_deref())?;
+            let n = guard::ack(&root, &Options::default(), &product, path.as_deref())?;
             cli::print(&if n == 0 {
                 format!("There is no reported revert of {product} to acknowledge.\n")
             } else {
@@ -214,7 +214,7 @@ fn render(obs: &Observation) -> String {
         let _ = writeln!(s, "{}", r.message());
     }
     for f in &obs.findings {
-        let _ = writeln!(s, "AT RISK: {}", f.message());
+        let _ = writeln!(s, "{}", f.message("AT RISK:"));
     }
     for w in &obs.warnings {
         let _ = writeln!(s, "warning: {w}");

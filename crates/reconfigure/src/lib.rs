@@ -79,7 +79,7 @@ fn run(args: Args) -> Result<ExitCode> {
         match guard::observe(&root, &Options::default(), true) {
             Ok(obs) => {
                 for f in &obs.findings {
-                    eprintln!("{NAME}: warning: a reconfigure may revert {}", f.message());
+                    eprintln!("{NAME}: {}", f.message("warning: a reconfigure may revert"));
                 }
             }
             Err(e) => eprintln!("{NAME}: warning: could not check before reconfigure: {e}"),
