@@ -168,10 +168,11 @@ pub fn state_from_eval(
 ) -> Result<ConfigState> {
     let n = names(spec)?;
     let settings = ev.settings(path)?;
+    // A key only read (auto-vivified to an empty object) was never set.
     let enable = settings
         .get(n.setting)
         .and_then(|s| s.get(n.enable_key))
-        .filter(|v| !v.is_null());
+        .filter(|v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()));
     let implied = spec.implied_by.iter().find(|name| {
         settings
             .get(name.as_str())

@@ -200,13 +200,15 @@ fn is_literal(n: &Node, text: &str) -> bool {
 
 struct Finder<'a> {
     text: &'a str,
+    /// The `||=`/`&&=`/`+=` around the index assignment being visited.
+    op_asgn: Option<Range<usize>>,
     top: usize,
     found: Vec<(String, Kind, Range<usize>)>,
     heredocs: Vec<HeredocSpan>,
 }
 
 impl Finder<'_> {
-    fn index_asgn(&mut self, a: &nodes::IndexAsgn, value: Option<&Node>) {
+    fn index_asgn(&mut self, a: &nodes::IndexAsgn, value: Option<&Node>, op: Option<Range<usize>>) {
         if let Some((name, mut keys)) = index_chain(&a.recv) {
             keys.push(if a.indexes.len() == 1 {
                 key_of(&a.indexes[0])
@@ -217,11 +219,13 @@ impl Finder<'_> {
                 span: range(v.expression()),
                 literal: is_literal(v, self.text),
             });
-            self.found.push((
-                name.to_string(),
-                Kind::Index { keys, value },
-                range(&a.expression_l),
-            ));
+            // `name['k'] ||= v`: the whole operator assignment, value unknown.
+            let (span, value) = match op {
+                Some(whole) => (whole, None),
+                None => (range(&a.expression_l), value),
+            };
+            self.found
+                .push((name.to_string(), Kind::Index { keys, value }, span));
         }
     }
 
@@ -241,8 +245,30 @@ impl Finder<'_> {
 
 impl Visitor for Finder<'_> {
     fn on_index_asgn(&mut self, node: &nodes::IndexAsgn) {
-        self.index_asgn(node, node.value.as_deref());
+        let op = self.op_asgn.take();
+        self.index_asgn(node, node.value.as_deref(), op);
         visitor::visit_index_asgn(self, node);
+    }
+
+    fn on_or_asgn(&mut self, node: &nodes::OrAsgn) {
+        if matches!(&*node.recv, Node::IndexAsgn(_)) {
+            self.op_asgn = Some(range(&node.expression_l));
+        }
+        visitor::visit_or_asgn(self, node);
+    }
+
+    fn on_and_asgn(&mut self, node: &nodes::AndAsgn) {
+        if matches!(&*node.recv, Node::IndexAsgn(_)) {
+            self.op_asgn = Some(range(&node.expression_l));
+        }
+        visitor::visit_and_asgn(self, node);
+    }
+
+    fn on_op_asgn(&mut self, node: &nodes::OpAsgn) {
+        if matches!(&*node.recv, Node::IndexAsgn(_)) {
+            self.op_asgn = Some(range(&node.expression_l));
+        }
+        visitor::visit_op_asgn(self, node);
     }
 
     fn on_send(&mut self, node: &nodes::Send) {
@@ -405,6 +431,7 @@ impl GitlabRb {
             let span = range(node.expression());
             let mut f = Finder {
                 text: &text,
+                op_asgn: None,
                 top: i,
                 found: Vec::new(),
                 heredocs: Vec::new(),
@@ -612,6 +639,26 @@ mattermost['enable'] = true
         );
         assert!(matches!(&rb.settings.last().unwrap().kind, Kind::Method(m) if m == "merge!"));
         assert_eq!(rb.statements[1].operands.len(), 2);
+    }
+
+    #[test]
+    fn operator_assignments_are_whole_statements() {
+        let rb = parse("mattermost['enable'] ||= true\nx ||= mattermost['y'] = 1\nmattermost['env']['A'] += 2\n");
+        let got: Vec<(String, Place)> = rb
+            .of("mattermost")
+            .map(|f| (rb.text[f.span.clone()].to_string(), f.place))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "mattermost['enable'] ||= true".to_string(),
+                    Place::Statement
+                ),
+                ("mattermost['y'] = 1".to_string(), Place::Nested),
+                ("mattermost['env']['A'] += 2".to_string(), Place::Statement),
+            ]
+        );
     }
 
     #[test]

@@ -56,7 +56,11 @@ impl Ruby {
             });
         }
         if let Some(r) = inside.filter(|r| root.path(r).is_file()) {
-            let chroot = which::which("chroot").ok()?;
+            let chroot = ["/usr/sbin/chroot", "/usr/bin/chroot", "/sbin/chroot"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file())
+                .or_else(|| which::which("chroot").ok())?;
             return Some(Ruby {
                 program: chroot,
                 pre: vec![root.dir().display().to_string(), r.to_string()],
