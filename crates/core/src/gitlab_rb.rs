@@ -678,3 +678,27 @@ mattermost['enable'] = true
         assert!(err("a = [1)\n").contains("gitlab.rb:1:"));
     }
 }
+
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// Any text (Ruby-ish fragments, glued at random) parses or is bad
+        /// input: never a panic.
+        #[test]
+        fn any_text_parses_or_is_bad_input(parts in prop::collection::vec(prop_oneof![
+            Just("mattermost"), Just("['enable']"), Just(" = "), Just("true"), Just("\n"), Just("\r\n"),
+            Just("<<~E\n"), Just("E\n"), Just("if "), Just(" end"), Just("#{"), Just("}"), Just("\""),
+            Just("'"), Just("?'"), Just("%q("), Just(")"), Just("=begin\n"), Just("=end\n"), Just("__END__\n"),
+            Just("\u{feff}"), Just(";"), Just(" and "), Just("\\\n"), Just("$/"), Just("do |x|"), Just("{"),
+            Just("["), Just("]"), Just(":"), Just("@"), Just("0x"), Just("1e"), Just("é"), Just("\t"),
+            Just("# encoding: ascii-8bit\n"), Just("/"), Just("%w["), Just("`"), Just("<<-'X'\n"), Just("X\n"),
+        ], 0..30)) {
+            let text: String = parts.concat();
+            let _ = GitlabRb::parse(Path::new("g.rb"), text);
+        }
+    }
+}

@@ -666,14 +666,26 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
         let Some(config) = &emb.config else {
             continue;
         };
-        let state = crate::configfile::ConfigFile::open(root, config)
-            .and_then(|f| crate::gitlab_rb::GitlabRb::parse(&f.real, f.text))
-            .and_then(|rb| embedded::state(&rb, emb));
+        // What the file means as Ruby computes it (run inside the root),
+        // else a static reading.
+        let state = crate::configfile::ConfigFile::open(root, config).and_then(|f| {
+            let rb = crate::gitlab_rb::GitlabRb::parse(&f.real, f.text.clone())?;
+            let evaluated = inst
+                .host
+                .as_ref()
+                .and_then(|h| crate::rb_eval::Ruby::find(root, h))
+                .and_then(|r| r.evaluate(&[&f.text]).ok())
+                .and_then(|mut v| v.pop());
+            match evaluated {
+                Some(ev) => embedded::state_from_eval(&rb, emb, &ev, &f.real),
+                None => embedded::state(&rb, emb),
+            }
+        });
         match state {
             Ok(st) => {
                 if embedded::upgrade_aborts(emb, &st, &n) {
                     out.messages.push(format!(
-                        "warning: upgrading {} from {old} to {new}: {config} still has active {} settings ({}), so the package's preinst will abort. First run: upkeep-embedded disable --for-upgrade {}",
+                        "warning: upgrading {} from {old} to {new} will fail, because {config} still has active {} settings ({}), so the package's preinst will abort. Run `upkeep-embedded disable --for-upgrade {}` first.",
                         a.name,
                         emb.setting.as_deref().unwrap_or(p.name()),
                         st.active_settings.join("; "),
