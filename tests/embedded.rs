@@ -639,3 +639,34 @@ fn the_roots_own_ruby_runs_chrooted_in_the_root() {
     assert!(r.path(&marker).exists(), "ran inside the root");
     assert!(!Path::new("/").join(&marker).exists(), "not on the machine");
 }
+
+/// The diff is linear in memory (similar's Myers): a 60,000-line gitlab.rb
+/// with settings near both ends, as a dry run on GitLab 19.
+#[test]
+fn dry_run_on_a_60000_line_file_with_edits_near_both_ends() {
+    let mut text = String::from("external_url 'https://g'\nmattermost['enable'] = true\n");
+    for i in 0..60_000 {
+        text.push_str(&format!("gitlab_rails['k{i}'] = {i}\n"));
+    }
+    text.push_str("mattermost['service_port'] = \"8065\"\n");
+    let r = gitlab_root("19.1.0", &text);
+    let started = std::time::Instant::now();
+    let o = embedded(&r, &["disable", "mattermost", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.matches("\n@@ -").count(), 2, "two hunks: {out}");
+    assert!(
+        out.contains("-mattermost['enable'] = true\n+# upkeep: commented out"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+# mattermost['service_port'] = \"8065\"\n"),
+        "{out}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(std::fs::read_to_string(r.path(RB)).expect("read"), text);
+}

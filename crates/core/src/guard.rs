@@ -582,7 +582,7 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
                 if compare_deb(new, old) == Some(std::cmp::Ordering::Less) {
                     let policy = config.on_downgrade(p);
                     out.messages.push(format!(
-                        "{}: {} would be downgraded from {old} to {new}; {} forbids downgrades (its schema may have moved on)",
+                        "{}: {} would be downgraded from {old} to {new}, and {} forbids downgrades because its database schema may have moved on.",
                         if policy == Policy::Block && may_block { "refusing" } else { "warning" },
                         a.name,
                         p.name()
