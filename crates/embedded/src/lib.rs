@@ -6,56 +6,70 @@ use serde::Serialize;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::Path;
-use upkeep_core::cli::{self, CommonArgs, Format};
-use upkeep_core::configfile::ConfigFile;
-use upkeep_core::detect::{self, System};
-use upkeep_core::embedded::{self, Action, ConfigState, Located};
-use upkeep_core::gitlab_rb::GitlabRb;
-use upkeep_core::{host, plugin, rb_eval, Error, ExitCode, Result, SysRoot};
+use upkeep_cli::{self, CommonArgs, DryRun, Format, Manual};
+use upkeep_engine::detect::{self, System};
+use upkeep_engine::embedded::{self, Action, ConfigState, Located};
+use upkeep_engine::{host, plugin, rb_eval};
+use upkeep_formats::gitlab_rb::GitlabRb;
+use upkeep_sys::configfile::ConfigFile;
+use upkeep_sys::{Error, ExitCode, Result, SysRoot};
 
 pub const NAME: &str = "upkeep-embedded";
 
-const AFTER_HELP: &str = "Exit status:
-  0   done, or nothing to do
-  1   failed: reconfigure failed, or the instance is still running after it
-  2   usage error
-  3   refused: enabling an instance the host no longer bundles, or a symlinked
-      config whose target is not root-owned or is writable by others
-  65  bad input: the config is not valid Ruby, not readable or not a regular
-      file (the message names file and line; nothing is written)
-  75  busy: the config changed while upkeep was editing it
+pub const MANUAL: Manual = Manual {
+    exit: &[
+        ExitCode::Ok,
+        ExitCode::Failed,
+        ExitCode::Usage,
+        ExitCode::Refused,
+        ExitCode::BadInput,
+        ExitCode::Busy,
+    ],
+    files: &[(
+        "/var/log/upkeep/upkeep.log",
+        "what ran and what it returned",
+    )],
+    environment: &[],
+    notes: AFTER_HELP,
+};
 
-disable writes mattermost['enable'] = false (changing every active assignment,
-else the template's commented line, else at the end of the Mattermost section)
-on GitLab up to 18.11. GitLab 19.0 removed bundled Mattermost and 19.0 to 19.2
-abort reconfigure on any mattermost[...] setting: there, and with
---for-upgrade on any version, every active mattermost[...] setting (and
-mattermost_external_url) is commented out instead, each marked with why.
-Where the last assignment is not a plain statement (inside a conditional or
-block, computed), one final mattermost['enable'] = false is added after all
-code instead. A removed setting inside a conditional, block or expression, or
-mattermost.merge!(...), is refused (exit 1, nothing written): the message
-names the line to change by hand.
+const AFTER_HELP: &str = "Failed (1): the reconfigure failed, or the instance still runs after it.
+Refused (3): enabling an instance the host no longer bundles, or a symlinked
+config whose target is not root-owned or is writable by others.
+Busy (75): the config changed while upkeep was editing it.
 
-What gitlab.rb means is what Ruby computes: the file is evaluated as Omnibus
-loads it, on recording objects. On / the host's Ruby runs
-(/opt/gitlab/embedded/bin/ruby, else ruby on PATH); under --root DIR the
-root's own Ruby runs inside DIR (chroot), and without one the machine's ruby
-evaluates the text after chrooting itself into DIR, so gitlab.rb's code never
-sees the live machine. Without any Ruby the reading is static and says so.
-Every edit is verified before it is written: Ruby must see exactly the old
-settings plus the intended change, and a second run must change nothing;
-otherwise exit 1 and nothing is written. A backup (0600) is written next to
-the file before it is replaced; owner, group, mode, CRLF line endings and a
-missing final newline are kept. What to edit comes from the product's plugin
-manifest.";
+disable sets the product's enable setting to false in the host's config. On
+host releases before the one that removed the bundled product (the manifest's
+removed_in) the last assignment is changed when it is a statement of its own
+with a literal value; otherwise (inside a conditional or block, computed)
+one final assignment is added after all code (before __END__); without any,
+the template's commented line is uncommented, else one is added at the end of
+the product's section. From removed_in on, and with --for-upgrade on any
+release, every statement that sets the product's settings is commented out
+instead, each marked with why; statements sharing a line are split first,
+every other statement left byte-identical. A removed setting inside a
+conditional, block or expression, or a method called on the settings object
+(merge!), is refused (exit 1, nothing written), naming the line to change by
+hand.
+
+What the config means is what Ruby computes: the file is evaluated as the host
+loads it, on recording objects. On / the host's Ruby runs (the manifest's
+ruby, else ruby on PATH); under --root DIR the root's own Ruby runs inside DIR
+(chroot), and without one this machine's ruby evaluates the text after
+chrooting itself into DIR, so the config's code never sees the live machine.
+Without any Ruby the reading is static, and the report says so. Every edit is
+verified before it is written: Ruby must see exactly the old settings plus the
+intended change, and a second run must change nothing; otherwise exit 1 and
+nothing is written. A backup (0600) is written next to the file before it is
+replaced; owner, group, mode, CRLF line endings and a missing final newline
+are kept; the file is read back after writing. What to edit comes from the product's plugin manifest.";
 
 #[derive(Debug, Parser)]
 #[command(
     name = NAME,
     version,
-    about = "Switch an embedded instance (Mattermost inside GitLab Omnibus) off or on",
-    after_help = AFTER_HELP
+    about = "Switch an embedded instance off or on in its host's config",
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -68,9 +82,8 @@ pub struct Args {
 pub struct EditArgs {
     /// The product whose embedded instance to switch (e.g. mattermost).
     pub product: String,
-    /// Print a unified diff of the config change; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry_run: DryRun,
     /// Edit the config only; do not run the host's reconfigure.
     #[arg(long)]
     pub no_reconfigure: bool,
@@ -87,7 +100,7 @@ pub enum Command {
     Disable {
         #[command(flatten)]
         edit: EditArgs,
-        /// Comment out every setting the host's removal release rejects (GitLab 19.0-19.2), on any version.
+        /// Comment out every setting the release that removed the bundled product rejects, on any host version.
         #[arg(long)]
         for_upgrade: bool,
     },
@@ -103,7 +116,7 @@ pub fn uu_app() -> clap::Command {
 }
 
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    cli::run::<Args, _>(NAME, args, run)
+    upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
 #[derive(Debug, Serialize)]
@@ -207,7 +220,7 @@ fn run(args: Args) -> Result<ExitCode> {
     };
     if let Some(why) = &static_why {
         report.warnings.push(format!(
-            "This is a static reading of {}, because {why}: settings inside conditionals, blocks or computed keys may differ from what GitLab sees.",
+            "This is a static reading of {}, because {why}: settings inside conditionals, blocks or computed keys may differ from what the host sees.",
             loc.config
         ));
     }
@@ -228,7 +241,7 @@ fn run(args: Args) -> Result<ExitCode> {
     report.changed = plan.changed;
     report.changes = plan.changes.clone();
     report.warnings.extend(plan.warnings.iter().cloned());
-    report.dry_run = edit.dry_run;
+    report.dry_run = edit.dry_run.dry_run;
     if plan.changed {
         // Every edit is checked before it lands (and before a dry run
         // shows it): Ruby's settings, a second run, the new text's syntax.
@@ -252,7 +265,7 @@ fn run(args: Args) -> Result<ExitCode> {
     } else {
         report.after = Some(report.before.clone());
     }
-    if edit.dry_run {
+    if edit.dry_run.dry_run {
         let d = embedded::unified_diff(&file.text, &plan.new_text, &loc.config, &loc.config);
         report.diff = Some(d);
         output(&report, json)?;
@@ -261,8 +274,8 @@ fn run(args: Args) -> Result<ExitCode> {
     if plan.changed {
         let backup = file.replace(&plan.new_text, |_| Ok(()))?;
         // Read back: never report an edit that did not land.
-        let now = std::fs::read(&file.real).map_err(|e| Error::io(&file.real, e))?;
-        if now != plan.new_text.as_bytes() {
+        let now = ConfigFile::open(&root, &loc.config)?;
+        if now.text != plan.new_text {
             return Err(Error::Failed(format!(
                 "{} does not hold the edited text after writing it (its backup is {})",
                 file.real.display(),
@@ -341,8 +354,9 @@ fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn service_link(root: &SysRoot, loc: &Located) -> bool {
-    std::fs::symlink_metadata(root.path(&loc.embedded.enabled_if_symlink))
-        .is_ok_and(|m| m.file_type().is_symlink())
+    upkeep_sys::safe::stat(root, &loc.embedded.enabled_if_symlink, false).is_ok_and(|st| {
+        st.is_some_and(|st| upkeep_sys::safe::Kind::of(&st) == upkeep_sys::safe::Kind::Symlink)
+    })
 }
 
 fn inside_path(root: &SysRoot, real: &Path) -> String {
@@ -358,7 +372,7 @@ fn on_line(line: Option<usize>) -> String {
 
 fn output(r: &Report, json: bool) -> Result<()> {
     if json {
-        return cli::print_json(r);
+        return upkeep_cli::print_json(r);
     }
     let mut s = String::new();
     let state = |c: &ConfigState| {
@@ -438,5 +452,5 @@ fn output(r: &Report, json: bool) -> Result<()> {
             let _ = writeln!(s, "  - {n}");
         }
     }
-    cli::print(&s)
+    upkeep_cli::print(&s)
 }
