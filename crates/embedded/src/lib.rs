@@ -186,13 +186,9 @@ fn run(args: Args) -> Result<ExitCode> {
             static_why = Some("no Ruby was found".to_string());
             None
         }
-        Some(r) => match r.evaluate(&[&file.text]) {
-            Ok(mut v) => v.pop(),
-            Err(e) => {
-                static_why = Some(format!("Ruby could not run ({e})"));
-                None
-            }
-        },
+        // A Ruby that is there but cannot evaluate (a timeout, no right to
+        // chroot) is a failure, not a reason to guess.
+        Some(r) => r.evaluate(&[&file.text])?.pop(),
     };
     let before = match &before_eval {
         Some(ev) => embedded::state_from_eval(&rb, &loc.embedded, ev, &file.real)?,
