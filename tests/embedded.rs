@@ -672,3 +672,25 @@ fn dry_run_on_a_60000_line_file_with_edits_near_both_ends() {
     );
     assert_eq!(std::fs::read_to_string(r.path(RB)).expect("read"), text);
 }
+
+/// Without any Ruby (none in the root, none on PATH) the reading is static,
+/// and the report says so.
+#[test]
+fn without_ruby_the_reading_is_static_and_says_so() {
+    let r = gitlab_root("18.11.1", "mattermost['enable'] = true\n");
+    let root = r.root().to_str().expect("utf8");
+    let o = upkeep_env(
+        "upkeep-embedded",
+        &["--root", root, "status", "mattermost", "--format", "json"],
+        &[("PATH", "/nonexistent")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["before"]["source"], "static", "{j}");
+    assert_eq!(j["before"]["enabled"], true, "{j}");
+    assert_eq!(
+        j["warnings"][0],
+        "This is a static reading of /etc/gitlab/gitlab.rb, because no Ruby was found: settings inside conditionals, blocks or computed keys may differ from what the host sees.",
+        "{j}"
+    );
+}
