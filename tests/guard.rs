@@ -101,6 +101,10 @@ fn apt_warns_before_dpkg_runs_and_block_vetoes_the_upgrade() {
         ),
         "{out}"
     );
+    assert!(
+        out.contains("upkeep-guard: Stopping apt before dpkg runs. To let it through, set on_revert or on_downgrade = \"warn\" for the product in /etc/upkeep/upkeep.toml.\n"),
+        "{out}"
+    );
     assert!(!out.contains("Unpacking"), "dpkg never ran: {out}");
     assert_eq!(
         r.installed_version("gitlab-ee").as_deref(),
@@ -338,7 +342,7 @@ fn broken_input_never_breaks_apt_but_check_reports_it() {
         let o = hook(&r, garbage, &[]);
         assert_eq!(o.status.code(), Some(0), "{garbage:?}");
         assert!(
-            stderr(&o).contains("cannot read apt's hook stream"),
+            stderr(&o).contains("apt's hook stream cannot be read"),
             "{garbage:?}: {}",
             stderr(&o)
         );
@@ -353,7 +357,7 @@ fn broken_input_never_breaks_apt_but_check_reports_it() {
     let o = hook(&r, &stream, &[]);
     assert_eq!(o.status.code(), Some(0));
     assert!(
-        stderr(&o).contains("cannot inspect the installs"),
+        stderr(&o).contains("the installs cannot be inspected"),
         "{}",
         stderr(&o)
     );

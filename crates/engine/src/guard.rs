@@ -524,8 +524,9 @@ pub struct HookOutcome {
 /// downgrades) sets `veto`.
 pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
     let mut out = HookOutcome::default();
-    let unreadable =
-        |e: String| format!("warning: cannot read apt's hook stream ({e}); not checking this run");
+    let unreadable = |e: String| {
+        format!("warning: apt's hook stream cannot be read ({e}), so this run is not checked.")
+    };
     let (version, lines) = match scan_hook_stream(stream) {
         Ok(v) => v,
         Err(e) => {
@@ -555,7 +556,7 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
         Ok(p) => p,
         Err(e) => {
             out.messages.push(format!(
-                "warning: plugin manifests are broken ({e}); not checking this run"
+                "warning: the plugin manifests are broken ({e}), so this run is not checked."
             ));
             return out;
         }
@@ -573,7 +574,7 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
         Ok(c) => (c, true),
         Err(e) => {
             out.messages.push(format!(
-                "warning: the configuration is broken ({e}); warning only, blocking nothing"
+                "warning: the configuration is broken ({e}), so upkeep only warns and blocks nothing."
             ));
             (Config::default(), false)
         }
@@ -605,7 +606,7 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
                 Ok(r) => detection = Some(r),
                 Err(e) => {
                     out.messages.push(format!(
-                        "warning: cannot inspect the installs ({e}); not checking for reverts"
+                        "warning: the installs cannot be inspected ({e}), so nothing is checked for reverts."
                     ));
                     return out;
                 }
@@ -639,7 +640,7 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
     }
     if out.veto {
         out.messages.push(format!(
-            "stopping apt before dpkg runs (to allow it, set on_revert / on_downgrade = \"warn\" for the product in {CONFIG})"
+            "Stopping apt before dpkg runs. To let it through, set on_revert or on_downgrade = \"warn\" for the product in {CONFIG}."
         ));
     }
     out
@@ -698,7 +699,7 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
                 }
             }
             Err(e) => out.messages.push(format!(
-                "warning: cannot read {config} to check the upgrade ({e})"
+                "warning: {config} cannot be read to check the upgrade ({e})."
             )),
         }
     }
