@@ -3,6 +3,7 @@
 //! tool, and the two version orderings.
 
 pub mod dpkg;
+pub mod maintscript;
 pub mod rpm;
 pub mod version;
 
