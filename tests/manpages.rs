@@ -12,6 +12,7 @@ fn apps() -> Vec<clap::Command> {
         upkeep_embedded::uu_app(),
         upkeep_reconfigure::uu_app(),
         upkeep_guard::uu_app(),
+        upkeep_upgrade::uu_app(),
     ] {
         // One page per subcommand too (upkeep-lease-grant.8), as git does:
         // the top page lists subcommands but not their flags.

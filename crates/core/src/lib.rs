@@ -16,6 +16,7 @@ pub mod host;
 pub mod lease;
 pub mod plugin;
 pub mod process;
+pub mod release;
 pub mod root;
 pub mod rpm;
 pub mod safefs;
