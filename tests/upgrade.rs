@@ -937,3 +937,104 @@ fn sigkill_at_every_step_then_recover_leaves_old_or_new() {
     );
     assert!(killed >= 14, "only {killed} crash points reached");
 }
+
+/// A throwaway PostgreSQL 15 cluster (scripts/pg-test-cluster: initdb and
+/// pg_ctl as the postgres user, loopback only), stopped and removed on drop.
+struct Pg {
+    url: String,
+    dir: String,
+}
+
+impl Pg {
+    fn start() -> Pg {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-test-cluster");
+        let o = Command::new(&script)
+            .args(["start", &free_port().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "PostgreSQL 15 is needed (scripts/test installs it): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let get = |k: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap()
+                .to_string()
+        };
+        Pg {
+            url: get("PGURL="),
+            dir: get("PGDIR="),
+        }
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let o = Command::new("/usr/lib/postgresql/15/bin/psql")
+            .args(["-Atc", sql, &self.url])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-test-cluster");
+        let _ = Command::new(script).args(["stop", &self.dir]).status();
+    }
+}
+
+#[test]
+fn the_database_is_dumped_by_real_pg_dump_and_its_version_checked() {
+    let pg = Pg::start();
+    pg.psql("CREATE TABLE upkeep_marker (v text); INSERT INTO upkeep_marker VALUES ('kept')");
+    let s = site("10.5.1");
+    let cfg = s.root.path("opt/mattermost/config/config.json");
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("file:/var/lib/mmdb/schema", &pg.url);
+    fs::write(&cfg, text).unwrap();
+    let a = s.tarball(&rel("11.0.0"));
+    // Mattermost 11 needs PostgreSQL 14; this one is 15: allowed.
+    let o = s.up(&["plan", "mattermost", &a, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let p = json(&o);
+    assert!(p["refused"].is_null(), "{p}");
+    assert!(p["backup_database"] == true);
+    // A manifest asking for PostgreSQL 16 (a local override): refused.
+    let manifest =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/mattermost.toml"))
+            .unwrap()
+            .replace("minimum = \"14\"", "minimum = \"16\"");
+    s.root
+        .write("etc/upkeep/plugins.d/mattermost.toml", manifest, 0o644);
+    let o = s.up(&["plan", "mattermost", &a, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let p = json(&o);
+    assert_eq!(p["refused"]["rule"], "database-minimum");
+    assert!(
+        p["refused"]["message"].as_str().unwrap().contains("15."),
+        "{p}"
+    );
+    fs::remove_file(s.root.path("etc/upkeep/plugins.d/mattermost.toml")).unwrap();
+    // The upgrade dumps it first with the real pg_dump -Fc.
+    let o = upkeep(UP, &["--root", s.r(), "apply", "mattermost", &a]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("11.0.0"));
+    let o = s.up(&["backups", "mattermost", "--format", "json"]);
+    let list = json(&o);
+    assert_eq!(list[0]["verified"], true, "{list}");
+    let dump = PathBuf::from(list[0]["path"].as_str().unwrap()).join("database.dump");
+    let o = Command::new("/usr/lib/postgresql/15/bin/pg_restore")
+        .arg("--list")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("upkeep_marker"));
+    let sums = fs::read_to_string(dump.with_file_name("SHA256SUMS")).unwrap();
+    assert!(sums.contains("  database.dump\n"), "{sums}");
+}
