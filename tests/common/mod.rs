@@ -265,6 +265,7 @@ pub fn bin(name: &str) -> PathBuf {
         "upkeep-embedded" => env!("CARGO_BIN_EXE_upkeep-embedded"),
         "upkeep-reconfigure" => env!("CARGO_BIN_EXE_upkeep-reconfigure"),
         "upkeep-guard" => env!("CARGO_BIN_EXE_upkeep-guard"),
+        "upkeep-upgrade" => env!("CARGO_BIN_EXE_upkeep-upgrade"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(p)

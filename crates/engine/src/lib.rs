@@ -10,3 +10,4 @@ pub mod lease;
 pub mod plugin;
 pub mod rb_eval;
 pub mod reconfigure;
+pub mod release;

@@ -93,6 +93,9 @@ pub struct Manifest {
     pub edition_titles: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub upgrade: UpgradePolicy,
+    /// How an install from the release archive is upgraded (upkeep-upgrade).
+    #[serde(default)]
+    pub release: Option<crate::release::ReleaseSpec>,
 }
 
 impl Manifest {
@@ -446,6 +449,11 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
             return bad(format!(
                 "field 'upgrade.downgrade': '{d}' is not block or warn"
             ));
+        }
+    }
+    if let Some(r) = &m.release {
+        if let Err(msg) = r.validate() {
+            return bad(msg);
         }
     }
     Ok(m)
