@@ -719,7 +719,7 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
         // What the file means as Ruby computes it (run inside the root),
         // else a static reading.
         let state = upkeep_sys::configfile::ConfigFile::open(root, config).and_then(|f| {
-            let rb = upkeep_formats::gitlab_rb::GitlabRb::parse(&f.real, f.text.clone())?;
+            let rb = upkeep_formats::ruby_config::RubyConfig::parse(&f.real, f.text.clone())?;
             let evaluated = inst
                 .host
                 .as_ref()
