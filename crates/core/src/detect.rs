@@ -369,14 +369,10 @@ fn pick_line(text: &str, prefix: Option<&str>, field: Option<usize>) -> Option<S
     }
 }
 
-/// Version files are small; refuse to slurp anything large.
+/// Version files are small; refuse to slurp anything large, and never
+/// block on a FIFO or device put where a version file belongs.
 fn read_small(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut s = String::new();
-    std::fs::File::open(path)?
-        .take(1 << 20)
-        .read_to_string(&mut s)?;
-    Ok(s)
+    upkeep_hookscan::read_regular_string(path, 16 << 20)
 }
 
 fn run_for_version(

@@ -2,9 +2,12 @@
 //! about a product (where it installs, how to read its version and edition,
 //! which packages carry it) is here, never in code.
 //!
-//! The packaged set is compiled in from `plugins/` (or read from
-//! `$UPKEEP_PLUGIN_DIR`); `ROOT/etc/upkeep/plugins.d/NAME.toml` overrides the
-//! packaged manifest of the same name, or adds a new product.
+//! The packaged set is read at run time from `/usr/share/upkeep/plugins`
+//! (`../share/upkeep/plugins` beside the binary, or `$UPKEEP_PLUGIN_DIR`;
+//! compiled in from `plugins/` when there is none, as in a build tree);
+//! `ROOT/etc/upkeep/plugins.d/NAME.toml` overrides the packaged manifest of
+//! the same name, or adds a new product. Every file is read without
+//! blocking (a FIFO is refused) and bounded in size.
 
 use crate::error::{Error, Result};
 use crate::root::SysRoot;
@@ -15,18 +18,9 @@ use std::path::{Path, PathBuf};
 pub const LOCAL_DIR: &str = "/etc/upkeep/plugins.d";
 pub const SCHEMA: u32 = 1;
 
-/// The manifests shipped with upkeep (the files in `plugins/`).
-pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "mattermost.toml",
-        include_str!("../../../plugins/mattermost.toml"),
-    ),
-    ("tegu.toml", include_str!("../../../plugins/tegu.toml")),
-    (
-        "groupmax.toml",
-        include_str!("../../../plugins/groupmax.toml"),
-    ),
-];
+/// The manifests shipped with upkeep (the files in `plugins/`), compiled
+/// in for a build tree; an installed upkeep reads its packaged directory.
+pub use upkeep_hookscan::BUILTIN;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -389,32 +383,30 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
     Ok(m)
 }
 
-/// The manifest sources, in override order: the packaged set (compiled in,
-/// or `$UPKEEP_PLUGIN_DIR`), then the root's `plugins.d`. Each is its file
-/// name, where it came from (for messages) and its text.
+/// The manifest sources, in override order: the packaged set, then the
+/// root's `plugins.d`. Each is its file name, where it came from (for
+/// messages) and its text.
 fn sources(root: &SysRoot) -> Result<Vec<(String, PathBuf, Cow<'static, str>)>> {
-    let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| Error::io(path, e));
-    let mut out = Vec::new();
-    match std::env::var_os("UPKEEP_PLUGIN_DIR") {
-        Some(dir) => {
-            for (name, path) in toml_files(Path::new(&dir))? {
-                let text = read(&path)?;
-                out.push((name, path, Cow::Owned(text)));
+    let sources = upkeep_hookscan::manifest_sources(root.dir()).map_err(|(path, e)| {
+        match e.kind() {
+            // A FIFO, device or oversized file where a manifest belongs.
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+                Error::bad_input(&path, None, e.to_string())
             }
+            _ => Error::io(&path, e),
         }
-        None => {
-            for (name, text) in BUILTIN {
-                out.push((
-                    name.to_string(),
-                    PathBuf::from(format!("builtin:{name}")),
-                    Cow::Borrowed(*text),
-                ));
-            }
-        }
-    }
-    for (name, path) in toml_files(&root.path(LOCAL_DIR))? {
-        let text = read(&path)?;
-        out.push((name, path, Cow::Owned(text)));
+    })?;
+    let mut out = Vec::with_capacity(sources.len());
+    for (name, path, bytes) in sources {
+        let text = match bytes {
+            Cow::Borrowed(b) => Cow::Borrowed(
+                std::str::from_utf8(b).map_err(|e| Error::bad_input(&path, None, e.to_string()))?,
+            ),
+            Cow::Owned(b) => Cow::Owned(
+                String::from_utf8(b).map_err(|e| Error::bad_input(&path, None, e.to_string()))?,
+            ),
+        };
+        out.push((name, path, text));
     }
     Ok(out)
 }
@@ -480,25 +472,6 @@ impl NameCandidates {
     }
 }
 
-/// `*.toml` files of a directory in name order; none if it does not exist.
-fn toml_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".toml") && !name.starts_with('.') {
-            out.push((name, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,7 +482,7 @@ mod tests {
             parse_manifest(Path::new(name), text).unwrap();
         }
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
-        let on_disk: Vec<String> = toml_files(&dir)
+        let on_disk: Vec<String> = upkeep_hookscan::manifest_files(&dir)
             .unwrap()
             .into_iter()
             .map(|(n, _)| n)

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(upkeep_hookscan::front::main(std::env::args_os()));
+}
