@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 use std::process::Command;
-use upkeep_core::version::{compare_deb, compare_rpm};
+use upkeep_pkg::version::{compare_deb, compare_rpm};
 
 const PAIRS: &[(&str, &str)] = &[
     ("2.30-ubuntu1", "2.30-1"),

@@ -6,9 +6,10 @@ use serde::Serialize;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use upkeep_core::cli::{self, CommonArgs, Format};
-use upkeep_core::detect::{self, Install, Options, Report, System};
-use upkeep_core::{plugin, ExitCode, Result};
+use upkeep_cli::{self, CommonArgs, Format};
+use upkeep_engine::detect::{self, Install, Options, Report, System};
+use upkeep_engine::plugin;
+use upkeep_sys::{ExitCode, Result};
 
 pub const NAME: &str = "upkeep-detect";
 
@@ -21,7 +22,7 @@ pub const NAME: &str = "upkeep-detect";
 manifests): where it is, which version and edition it is, which package manages it \
 (dpkg, rpm, or none: a tarball), whether the binary still matches what the package \
 recorded, and whether an embedded instance is enabled. Nothing is changed.",
-    after_help = cli::EXIT_STATUS
+    after_help = upkeep_cli::EXIT_STATUS
 )]
 pub struct Args {
     /// Only these products (default: every product with a manifest).
@@ -42,7 +43,7 @@ pub fn uu_app() -> clap::Command {
 }
 
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    cli::run::<Args, _>(NAME, args, run)
+    upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
 fn run(args: Args) -> Result<ExitCode> {
@@ -61,8 +62,8 @@ fn run(args: Args) -> Result<ExitCode> {
         },
     )?;
     match args.common.format {
-        Format::Json => cli::print_json(&report)?,
-        Format::Text => cli::print(&render_text(&report))?,
+        Format::Json => upkeep_cli::print_json(&report)?,
+        Format::Text => upkeep_cli::print(&render_text(&report))?,
     }
     Ok(ExitCode::Ok)
 }
@@ -81,14 +82,14 @@ struct OwnerEntry {
 
 /// `--owner PATH`: the dpkg database first (hinted by the manifests'
 /// package names), then rpm's.
-fn owner(root: &upkeep_core::SysRoot, path: &std::path::Path, args: &Args) -> Result<ExitCode> {
+fn owner(root: &upkeep_sys::SysRoot, path: &std::path::Path, args: &Args) -> Result<ExitCode> {
     let plugins = plugin::load(root)?;
     let hints: Vec<String> = plugins
         .iter()
         .flat_map(|p| p.manifest.all_packages().cloned())
         .collect();
     let mut owners = Vec::new();
-    if let Some(db) = upkeep_core::dpkg::Dpkg::open(root)? {
+    if let Some(db) = upkeep_pkg::dpkg::Dpkg::open(root)? {
         for p in db.owners(path, &hints)? {
             owners.push(OwnerEntry {
                 manager: "dpkg",
@@ -97,7 +98,7 @@ fn owner(root: &upkeep_core::SysRoot, path: &std::path::Path, args: &Args) -> Re
         }
     }
     if owners.is_empty() {
-        if let Some(rpm) = upkeep_core::rpm::Rpm::open(root) {
+        if let Some(rpm) = upkeep_pkg::rpm::Rpm::open(root) {
             if let Some(p) = rpm.owner(path)? {
                 owners.push(OwnerEntry {
                     manager: "rpm",
@@ -107,19 +108,19 @@ fn owner(root: &upkeep_core::SysRoot, path: &std::path::Path, args: &Args) -> Re
         }
     }
     let report = OwnerReport {
-        path: upkeep_core::root::normalize_inside(path)
+        path: upkeep_sys::root::normalize_inside(path)
             .display()
             .to_string(),
         owners,
     };
     match args.common.format {
-        Format::Json => cli::print_json(&report)?,
+        Format::Json => upkeep_cli::print_json(&report)?,
         Format::Text if report.owners.is_empty() => {
-            cli::print(&format!("{}: not owned by any package\n", report.path))?
+            upkeep_cli::print(&format!("{}: not owned by any package\n", report.path))?
         }
         Format::Text => {
             let names: Vec<&str> = report.owners.iter().map(|o| o.package.as_str()).collect();
-            cli::print(&format!("{}: {}\n", names.join(", "), report.path))?
+            upkeep_cli::print(&format!("{}: {}\n", names.join(", "), report.path))?
         }
     }
     Ok(ExitCode::Ok)

@@ -6,12 +6,13 @@ use serde::Serialize;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::Path;
-use upkeep_core::cli::{self, CommonArgs, Format};
-use upkeep_core::configfile::ConfigFile;
-use upkeep_core::detect::{self, System};
-use upkeep_core::embedded::{self, Action, ConfigState, Located};
-use upkeep_core::gitlab_rb::GitlabRb;
-use upkeep_core::{host, plugin, Error, ExitCode, Result, SysRoot};
+use upkeep_cli::{self, CommonArgs, Format};
+use upkeep_engine::detect::{self, System};
+use upkeep_engine::embedded::{self, Action, ConfigState, Located};
+use upkeep_engine::{host, plugin};
+use upkeep_formats::gitlab_rb::GitlabRb;
+use upkeep_sys::configfile::ConfigFile;
+use upkeep_sys::{Error, ExitCode, Result, SysRoot};
 
 pub const NAME: &str = "upkeep-embedded";
 
@@ -89,7 +90,7 @@ pub fn uu_app() -> clap::Command {
 }
 
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    cli::run::<Args, _>(NAME, args, run)
+    upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
 #[derive(Debug, Serialize)]
@@ -292,7 +293,7 @@ fn inside_path(root: &SysRoot, real: &Path) -> String {
 
 fn output(r: &Report, json: bool) -> Result<()> {
     if json {
-        return cli::print_json(r);
+        return upkeep_cli::print_json(r);
     }
     let mut s = String::new();
     let state = |c: &ConfigState| {
@@ -372,5 +373,5 @@ fn output(r: &Report, json: bool) -> Result<()> {
             let _ = writeln!(s, "  - {n}");
         }
     }
-    cli::print(&s)
+    upkeep_cli::print(&s)
 }

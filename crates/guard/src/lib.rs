@@ -6,10 +6,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::Read;
-use upkeep_core::cli::{self, CommonArgs, Format};
-use upkeep_core::detect::Options;
-use upkeep_core::guard::{self, Observation};
-use upkeep_core::{host, lease, ExitCode, Result, SysRoot};
+use upkeep_cli::{self, CommonArgs, Format};
+use upkeep_engine::detect::Options;
+use upkeep_engine::guard::{self, Observation};
+use upkeep_engine::{host, lease};
+use upkeep_sys::{ExitCode, Result, SysRoot};
 
 pub const NAME: &str = "upkeep-guard";
 
@@ -79,7 +80,7 @@ pub fn uu_app() -> clap::Command {
 }
 
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    cli::run::<Args, _>(NAME, args, run)
+    upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
 fn run(args: Args) -> Result<ExitCode> {
@@ -94,9 +95,9 @@ fn run(args: Args) -> Result<ExitCode> {
                 report_revert(&root, r);
             }
             if json {
-                cli::print_json(&obs)?;
+                upkeep_cli::print_json(&obs)?;
             } else {
-                cli::print(&render(&obs))?;
+                upkeep_cli::print(&render(&obs))?;
             }
             let at_risk = !obs.findings.is_empty() || !obs.reverts.is_empty();
             Ok(if strict && at_risk {

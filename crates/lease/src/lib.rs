@@ -6,10 +6,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::time::Duration;
-use upkeep_core::cli::{self, CommonArgs, Format};
-use upkeep_core::detect::{self, Options, System};
-use upkeep_core::lease::{self, GrantReport, GrantRequest, Lease, LeaseOutcome, RestoreReport};
-use upkeep_core::{plugin, state, Error, ExitCode, Result};
+use upkeep_cli::{self, CommonArgs, Format};
+use upkeep_engine::detect::{self, Options, System};
+use upkeep_engine::lease::{self, GrantReport, GrantRequest, Lease, LeaseOutcome, RestoreReport};
+use upkeep_engine::plugin;
+use upkeep_sys::{state, Error, ExitCode, Result};
 
 pub const NAME: &str = "upkeep-lease";
 
@@ -100,7 +101,7 @@ pub fn uu_app() -> clap::Command {
 }
 
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    cli::run::<Args, _>(NAME, args, run)
+    upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
 fn run(args: Args) -> Result<ExitCode> {
@@ -139,37 +140,37 @@ fn run(args: Args) -> Result<ExitCode> {
                 },
             )?;
             if json {
-                cli::print_json(&report)?;
+                upkeep_cli::print_json(&report)?;
             } else {
-                cli::print(&render_grant(&report))?;
+                upkeep_cli::print(&render_grant(&report))?;
             }
             Ok(ExitCode::Ok)
         }
         Command::Restore { paths, all } => {
             let report = lease::restore(&root, if all { &[] } else { &paths }, wait)?;
             if json {
-                cli::print_json(&report)?;
+                upkeep_cli::print_json(&report)?;
             } else {
-                cli::print(&render_restore(&report))?;
+                upkeep_cli::print(&render_restore(&report))?;
             }
             Ok(exit_for(&report.leases))
         }
         Command::Status => {
             let leases = lease::status(&root)?;
             if json {
-                cli::print_json(&serde_json::json!({ "leases": leases }))?;
+                upkeep_cli::print_json(&serde_json::json!({ "leases": leases }))?;
             } else {
-                cli::print(&render_status(&leases))?;
+                upkeep_cli::print(&render_status(&leases))?;
             }
             Ok(ExitCode::Ok)
         }
         Command::Recover => {
             let outcomes = lease::recover(&root, wait)?;
             if json {
-                cli::print_json(&serde_json::json!({ "leases": outcomes }))?;
+                upkeep_cli::print_json(&serde_json::json!({ "leases": outcomes }))?;
             } else if !outcomes.is_empty() {
                 // Silent when there is nothing to do: it runs from hooks.
-                cli::print(&render_outcomes(&outcomes))?;
+                upkeep_cli::print(&render_outcomes(&outcomes))?;
             }
             Ok(exit_for(&outcomes))
         }
@@ -186,7 +187,7 @@ fn exit_for(outcomes: &[LeaseOutcome]) -> ExitCode {
 
 /// `--product`: the lease the manifest describes for the install found.
 fn from_manifest(
-    root: &upkeep_core::SysRoot,
+    root: &upkeep_sys::SysRoot,
     name: &str,
     paths: Vec<String>,
     to: Option<String>,

@@ -4,10 +4,11 @@
 
 use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
-use upkeep_core::cli::{self, CommonArgs};
-use upkeep_core::detect::Options;
-use upkeep_core::plugin::HostSpec;
-use upkeep_core::{guard, host, plugin, Error, ExitCode, Result};
+use upkeep_cli::{self, CommonArgs};
+use upkeep_engine::detect::Options;
+use upkeep_engine::plugin::HostSpec;
+use upkeep_engine::{guard, host, plugin};
+use upkeep_sys::{Error, ExitCode, Result};
 
 pub const NAME: &str = "upkeep-reconfigure";
 
@@ -47,7 +48,7 @@ pub fn uu_app() -> clap::Command {
 }
 
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    cli::run::<Args, _>(NAME, args, run)
+    upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
 fn run(args: Args) -> Result<ExitCode> {

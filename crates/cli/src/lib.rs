@@ -1,11 +1,11 @@
 //! What every binary shares: the common flags (defined once, so help, man
 //! pages and completions agree), logging, output and exit codes.
 
-use crate::error::{Error, ExitCode};
-use crate::root::SysRoot;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
+use upkeep_sys::error::{Error, ExitCode};
+use upkeep_sys::root::SysRoot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -9,9 +9,9 @@
 //! (any quoting, `:symbol` keys, nested keys, any spacing) and method-style
 //! settings such as `mattermost_external_url 'https://…'`.
 
-use crate::error::{Error, Result};
 use std::ops::Range;
 use std::path::Path;
+use upkeep_sys::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {

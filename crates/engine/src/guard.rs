@@ -9,14 +9,14 @@
 
 use crate::detect::{self, Install, Options, Report, System};
 use crate::embedded;
-use crate::error::{Error, Result};
 use crate::plugin::{self, Edition, Plugin};
-use crate::root::SysRoot;
-use crate::state::{self, Lock};
-use crate::version::{compare_deb, ProductVersion};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use upkeep_pkg::version::{compare_deb, ProductVersion};
+use upkeep_sys::error::{Error, Result};
+use upkeep_sys::root::SysRoot;
+use upkeep_sys::state::{self, Lock};
 
 pub const CONFIG: &str = "/etc/upkeep/upkeep.toml";
 const RECORDS: &str = "editions.json";
@@ -616,8 +616,8 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
         let Some(config) = &emb.config else {
             continue;
         };
-        let state = crate::configfile::ConfigFile::open(root, config)
-            .and_then(|f| crate::gitlab_rb::GitlabRb::parse(&f.real, f.text))
+        let state = upkeep_sys::configfile::ConfigFile::open(root, config)
+            .and_then(|f| upkeep_formats::gitlab_rb::GitlabRb::parse(&f.real, f.text))
             .and_then(|rb| embedded::state(&rb, emb));
         match state {
             Ok(st) => {

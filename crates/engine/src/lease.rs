@@ -7,17 +7,17 @@
 //! (in force until `expires`), `restoring` (recover finishes the restore).
 //! Restoring is idempotent, so running it again after any crash converges.
 
-use crate::error::{Error, Result};
-use crate::fault;
-use crate::fsutil::hex;
-use crate::root::SysRoot;
-use crate::safefs::{self, Entry};
-use crate::state::{self, Lock};
-use crate::users::{self, Accounts};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use upkeep_sys::error::{Error, Result};
+use upkeep_sys::fault;
+use upkeep_sys::fsutil::hex;
+use upkeep_sys::root::SysRoot;
+use upkeep_sys::safefs::{self, Entry};
+use upkeep_sys::state::{self, Lock};
+use upkeep_sys::users::{self, Accounts};
 
 pub const LEASE_DIR: &str = "leases";
 const FORMAT: u32 = 1;
@@ -300,7 +300,7 @@ fn normalize(path: &str) -> Result<String> {
             "{path}: give the path as seen inside the system, absolute"
         )));
     }
-    Ok(crate::root::normalize_inside(Path::new(path))
+    Ok(upkeep_sys::root::normalize_inside(Path::new(path))
         .display()
         .to_string())
 }

@@ -2,13 +2,13 @@
 //! its Ruby. Under a `--root` other than `/` only the root's own copies are
 //! used, never the machine's.
 
-use crate::error::{Error, Result};
 use crate::plugin::HostSpec;
-use crate::root::SysRoot;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use upkeep_sys::error::{Error, Result};
+use upkeep_sys::root::SysRoot;
 
 /// The root's executable at `inside`, or on `/` the same name on PATH.
 fn find_tool(root: &SysRoot, inside: &str) -> Option<PathBuf> {
@@ -41,12 +41,13 @@ pub fn find_ruby(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
 pub fn ruby_syntax_check(ruby: &Path, text: &str, path: &Path) -> Result<()> {
     let mut cmd = Command::new(ruby);
     cmd.arg("-c").env("LC_ALL", "C.UTF-8");
-    let out =
-        crate::process::run_with_timeout(&mut cmd, Some(text.as_bytes()), Duration::from_secs(60))
-            .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ruby.display())))?
-            .ok_or_else(|| {
-                Error::Failed(format!("{} -c did not finish within 60 s", ruby.display()))
-            })?;
+    let out = upkeep_sys::process::run_with_timeout(
+        &mut cmd,
+        Some(text.as_bytes()),
+        Duration::from_secs(60),
+    )
+    .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ruby.display())))?
+    .ok_or_else(|| Error::Failed(format!("{} -c did not finish within 60 s", ruby.display())))?;
     if out.status.success() {
         return Ok(());
     }
@@ -122,7 +123,11 @@ pub fn log_line(root: &SysRoot, line: &str) {
         .append(true)
         .open(dir.join("upkeep.log"))
     {
-        let _ = writeln!(f, "{} {line}", crate::state::utc_stamp(crate::state::now()));
+        let _ = writeln!(
+            f,
+            "{} {line}",
+            upkeep_sys::state::utc_stamp(upkeep_sys::state::now())
+        );
     }
 }
 

@@ -9,11 +9,11 @@
 //! the same name, or adds a new product. Every file is read without
 //! blocking (a FIFO is refused) and bounded in size.
 
-use crate::error::{Error, Result};
-use crate::root::SysRoot;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use upkeep_sys::error::{Error, Result};
+use upkeep_sys::root::SysRoot;
 
 pub const LOCAL_DIR: &str = "/etc/upkeep/plugins.d";
 pub const SCHEMA: u32 = 1;

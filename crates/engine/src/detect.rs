@@ -1,20 +1,20 @@
 //! Finds the installs of every product a plugin manifest describes: where,
 //! which version and edition, who manages them.
 
-use crate::dpkg::{self, Dpkg};
-use crate::error::{Error, Result};
-use crate::fsutil::{file_contains, resolve_in_root};
 use crate::plugin::{
     expand, Edition, EditionRule, GuardSpec, InstallKind, InstallSpec, LeaseSpec, Plugin,
     VersionSource,
 };
-use crate::root::SysRoot;
-use crate::rpm::Rpm;
-use crate::users::Accounts;
 use serde::Serialize;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
+use upkeep_pkg::dpkg::{self, Dpkg};
+use upkeep_pkg::rpm::Rpm;
+use upkeep_sys::error::{Error, Result};
+use upkeep_sys::fsutil::{file_contains, resolve_in_root};
+use upkeep_sys::root::SysRoot;
+use upkeep_sys::users::Accounts;
 
 /// The JSON report (`--format json`). Field names are a documented,
 /// stable interface: add fields, never rename them.
@@ -388,7 +388,7 @@ fn run_for_version(
         .ok_or_else(|| format!("{}: not found", args[0]))?;
     let mut cmd = std::process::Command::new(&prog);
     cmd.args(&args[1..]);
-    match crate::process::run_with_timeout(&mut cmd, None, Duration::from_millis(timeout_ms)) {
+    match upkeep_sys::process::run_with_timeout(&mut cmd, None, Duration::from_millis(timeout_ms)) {
         Ok(Some(out)) => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
         Ok(None) => Err(format!(
             "{}: no answer within {timeout_ms} ms, killed",

@@ -2,13 +2,13 @@
 //! and `info/*.md5sums`, read directly (never through `dpkg` itself, which
 //! would load the whole file database for one question).
 
-use crate::error::{Error, IoContext, Result};
-use crate::root::{normalize_inside, SysRoot};
 use md5::Md5;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use upkeep_sys::error::{Error, IoContext, Result};
+use upkeep_sys::root::{normalize_inside, SysRoot};
 
 pub const ADMINDIR: &str = "/var/lib/dpkg";
 
@@ -262,7 +262,7 @@ fn parse_md5sums_line(line: &[u8]) -> Option<(&str, &[u8])> {
 /// md5 of a file, hex, as md5sums records it.
 pub fn md5_file(path: &Path) -> Result<String> {
     let f = std::fs::File::open(path).at(path)?;
-    crate::fsutil::hex_digest::<Md5>(f).at(path)
+    upkeep_sys::fsutil::hex_digest::<Md5>(f).at(path)
 }
 
 /// Whether a `.list` file has `needle` as a whole line. Read in fixed

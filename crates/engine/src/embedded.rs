@@ -2,12 +2,12 @@
 //! off in the host's gitlab.rb. What to edit comes from the manifest's
 //! `[install.embedded]` table; this module only knows gitlab.rb semantics.
 
-use crate::error::{Error, Result};
-use crate::gitlab_rb::{GitlabRb, Setting, Statement};
 use crate::plugin::EmbeddedSpec;
-use crate::version::ProductVersion;
 use serde::Serialize;
 use std::ops::Range;
+use upkeep_formats::gitlab_rb::{GitlabRb, Setting, Statement};
+use upkeep_pkg::version::ProductVersion;
+use upkeep_sys::error::{Error, Result};
 
 /// The manifest entry of a product's embedded install, with its host.
 #[derive(Debug, Clone)]

@@ -1,10 +1,10 @@
 //! The rpm database of a system root, asked through the real `rpm` (its
 //! database formats are not ours to parse) with `--root` and `--dbpath`.
 
-use crate::error::{Error, Result};
-use crate::root::{normalize_inside, SysRoot};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use upkeep_sys::error::{Error, Result};
+use upkeep_sys::root::{normalize_inside, SysRoot};
 
 /// Where rpm keeps its database inside a root: the historical place and
 /// the one Fedora moved to. Debian's rpm defaults to `~/.rpmdb`, so the
