@@ -52,20 +52,19 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 /// True when no package line names anything a manifest could mean, every
-/// line is well formed, and every manifest could be read.
+/// line is well formed, and every manifest could be read. Stops at the
+/// first line that says otherwise.
 pub fn nothing_to_do(root: &Path, stream: &[u8]) -> bool {
-    let scan = crate::scan(stream);
-    if !scan.problems.is_empty() {
-        return false;
-    }
     let Ok(sources) = crate::manifest_sources(root) else {
         return false;
     };
     let known = crate::name_candidates(sources.iter().map(|(_, _, t)| t.as_ref()));
-    !scan
-        .lines
-        .iter()
-        .any(|l| known.binary_search(&l.name).is_ok())
+    let mut quiet = true;
+    crate::scan_each(stream, |item| {
+        quiet = matches!(item, Ok(l) if known.binary_search(&l.name).is_err());
+        quiet
+    });
+    quiet
 }
 
 /// `--root DIR` or `--root=DIR` among the arguments, else `$DPKG_ROOT`,

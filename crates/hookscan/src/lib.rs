@@ -221,9 +221,26 @@ pub struct Scan<'a> {
 /// `problems` and skipped, and every other line is still returned.
 pub fn scan(s: &[u8]) -> Scan<'_> {
     let mut out = Scan::default();
+    out.version = scan_each(s, |item| {
+        match item {
+            Ok(line) => out.lines.push(line),
+            Err(e) => out.problems.push(e),
+        }
+        true
+    });
+    out
+}
+
+/// [`scan`] without collecting: `each` gets every package line or problem
+/// in stream order and returns false to stop early. Returns the protocol
+/// version (`None`: no `VERSION` header).
+pub fn scan_each<'a>(
+    s: &'a [u8],
+    mut each: impl FnMut(Result<Line<'a>, String>) -> bool,
+) -> Option<u32> {
     if s.is_empty() {
-        out.problems.push("empty stream".into());
-        return out;
+        each(Err("empty stream".into()));
+        return None;
     }
     let mut start = 0;
     let mut lines = memchr::memchr_iter(b'\n', s)
@@ -237,15 +254,18 @@ pub fn scan(s: &[u8]) -> Scan<'_> {
             l
         })
         .enumerate();
+    let mut version = None;
     let mut header_blank = false;
     match lines.next() {
-        Some((_, b"VERSION 3")) => out.version = Some(3),
-        Some((_, b"VERSION 2")) => out.version = Some(2),
+        Some((_, b"VERSION 3")) => version = Some(3),
+        Some((_, b"VERSION 2")) => version = Some(2),
         Some((_, l)) => {
-            out.problems.push(format!(
+            if !each(Err(format!(
                 "line 1: expected 'VERSION 2' or 'VERSION 3', got {}",
                 quote(l)
-            ));
+            ))) {
+                return None;
+            }
             header_blank = l.is_empty();
         }
         None => {}
@@ -261,12 +281,11 @@ pub fn scan(s: &[u8]) -> Scan<'_> {
         if l.is_empty() {
             continue;
         }
-        match parse_line(out.version, i + 1, l) {
-            Ok(line) => out.lines.push(line),
-            Err(e) => out.problems.push(e),
+        if !each(parse_line(version, i + 1, l)) {
+            break;
         }
     }
-    out
+    version
 }
 
 /// `field field ... rest`: the first `n` space-separated fields, each
