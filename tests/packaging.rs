@@ -1,6 +1,6 @@
 //! upkeep's own packages, built once by `packaging/` (release binaries in
 //! their own target directory, target/packaging, so this never waits on
-//! the test build's lock), installed by the real package managers into
+//! the test build's lock; rebuilt by cargo when stale), installed by the real package managers into
 //! throwaway roots:
 //! - apt from a flat repository made by dpkg-scanpackages; upgrading a
 //!   gitlab-ee test package fires upkeep's apt hook and its dpkg file
@@ -14,6 +14,7 @@
 //! binary by one extra configuration file: that mapping is the only
 //! stand-in. The root's dpkg status holds stand-in entries for libc6,
 //! libgcc-s1 and python3 (the base system the package depends on).
+#![allow(clippy::disallowed_methods)] // tests build their roots by path
 
 mod common;
 use common::*;
@@ -42,6 +43,8 @@ fn packages() -> &'static (PathBuf, PathBuf) {
             .arg(&out)
             .arg("--target-dir")
             .arg(repo("target/packaging"))
+            // Never package stale binaries: cargo rebuilds what changed.
+            .arg("--rebuild")
             .output()
             .expect("cargo run packaging");
         assert!(

@@ -20,6 +20,11 @@
 //! `%filetriggerin` scriptlets, and its header entries cannot be added from
 //! outside the crate, so it cannot write what this package needs.
 
+// A build tool: it reads the source tree and writes into --out on the
+// build machine, never a system root; upkeep-sys's safe layer (which the
+// repository's clippy.toml asks for) is for the runtime binaries.
+#![allow(clippy::disallowed_methods)]
+
 use debian_packaging::control::{ControlField, ControlFile, ControlParagraph};
 use debian_packaging::deb::builder::write_deb_tar;
 use debian_packaging::deb::DebCompression;
@@ -64,6 +69,8 @@ struct Ctx {
     out: PathBuf,
     /// Cargo's target directory: the binaries are `TARGET/release/*`.
     target: PathBuf,
+    /// Run cargo even when the binaries exist (cargo rebuilds what is stale).
+    rebuild: bool,
 }
 
 fn main() -> ExitCode {
@@ -82,12 +89,14 @@ fn run() -> Res<()> {
     let mut args = std::env::args().skip(1);
     let mut out = None;
     let mut target = None;
+    let mut rebuild = false;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--rebuild" => rebuild = true,
             "--out" => out = args.next().map(PathBuf::from),
             "--target-dir" => target = args.next().map(PathBuf::from),
             "-h" | "--help" => {
-                println!("usage: upkeep-packaging --out DIR [--target-dir DIR]\n  the binaries: TARGET/release (default: the repository's target/), built if missing");
+                println!("usage: upkeep-packaging --out DIR [--target-dir DIR] [--rebuild]\n  the binaries: TARGET/release (default: the repository's target/), built if missing\n  (always with --rebuild: cargo then rebuilds what is stale)");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?} (usage: --out DIR)")),
@@ -109,6 +118,7 @@ fn run() -> Res<()> {
         version,
         out,
         target,
+        rebuild,
     };
     build_binaries(&ctx)?;
     let deb = build_deb(&ctx)?;
@@ -152,10 +162,10 @@ fn run_cmd(c: &mut Command) -> Res<std::process::Output> {
 /// Takes the binaries from target/release, building them if any is missing.
 fn build_binaries(ctx: &Ctx) -> Res<()> {
     let dir = ctx.target.join("release");
-    if BINARIES.iter().all(|b| dir.join(b).is_file()) {
+    if !ctx.rebuild && BINARIES.iter().all(|b| dir.join(b).is_file()) {
         return Ok(());
     }
-    eprintln!("upkeep-packaging: building the release binaries");
+    eprintln!("upkeep-packaging: building the release binaries (cargo, release profile)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run_cmd(
         Command::new(&cargo)
@@ -286,14 +296,14 @@ fn payload(ctx: &Ctx, systemd: &str, python_dnf: &str) -> Res<Vec<Item>> {
     }
     // Shell completions, if the tree has them.
     for (dir, dest) in [
-        (
-            "man/completions/bash",
-            "/usr/share/bash-completion/completions",
-        ),
-        ("man/completions/zsh", "/usr/share/zsh/vendor-completions"),
+        ("completions/bash", "/usr/share/bash-completion/completions"),
+        ("completions/zsh", "/usr/share/zsh/vendor-completions"),
+        ("completions/fish", "/usr/share/fish/vendor_completions.d"),
     ] {
         if let Ok(rd) = std::fs::read_dir(r(dir)) {
-            for e in rd.filter_map(|e| e.ok()) {
+            let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).collect();
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
                 let name = e.file_name().to_string_lossy().into_owned();
                 add(format!("{dest}/{name}"), read(&e.path())?, false);
             }

@@ -2,11 +2,16 @@
 //! dpkg-deb, rpm and rpmbuild working on them. Nothing here reads or writes
 //! the machine's own /etc, /opt, /var or package databases.
 #![allow(dead_code)]
+#![allow(clippy::disallowed_methods)] // tests build their roots by path
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+mod scenario;
+#[allow(unused_imports)] // not every test file builds scenarios
+pub use scenario::*;
 
 pub const ENTERPRISE_MARKER: &str = "github.com/mattermost/enterprise/";
 

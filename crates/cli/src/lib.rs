@@ -1,46 +1,16 @@
-//! What every binary shares: the common flags (defined once, so help, man
-//! pages and completions agree), logging, output and exit codes.
+//! What every binary shares: the common flags (each defined once here, so
+//! help, man pages and completions agree), the one exit-status table, the
+//! man-page extras, logging and output.
+
+pub mod flags;
+pub mod manual;
+
+pub use flags::{AllowExec, CommonArgs, DryRun, Format, Strict, Wait};
+pub use manual::Manual;
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
 use upkeep_sys::error::{Error, ExitCode};
-use upkeep_sys::root::SysRoot;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// For people.
-    Text,
-    /// For scripts; field names are stable.
-    Json,
-}
-
-/// Flags every upkeep binary takes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CommonArgs {
-    /// Act on the system below DIR instead of / (default: $DPKG_ROOT, else /).
-    #[arg(long, value_name = "DIR", global = true)]
-    pub root: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
-    pub format: Format,
-}
-
-impl CommonArgs {
-    pub fn sys_root(&self) -> SysRoot {
-        SysRoot::from_arg_or_env(self.root.clone())
-    }
-}
-
-/// The EXIT STATUS section shared by every man page and `--help`.
-pub const EXIT_STATUS: &str = "Exit status:
-  0   done (also when nothing was found)
-  1   failed
-  2   usage error
-  3   refused by policy
-  4   finding, under --strict
-  65  bad input (a malformed file; the message names file and line)
-  75  busy: another upkeep holds the lock";
 
 /// Logging to stderr, off unless `UPKEEP_LOG` asks (hooks stay quiet).
 pub fn init_logging() {

@@ -6,12 +6,30 @@ use serde::Serialize;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use upkeep_cli::{self, CommonArgs, Format};
+use upkeep_cli::{self, AllowExec, CommonArgs, Format, Manual};
 use upkeep_engine::detect::{self, Install, Options, Report, System};
 use upkeep_engine::plugin;
 use upkeep_sys::{ExitCode, Result};
 
 pub const NAME: &str = "upkeep-detect";
+
+pub const MANUAL: Manual = Manual {
+    exit: &[
+        ExitCode::Ok,
+        ExitCode::Failed,
+        ExitCode::Usage,
+        ExitCode::BadInput,
+    ],
+    files: &[
+        (
+            "/var/lib/dpkg/",
+            "the dpkg database (status, updates/, info/*.list, info/*.md5sums), read directly",
+        ),
+        ("/var/lib/rpm/", "the rpm database, read through rpm --root"),
+    ],
+    environment: &[],
+    notes: "",
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,7 +40,7 @@ pub const NAME: &str = "upkeep-detect";
 manifests): where it is, which version and edition it is, which package manages it \
 (dpkg, rpm, or none: a tarball), whether the binary still matches what the package \
 recorded, and whether an embedded instance is enabled. Nothing is changed.",
-    after_help = upkeep_cli::EXIT_STATUS
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     /// Only these products (default: every product with a manifest).
@@ -31,9 +49,8 @@ pub struct Args {
     /// Instead of detecting, print the packages owning PATH (like dpkg -S, rpm -qf).
     #[arg(long, value_name = "PATH")]
     pub owner: Option<PathBuf>,
-    /// Run product binaries for their version where a manifest allows it (with a timeout).
-    #[arg(long)]
-    pub allow_exec: bool,
+    #[command(flatten)]
+    pub exec: AllowExec,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -58,7 +75,7 @@ fn run(args: Args) -> Result<ExitCode> {
         &mut sys,
         &selected,
         &Options {
-            allow_exec: args.allow_exec,
+            allow_exec: args.exec.allow_exec,
         },
     )?;
     match args.common.format {
@@ -71,42 +88,12 @@ fn run(args: Args) -> Result<ExitCode> {
 #[derive(Serialize)]
 struct OwnerReport {
     path: String,
-    owners: Vec<OwnerEntry>,
+    owners: Vec<detect::Owner>,
 }
 
-#[derive(Serialize)]
-struct OwnerEntry {
-    manager: &'static str,
-    package: String,
-}
-
-/// `--owner PATH`: the dpkg database first (hinted by the manifests'
-/// package names), then rpm's.
+/// `--owner PATH`: like `dpkg -S` / `rpm -qf`.
 fn owner(root: &upkeep_sys::SysRoot, path: &std::path::Path, args: &Args) -> Result<ExitCode> {
-    let plugins = plugin::load(root)?;
-    let hints: Vec<String> = plugins
-        .iter()
-        .flat_map(|p| p.manifest.all_packages().cloned())
-        .collect();
-    let mut owners = Vec::new();
-    if let Some(db) = upkeep_pkg::dpkg::Dpkg::open(root)? {
-        for p in db.owners(path, &hints)? {
-            owners.push(OwnerEntry {
-                manager: "dpkg",
-                package: p,
-            });
-        }
-    }
-    if owners.is_empty() {
-        if let Some(rpm) = upkeep_pkg::rpm::Rpm::open(root) {
-            if let Some(p) = rpm.owner(path)? {
-                owners.push(OwnerEntry {
-                    manager: "rpm",
-                    package: p.name,
-                });
-            }
-        }
-    }
+    let owners = detect::owners(root, path)?;
     let report = OwnerReport {
         path: upkeep_sys::root::normalize_inside(path)
             .display()
@@ -210,6 +197,13 @@ fn render_install(s: &mut String, i: &Install) {
             .map(|m| format!(" ({m})"))
             .unwrap_or_default();
         let _ = writeln!(s, "  services  {}{via}", i.services.join(", "));
+    }
+    if !i.services_missing.is_empty() {
+        let _ = writeln!(
+            s,
+            "  services  {}: declared, not found",
+            i.services_missing.join(", ")
+        );
     }
     if let Some(c) = &i.config {
         let _ = writeln!(s, "  config    {c}");

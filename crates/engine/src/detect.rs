@@ -6,14 +6,15 @@ use crate::plugin::{
     VersionSource,
 };
 use serde::Serialize;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 use upkeep_pkg::dpkg::{self, Dpkg};
 use upkeep_pkg::rpm::Rpm;
+use upkeep_pkg::ManagerKind;
 use upkeep_sys::error::{Error, Result};
-use upkeep_sys::fsutil::{file_contains, resolve_in_root};
+use upkeep_sys::fsutil::file_contains;
 use upkeep_sys::root::SysRoot;
+use upkeep_sys::safe;
 use upkeep_sys::users::Accounts;
 
 /// The JSON report (`--format json`). Field names are a documented,
@@ -42,7 +43,10 @@ pub struct Install {
     /// For embedded instances: whether the host runs it (`null` otherwise).
     pub embedded_enabled: Option<bool>,
     pub host: Option<Host>,
+    /// Declared services whose unit or run directory is in the root.
     pub services: Vec<String>,
+    /// Declared services with no unit or run directory in the root.
+    pub services_missing: Vec<String>,
     pub service_manager: Option<String>,
     pub user: Option<String>,
     /// What upkeep-lease lends for an in-place upgrade (paths expanded).
@@ -68,9 +72,8 @@ pub struct FileInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Manager {
-    /// dpkg, rpm or tarball.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ManagerKind,
     pub package: Option<String>,
     pub version: Option<String>,
 }
@@ -131,57 +134,59 @@ fn detect_install(
     opts: &Options,
 ) -> Result<Option<Install>> {
     let root = sys.root;
-    let binary_real = spec
-        .binary
-        .as_deref()
-        .and_then(|b| resolve_in_root(root, Path::new(b)));
-    let dir_real = spec
-        .dir
-        .as_deref()
-        .and_then(|d| resolve_in_root(root, Path::new(d)));
-    let binary_meta = binary_real
-        .as_ref()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .filter(|m| m.is_file());
-    let dir_present = dir_real
-        .as_ref()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .is_some_and(|m| m.is_dir());
-    if binary_meta.is_none() && !dir_present {
+    // The binary, opened once (non-blocking, regular files only, links
+    // resolved inside the root): a FIFO or device there is reported, never read.
+    let binary_file = match spec.binary.as_deref().map(|b| safe::open_file(root, b)) {
+        Some(Ok(found)) => found,
+        Some(Err(e)) => {
+            sys.warnings.push(e.to_string());
+            None
+        }
+        None => None,
+    };
+    let dir_present = match spec.dir.as_deref().map(|d| safe::stat(root, d, true)) {
+        Some(Ok(Some(st))) => safe::Kind::of(&st) == safe::Kind::Dir,
+        Some(Err(e)) => {
+            sys.warnings.push(e.to_string());
+            false
+        }
+        _ => false,
+    };
+    if binary_file.is_none() && !dir_present {
         return Ok(None);
     }
     let m = &plugin.manifest;
     let binary = spec.binary.as_deref();
     let dir = spec.dir.as_deref();
 
-    let binary_info = match (&binary_meta, binary) {
-        (Some(meta), Some(path)) => Some(FileInfo {
+    let binary_info = match (&binary_file, binary) {
+        (Some((_, st)), Some(path)) => Some(FileInfo {
             path: path.to_string(),
-            owner: sys.accounts.user_label(meta.uid()),
-            group: sys.accounts.group_label(meta.gid()),
-            uid: meta.uid(),
-            gid: meta.gid(),
-            mode: format!("{:04o}", meta.permissions().mode() & 0o7777),
-            size: meta.len(),
+            owner: sys.accounts.user_label(st.st_uid),
+            group: sys.accounts.group_label(st.st_gid),
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: format!("{:04o}", st.st_mode & 0o7777),
+            size: st.st_size as u64,
         }),
         _ => None,
     };
 
     // Who manages it: the package owning the binary (or the directory).
     let owned_path = binary
-        .filter(|_| binary_meta.is_some())
+        .filter(|_| binary_file.is_some())
         .or(dir)
         .map(Path::new);
     let hints: Vec<String> = spec.packages.iter().chain(&m.packages).cloned().collect();
     let (manager, modified) = match owned_path {
-        Some(p) => find_manager(sys, p, &hints, binary_meta.is_some())?,
+        Some(p) => find_manager(sys, p, &hints, binary_file.as_ref().map(|(f, _)| f))?,
         None => (tarball(), None),
     };
 
     let kind = match spec.kind {
         InstallKind::GitlabOmnibus => "gitlab-omnibus".to_string(),
-        InstallKind::Standalone => match manager.kind.as_str() {
-            "dpkg" => "deb".to_string(),
+        InstallKind::Standalone => match manager.kind {
+            ManagerKind::Dpkg => "deb".to_string(),
             other => other.to_string(),
         },
     };
@@ -195,17 +200,22 @@ fn detect_install(
     let edition = decide_edition(
         sys.root,
         &m.editions,
-        binary_real.as_deref().filter(|_| binary_meta.is_some()),
+        binary_file.as_ref().map(|(f, _)| f),
         binary,
         dir,
         &manager,
         opts,
     );
     let embedded_enabled = spec.embedded.as_ref().map(|e| {
-        std::fs::symlink_metadata(root.path(&e.enabled_if_symlink))
-            .is_ok_and(|m| m.file_type().is_symlink())
+        safe::stat(root, &e.enabled_if_symlink, false)
+            .is_ok_and(|st| st.is_some_and(|st| safe::Kind::of(&st) == safe::Kind::Symlink))
     });
 
+    let (services, services_missing) = find_services(
+        root,
+        spec,
+        spec.services.clone().unwrap_or_else(|| m.services.clone()),
+    );
     Ok(Some(Install {
         product: m.name.clone(),
         kind,
@@ -218,7 +228,8 @@ fn detect_install(
         modified_from_package: modified,
         embedded_enabled,
         host,
-        services: spec.services.clone().unwrap_or_else(|| m.services.clone()),
+        services,
+        services_missing,
         service_manager: spec.service_manager.clone(),
         user: spec.user.clone().or_else(|| m.user.clone()),
         lease: spec.lease.as_ref().map(|l| LeaseSpec {
@@ -231,9 +242,45 @@ fn detect_install(
     }))
 }
 
+/// Where a service manager keeps what defines a service, when the
+/// manifest does not say.
+fn default_service_paths(manager: Option<&str>) -> &'static [&'static str] {
+    match manager {
+        Some("systemd") => &[
+            "/etc/systemd/system/{service}.service",
+            "/lib/systemd/system/{service}.service",
+            "/usr/lib/systemd/system/{service}.service",
+        ],
+        Some("runit") => &["/etc/sv/{service}", "/etc/service/{service}"],
+        _ => &[],
+    }
+}
+
+/// Splits the declared services into those found in the root and those
+/// declared but not found: a service is reported only when it is there.
+fn find_services(
+    root: &SysRoot,
+    spec: &InstallSpec,
+    declared: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    let defaults = default_service_paths(spec.service_manager.as_deref());
+    let patterns: Vec<&str> = if spec.service_paths.is_empty() {
+        defaults.to_vec()
+    } else {
+        spec.service_paths.iter().map(String::as_str).collect()
+    };
+    declared.into_iter().partition(|svc| {
+        // `tegu.service` and `tegu` name the same systemd unit.
+        let name = svc.strip_suffix(".service").unwrap_or(svc);
+        patterns.iter().any(|p| {
+            safe::stat(root, p.replace("{service}", name), true).is_ok_and(|st| st.is_some())
+        })
+    })
+}
+
 fn tarball() -> Manager {
     Manager {
-        kind: "tarball".into(),
+        kind: ManagerKind::Tarball,
         package: None,
         version: None,
     }
@@ -245,23 +292,18 @@ fn find_manager(
     sys: &mut System<'_>,
     path: &Path,
     hints: &[String],
-    is_file: bool,
+    file: Option<&std::fs::File>,
 ) -> Result<(Manager, Option<bool>)> {
-    let real = sys.root.path(path);
     if let Some(db) = &sys.dpkg {
         if let Some(pkg) = db.owners(path, hints)?.into_iter().next() {
             let version = db.package(&pkg)?.map(|p| p.version);
-            let modified = if is_file {
-                match db.recorded_md5(&pkg, path)? {
-                    Some(sum) => Some(dpkg::md5_file(&real)? != sum),
-                    None => None,
-                }
-            } else {
-                None
+            let modified = match (file, db.recorded_md5(&pkg, path)?) {
+                (Some(f), Some(sum)) => Some(dpkg::md5_file(f, &sys.root.path(path))? != sum),
+                _ => None,
             };
             return Ok((
                 Manager {
-                    kind: "dpkg".into(),
+                    kind: ManagerKind::Dpkg,
                     package: Some(pkg),
                     version,
                 },
@@ -271,14 +313,14 @@ fn find_manager(
     }
     if let Some(rpm) = &sys.rpm {
         if let Some(pkg) = rpm.owner(path)? {
-            let modified = if is_file {
+            let modified = if file.is_some() {
                 Some(rpm.is_modified(&pkg.name, path)?)
             } else {
                 None
             };
             return Ok((
                 Manager {
-                    kind: "rpm".into(),
+                    kind: ManagerKind::Rpm,
                     package: Some(pkg.name),
                     version: Some(pkg.evr),
                 },
@@ -305,13 +347,11 @@ pub fn read_version(
     for src in sources {
         let text = if let Some(file) = &src.file {
             let inside = expand(file, binary, dir);
-            let Some(real) = resolve_in_root(sys.root, Path::new(&inside)) else {
-                continue;
-            };
-            match read_small(&real) {
-                Ok(t) => t,
+            match safe::read_to_string(sys.root, &inside, safe::limit::CONFIG) {
+                Ok(Some(t)) => t,
+                Ok(None) => continue,
                 Err(e) => {
-                    sys.warnings.push(format!("{inside}: {e}"));
+                    sys.warnings.push(e.to_string());
                     continue;
                 }
             }
@@ -369,12 +409,6 @@ fn pick_line(text: &str, prefix: Option<&str>, field: Option<usize>) -> Option<S
     }
 }
 
-/// Version files are small; refuse to slurp anything large, and never
-/// block on a FIFO or device put where a version file belongs.
-fn read_small(path: &Path) -> std::io::Result<String> {
-    upkeep_hookscan::read_regular_string(path, 16 << 20)
-}
-
 fn run_for_version(
     root: &SysRoot,
     argv: &[String],
@@ -383,9 +417,11 @@ fn run_for_version(
     timeout_ms: u64,
 ) -> Result<String, String> {
     let args: Vec<String> = argv.iter().map(|a| expand(a, binary, dir)).collect();
+    let program = args.first().ok_or("an empty command")?;
     // The program is the root's, its links resolved inside the root.
-    let prog = resolve_in_root(root, Path::new(&args[0]))
-        .ok_or_else(|| format!("{}: not found", args[0]))?;
+    let prog = safe::resolve(root, program)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{program}: not found"))?;
     let mut cmd = std::process::Command::new(&prog);
     cmd.args(&args[1..]);
     match upkeep_sys::process::run_with_timeout(&mut cmd, None, Duration::from_millis(timeout_ms)) {
@@ -401,7 +437,7 @@ fn run_for_version(
 fn decide_edition(
     root: &SysRoot,
     rules: &[EditionRule],
-    binary_real: Option<&Path>,
+    binary_file: Option<&std::fs::File>,
     binary: Option<&str>,
     dir: Option<&str>,
     manager: &Manager,
@@ -409,17 +445,17 @@ fn decide_edition(
 ) -> Edition {
     for r in rules {
         let decided = if let Some(marker) = &r.binary_contains {
-            binary_real.is_some_and(|b| file_contains(b, marker.as_bytes()).unwrap_or(false))
+            binary_file.is_some_and(|b| file_contains(b, marker.as_bytes()).unwrap_or(false))
         } else if let Some(marker) = &r.binary_lacks {
-            binary_real.is_some_and(|b| matches!(file_contains(b, marker.as_bytes()), Ok(false)))
+            binary_file.is_some_and(|b| matches!(file_contains(b, marker.as_bytes()), Ok(false)))
         } else if let Some(f) = &r.file_exists {
-            resolve_in_root(root, Path::new(&expand(f, binary, dir))).is_some()
+            safe::stat(root, expand(f, binary, dir), true).is_ok_and(|st| st.is_some())
         } else if let Some(pkgs) = &r.package {
             manager.package.as_ref().is_some_and(|p| pkgs.contains(p))
         } else if let (Some(argv), Some(want)) = (&r.exec, &r.output_contains) {
             // `mattermost version` says "Build Enterprise Ready: true".
             opts.allow_exec
-                && binary_real.is_some()
+                && binary_file.is_some()
                 && run_for_version(root, argv, binary, dir, 5000)
                     .is_ok_and(|out| out.contains(want.as_str()))
         } else {
@@ -430,6 +466,42 @@ fn decide_edition(
         }
     }
     Edition::Unknown
+}
+
+/// One package that owns a path, and which database said so.
+#[derive(Debug, Clone, Serialize)]
+pub struct Owner {
+    pub manager: ManagerKind,
+    pub package: String,
+}
+
+/// The packages owning `path` (as `dpkg -S`, `rpm -qf` answer): the dpkg
+/// database first, hinted by the manifests' package names, then rpm's.
+pub fn owners(root: &SysRoot, path: &Path) -> Result<Vec<Owner>> {
+    let hints: Vec<String> = crate::plugin::load(root)?
+        .iter()
+        .flat_map(|p| p.manifest.all_packages().cloned())
+        .collect();
+    let mut owners = Vec::new();
+    if let Some(db) = Dpkg::open(root)? {
+        for package in db.owners(path, &hints)? {
+            owners.push(Owner {
+                manager: ManagerKind::Dpkg,
+                package,
+            });
+        }
+    }
+    if owners.is_empty() {
+        if let Some(rpm) = Rpm::open(root) {
+            if let Some(p) = rpm.owner(path)? {
+                owners.push(Owner {
+                    manager: ManagerKind::Rpm,
+                    package: p.name,
+                });
+            }
+        }
+    }
+    Ok(owners)
 }
 
 /// Picks the plugins named on the command line (all if none); an unknown
@@ -453,6 +525,7 @@ pub fn select<'p>(plugins: &'p [Plugin], names: &[String]) -> Result<Vec<&'p Plu
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 

@@ -12,10 +12,12 @@ use crate::embedded;
 use crate::plugin::{self, Edition, Plugin};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 use upkeep_pkg::version::{compare_deb, ProductVersion};
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::root::SysRoot;
+use upkeep_sys::safe;
 use upkeep_sys::state::{self, Lock};
 
 pub const CONFIG: &str = "/etc/upkeep/upkeep.toml";
@@ -50,13 +52,10 @@ pub struct Config {
 impl Config {
     pub fn load(root: &SysRoot) -> Result<Config> {
         let path = root.path(CONFIG);
-        // Never blocks (a FIFO is refused) and never slurps a huge file.
-        let text =
-            match upkeep_hookscan::read_regular_string(&path, upkeep_hookscan::MAX_SMALL_FILE) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-                Err(e) => return Err(Error::bad_input(&path, None, format!("cannot read: {e}"))),
-            };
+        // Non-blocking and bounded: a FIFO here must never hang apt.
+        let Some(text) = safe::read_to_string(root, CONFIG, safe::limit::CONFIG)? else {
+            return Ok(Config::default());
+        };
         toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
@@ -187,15 +186,18 @@ fn key(i: &Install) -> String {
 }
 
 pub fn load_records(root: &SysRoot) -> Result<Records> {
-    let Some(dir) = state::existing_state_dir(root, "")? else {
+    let Some(dir) = state::existing_private_dir(root, "")? else {
         return Ok(Records::default());
     };
-    let path = dir.join(RECORDS);
-    match upkeep_hookscan::read_regular_string(&path, 64 << 20) {
-        Ok(t) => serde_json::from_str(&t)
+    let path = dir.shown().join(RECORDS);
+    match dir.read(
+        Path::new(RECORDS),
+        safe::Resolve::NoLinks,
+        safe::limit::CONFIG,
+    )? {
+        Some(t) => serde_json::from_slice(&t)
             .map_err(|e| Error::bad_input(&path, Some(e.line()), e.to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Records::default()),
-        Err(e) => Err(Error::io(&path, e)),
+        None => Ok(Records::default()),
     }
 }
 
@@ -325,9 +327,9 @@ fn save_records(root: &SysRoot, report: &Report) -> Result<()> {
             },
         );
     }
-    let dir = state::state_dir(root, "")?;
+    let dir = state::private_dir(root, "")?;
     let data = serde_json::to_vec_pretty(&records).map_err(|e| Error::Failed(e.to_string()))?;
-    state::write_atomic(&dir.join(RECORDS), &data)
+    state::write_private(&dir, RECORDS, &data)
 }
 
 /// One package action from apt's `Pre-Install-Pkgs` stream.
@@ -639,6 +641,7 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 

@@ -9,11 +9,21 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::root::SysRoot;
+use upkeep_sys::safe;
+
+/// The root's own regular file at `inside`, its links resolved inside the
+/// root (never a program of the machine's through an absolute link).
+fn in_root_file(root: &SysRoot, inside: &str) -> Option<PathBuf> {
+    let st = safe::stat(root, inside, true).ok()??;
+    if safe::Kind::of(&st) != safe::Kind::File {
+        return None;
+    }
+    safe::resolve(root, inside).ok()?
+}
 
 /// The root's executable at `inside`, or on `/` the same name on PATH.
 fn find_tool(root: &SysRoot, inside: &str) -> Option<PathBuf> {
-    let p = root.path(inside);
-    if p.is_file() {
+    if let Some(p) = in_root_file(root, inside) {
         return Some(p);
     }
     if root.is_host() {
@@ -32,7 +42,7 @@ pub fn find_ctl(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
 pub fn find_ruby(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
     host.ruby
         .as_deref()
-        .and_then(|r| root.path(r).is_file().then(|| root.path(r)))
+        .and_then(|r| in_root_file(root, r))
         .or_else(|| which::which("ruby").ok())
 }
 
@@ -116,13 +126,9 @@ pub fn service_running(root: &SysRoot, ctl: &Path, service: &str) -> Result<bool
 
 /// Appends a line to upkeep's log; logging never fails a command.
 pub fn log_line(root: &SysRoot, line: &str) {
-    let dir = root.path("/var/log/upkeep");
-    let _ = std::fs::create_dir_all(&dir);
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("upkeep.log"))
-    {
+    let file = safe::create_dir_all(root, "/var/log/upkeep", 0o755)
+        .and_then(|d| d.open_append(std::ffi::OsStr::new("upkeep.log"), 0o640));
+    if let Ok(mut f) = file {
         let _ = writeln!(
             f,
             "{} {line}",

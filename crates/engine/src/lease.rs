@@ -1,10 +1,11 @@
 //! Ownership leases: lend a file (and its directory) to a user for an
 //! in-place upgrade, and give back exactly what was recorded.
 //!
-//! A lease is one JSON record in `ROOT/var/lib/upkeep/leases/`, written
-//! (durably) before anything changes. Its `state` says how far it got:
-//! `granting` (changes may be half applied: recover rolls back), `granted`
-//! (in force until `expires`), `restoring` (recover finishes the restore).
+//! A lease is one record of the shared write-ahead journal
+//! (`ROOT/var/lib/upkeep/leases/`), written durably before anything
+//! changes. Its phase says how far it got: doing (`granting`: changes may
+//! be half applied, recover rolls back), done (`granted`, in force until
+//! `expires`), undoing (`restoring`: recover finishes the restore).
 //! Restoring is idempotent, so running it again after any crash converges.
 
 use serde::{Deserialize, Serialize};
@@ -14,13 +15,13 @@ use std::time::Duration;
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::fault;
 use upkeep_sys::fsutil::hex;
+use upkeep_sys::journal::{Journal, Phase, Record};
 use upkeep_sys::root::SysRoot;
-use upkeep_sys::safefs::{self, Entry};
+use upkeep_sys::safe::{self as safefs, Entry};
 use upkeep_sys::state::{self, Lock};
 use upkeep_sys::users::{self, Accounts};
 
 pub const LEASE_DIR: &str = "leases";
-const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,6 +56,7 @@ pub struct LeaseEntry {
     pub kind: EntryKind,
     pub uid: u32,
     pub gid: u32,
+    #[serde(with = "upkeep_sys::fsutil::octal")]
     pub mode: u32,
     pub dev: u64,
     pub ino: u64,
@@ -86,19 +88,48 @@ impl LeaseEntry {
     }
 }
 
+/// What the journal keeps for a lease.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Lease {
-    pub format: u32,
-    pub id: String,
-    pub state: LeaseState,
-    pub created: u64,
+pub struct LeaseBody {
     pub expires: u64,
     pub to: Holder,
     pub product: Option<String>,
     /// Directories first: restore takes the directory back before it
     /// touches the files in it, so nothing can be swapped in meanwhile.
     pub entries: Vec<LeaseEntry>,
+}
+
+type LeaseRecord = Record<LeaseBody>;
+
+/// A lease as reported (`status`, `grant --format json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Lease {
+    pub id: String,
+    pub state: LeaseState,
+    pub created: u64,
+    pub expires: u64,
+    pub to: Holder,
+    pub product: Option<String>,
+    pub entries: Vec<LeaseEntry>,
+}
+
+impl Lease {
+    fn of(rec: &LeaseRecord) -> Lease {
+        Lease {
+            id: rec.id.clone(),
+            state: match rec.phase {
+                Phase::Doing => LeaseState::Granting,
+                Phase::Done => LeaseState::Granted,
+                Phase::Undoing => LeaseState::Restoring,
+            },
+            created: rec.created,
+            expires: rec.body.expires,
+            to: rec.body.to.clone(),
+            product: rec.body.product.clone(),
+            entries: rec.body.entries.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -131,11 +162,32 @@ pub struct EntryOutcome {
     pub replaced: bool,
 }
 
+/// How a lease ended up after restore or recover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseResult {
+    /// Everything recorded was put back; the lease is closed.
+    Restored,
+    /// Nothing was left to put back (a package upgrade did it); closed.
+    Closed,
+    /// Refused or incomplete: the lease stays open.
+    Kept,
+}
+
+impl std::fmt::Display for LeaseResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LeaseResult::Restored => "restored",
+            LeaseResult::Closed => "closed",
+            LeaseResult::Kept => "kept",
+        })
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct LeaseOutcome {
     pub id: String,
-    /// restored, closed (nothing left to restore), or kept (refused).
-    pub result: String,
+    pub result: LeaseResult,
     pub entries: Vec<EntryOutcome>,
     pub message: Option<String>,
 }
@@ -146,50 +198,9 @@ impl LeaseOutcome {
     }
 }
 
-fn lease_dir(root: &SysRoot) -> Result<PathBuf> {
-    state::state_dir(root, LEASE_DIR)
-}
-
-fn lease_path(dir: &Path, id: &str) -> PathBuf {
-    dir.join(format!("{id}.json"))
-}
-
-fn save(dir: &Path, lease: &Lease) -> Result<()> {
-    let data = serde_json::to_vec_pretty(lease).map_err(|e| Error::Failed(e.to_string()))?;
-    state::write_atomic(&lease_path(dir, &lease.id), &data)
-}
-
-/// Every lease record, oldest first. Leftover temporary files of an
-/// interrupted write are ignored here and removed by `recover`.
-pub fn load_all(dir: &Path) -> Result<Vec<Lease>> {
-    let mut out = Vec::new();
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    for entry in rd {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !name.ends_with(".json") {
-            continue;
-        }
-        let path = entry.path();
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let lease: Lease = serde_json::from_str(&text).map_err(|e| {
-            Error::bad_input(&path, Some(e.line()), format!("not a lease record: {e}"))
-        })?;
-        if lease.format != FORMAT {
-            return Err(Error::bad_input(
-                &path,
-                None,
-                format!("lease format {} is not {FORMAT}", lease.format),
-            ));
-        }
-        out.push(lease);
-    }
-    out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-    Ok(out)
+/// Every lease, oldest first (journal records of the lease journal).
+pub fn load_all(journal: &Journal) -> Result<Vec<LeaseRecord>> {
+    journal.load_all()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -248,7 +259,7 @@ fn plan_file(root: &SysRoot, path: &str, dir_lent: bool) -> Result<Planned> {
     let (file, st) = match safefs::open_entry(&parent.fd, &parent.name)? {
         Entry::File(f, st) => (f, st),
         Entry::Symlink => return Err(refused(path, "is a symlink")),
-        Entry::Missing => return Err(refused(path, "does not exist")),
+        Entry::Missing => return Err(Error::Failed(format!("{path}: does not exist"))),
         Entry::Dir(..) => {
             return Err(refused(
                 path,
@@ -326,8 +337,8 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
     }
 
     let _lock = Lock::acquire(root, req.wait)?;
-    let dir = lease_dir(root)?;
-    let open = load_all(&dir)?;
+    let journal = Journal::open(root, LEASE_DIR)?;
+    let open: Vec<Lease> = load_all(&journal)?.iter().map(Lease::of).collect();
     let mut already = Vec::new();
     let mut todo = Vec::new();
     for p in paths {
@@ -371,59 +382,93 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
     }
     report.warnings.extend(statoverride_warnings(root, &dirs));
 
-    let created = state::now();
-    let lease = Lease {
-        format: FORMAT,
-        id: format!("{created}-{}", std::process::id()),
-        state: LeaseState::Granting,
-        created,
-        expires: created.saturating_add(req.expires.as_secs()),
+    let mut rec = Record::new(LeaseBody {
+        expires: 0,
         to: holder.clone(),
         product: req.product.clone(),
         entries: planned.iter().map(|p| p.entry.clone()).collect(),
-    };
+    });
+    rec.body.expires = rec.created.saturating_add(req.expires.as_secs());
     if req.dry_run {
-        report.lease = Some(lease);
+        report.lease = Some(Lease::of(&rec));
         return Ok(report);
     }
-    save(&dir, &lease)?;
-    fault::point("grant:journaled");
     // Files first, the directory last: the holder can replace nothing
-    // before every file is recorded and lent.
-    let applied = planned.iter().enumerate().rev().try_for_each(|(i, p)| {
-        let gid = holder.gid.unwrap_or(p.entry.gid);
-        safefs::fchown(&p.file, holder.uid, gid)?;
+    // before every file is recorded and lent. Step k lends entry n-1-k;
+    // undoing runs newest first, so the directory is taken back first.
+    let n = planned.len();
+    let lend = |body: &LeaseBody, k: usize| {
+        let (i, p) = (n - 1 - k, &planned[n - 1 - k]);
+        let gid = body.to.gid.unwrap_or(p.entry.gid);
+        safefs::fchown(&p.file, body.to.uid, gid)?;
         fault::point(&format!("grant:entry{i}:chown"));
         safefs::fchmod(&p.file, p.entry.mode | 0o200)?;
         fault::point(&format!("grant:entry{i}:chmod"));
         Ok(())
-    });
-    let mut lease = lease;
-    // Nothing half-done: a failure part-way rolls back what was applied.
-    if let Err(e) = applied.and_then(|()| {
-        lease.state = LeaseState::Granted;
-        save(&dir, &lease)
-    }) {
-        lease.state = LeaseState::Granting;
-        let incomplete = match restore_lease(root, &dir, &mut lease) {
-            Ok(o) if o.result == "restored" => return Err(e),
-            Ok(o) => o.message.unwrap_or_default(),
-            Err(rollback) => rollback.to_string(),
-        };
-        return Err(Error::Failed(format!(
-            "{e}; rolling back did not finish ({incomplete}): run `upkeep-lease recover`"
+    };
+    let give_back = |body: &LeaseBody, k: usize| restore_entry(root, body, n - 1 - k).map(|_| ());
+    journal.run(&mut rec, n, lend, give_back)?;
+    fault::point("grant:committed");
+    report.lease = Some(Lease::of(&rec));
+    Ok(report)
+}
+
+/// `--product`: the paths, holder and directory flag the product's
+/// manifest gives for the one install found. A product that declares no
+/// lease is a usage error; one not installed is a plain failure.
+pub fn from_manifest(
+    root: &SysRoot,
+    name: &str,
+    paths: Vec<String>,
+    to: Option<String>,
+    dir: bool,
+) -> Result<(Vec<String>, String, bool)> {
+    let plugins = crate::plugin::load(root)?;
+    let selected = crate::detect::select(&plugins, &[name.to_string()])?;
+    if !selected
+        .iter()
+        .any(|p| p.manifest.installs.iter().any(|i| i.lease.is_some()))
+    {
+        return Err(Error::Usage(format!(
+            "{name}: its manifest declares no lease; give PATH and --to instead"
         )));
     }
-    fault::point("grant:committed");
-    report.lease = Some(lease);
-    Ok(report)
+    let mut sys = crate::detect::System::open(root)?;
+    let report = crate::detect::detect(&mut sys, &selected, &Default::default())?;
+    let specs: Vec<_> = report
+        .installs
+        .iter()
+        .filter_map(|i| i.lease.as_ref())
+        .collect();
+    let spec = match specs.as_slice() {
+        [] => return Err(Error::Failed(format!("no install of {name} was found"))),
+        [one] => *one,
+        _ => {
+            return Err(Error::Usage(format!(
+                "several installs of {name} found: name the PATH to lend"
+            )))
+        }
+    };
+    let paths = if paths.is_empty() {
+        spec.paths.clone()
+    } else {
+        paths
+    };
+    Ok((
+        paths,
+        to.unwrap_or_else(|| spec.to.clone()),
+        dir || spec.dir,
+    ))
 }
 
 /// dpkg re-applies `statoverride` entries on every upgrade of the package
 /// that ships the path: worth knowing while a lease is open.
 fn statoverride_warnings(root: &SysRoot, paths: &[String]) -> Vec<String> {
-    let file = root.path("/var/lib/dpkg/statoverride");
-    let Ok(text) = std::fs::read_to_string(&file) else {
+    let Ok(Some(text)) = upkeep_sys::safe::read_to_string(
+        root,
+        "/var/lib/dpkg/statoverride",
+        upkeep_sys::safe::limit::CONFIG,
+    ) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -443,12 +488,12 @@ fn statoverride_warnings(root: &SysRoot, paths: &[String]) -> Vec<String> {
 /// What stands at an entry's path now, checked for restore.
 fn reopen(
     root: &SysRoot,
-    lease: &Lease,
+    body: &LeaseBody,
     e: &LeaseEntry,
 ) -> std::result::Result<(File, u64, u32, u32, u32), String> {
     let parent = safefs::open_parent(root, Path::new(&e.path)).map_err(|err| err.to_string())?;
     // The lent directory itself may be owned by the holder; above it, only root.
-    let lent_dir = lease
+    let lent_dir = body
         .entries
         .iter()
         .find(|d| d.kind == EntryKind::Dir && d.path == parent_dir_of(&e.path))
@@ -470,80 +515,81 @@ fn reopen(
     Ok((f, st.st_ino, st.st_uid, st.st_gid, st.st_mode & 0o7777))
 }
 
+/// Puts entry `i` back as recorded; what changed during the lease.
+fn restore_entry(root: &SysRoot, body: &LeaseBody, i: usize) -> Result<EntryOutcome> {
+    let e = &body.entries[i];
+    // Re-opened after the directory above was taken back.
+    let (f, ino, uid, gid, mode) = reopen(root, body, e).map_err(Error::Failed)?;
+    let content_changed = put_back(i, e, &f, (uid, gid, mode))
+        .map_err(|err| Error::Failed(format!("{}: {err}", e.path)))?;
+    Ok(EntryOutcome {
+        path: e.path.clone(),
+        kind: e.kind,
+        content_changed,
+        replaced: ino != e.ino,
+    })
+}
+
+fn kept(rec: &LeaseRecord, entries: Vec<EntryOutcome>, message: String) -> LeaseOutcome {
+    LeaseOutcome {
+        id: rec.id.clone(),
+        result: LeaseResult::Kept,
+        entries,
+        message: Some(message),
+    }
+}
+
 /// Puts back everything a lease recorded and closes it. Nothing changes
 /// (and the lease stays open) if any path is now a symlink, missing, or
-/// not what it was.
-pub fn restore_lease(root: &SysRoot, dir: &Path, lease: &mut Lease) -> Result<LeaseOutcome> {
-    for e in &lease.entries {
-        if let Err(why) = reopen(root, lease, e) {
-            return Ok(LeaseOutcome {
-                id: lease.id.clone(),
-                result: "kept".into(),
-                entries: Vec::new(),
-                message: Some(format!("{why}; nothing changed, the lease stays open")),
-            });
+/// not what it was; one path that cannot be put back does not stop the
+/// others, and keeps the lease open (restoring).
+fn restore_lease(root: &SysRoot, journal: &Journal, rec: &mut LeaseRecord) -> Result<LeaseOutcome> {
+    for e in &rec.body.entries {
+        if let Err(why) = reopen(root, &rec.body, e) {
+            return Ok(kept(
+                rec,
+                Vec::new(),
+                format!("{why}; nothing changed, the lease stays open"),
+            ));
         }
     }
-    if lease.state != LeaseState::Restoring {
-        lease.state = LeaseState::Restoring;
-        save(dir, lease)?;
-    }
+    // Every entry, whatever the grant reached: putting back an entry that
+    // was never lent changes nothing.
+    rec.done = rec.body.entries.len();
+    rec.count = rec.done;
+    rec.phase = Phase::Undoing;
+    journal.write(rec)?;
     fault::point("restore:marked");
+    let n = rec.body.entries.len();
     let mut outcomes = Vec::new();
-    let mut failures = Vec::new();
-    for (i, e) in lease.entries.iter().enumerate() {
-        // Re-opened after the directory above was taken back.
-        let (f, ino, uid, gid, mode) = match reopen(root, lease, e) {
-            Ok(v) => v,
-            Err(why) => {
-                failures.push(why);
-                continue;
-            }
-        };
-        // One path that cannot be put back does not stop the others.
-        match put_back(dir, lease, i, e, &f, (uid, gid, mode)) {
-            Ok(content_changed) => outcomes.push(EntryOutcome {
-                path: e.path.clone(),
-                kind: e.kind,
-                content_changed,
-                replaced: ino != e.ino,
-            }),
-            Err(err) => failures.push(format!("{}: {err}", e.path)),
+    // The journal undoes newest step first: entry 0 (a directory) first.
+    let undone = journal.undo(rec, |body, k| {
+        outcomes.push(restore_entry(root, body, n - 1 - k)?);
+        if k == 0 {
+            fault::point("restore:before-close");
         }
-    }
-    if !failures.is_empty() {
-        return Ok(LeaseOutcome {
-            id: lease.id.clone(),
-            result: "kept".into(),
+        Ok(())
+    });
+    match undone {
+        Ok(()) => Ok(LeaseOutcome {
+            id: rec.id.clone(),
+            result: LeaseResult::Restored,
             entries: outcomes,
-            message: Some(format!(
-                "{}; the lease stays open (state restoring)",
-                failures.join("; ")
-            )),
-        });
+            message: None,
+        }),
+        Err(e) => Ok(kept(
+            rec,
+            outcomes,
+            format!("{e}; the lease stays open (state restoring)"),
+        )),
     }
-    fault::point("restore:before-close");
-    state::remove_durable(&lease_path(dir, &lease.id))?;
-    Ok(LeaseOutcome {
-        id: lease.id.clone(),
-        result: "restored".into(),
-        entries: outcomes,
-        message: None,
-    })
 }
 
 /// Owner first (a chown clears capabilities and setuid bits), then the
 /// exact mode, then the capabilities the file had; each only if it differs
 /// (an untouched file, even an immutable one, needs nothing). Returns
 /// whether the content changed during the lease.
-fn put_back(
-    dir: &Path,
-    lease: &Lease,
-    i: usize,
-    e: &LeaseEntry,
-    f: &File,
-    now: (u32, u32, u32),
-) -> Result<bool> {
+fn put_back(i: usize, e: &LeaseEntry, f: &File, now: (u32, u32, u32)) -> Result<bool> {
     let (uid, gid, mode) = now;
     let chowned = (uid, gid) != (e.uid, e.gid);
     if chowned {
@@ -555,9 +601,8 @@ fn put_back(
     }
     fault::point(&format!("restore:entry{i}:chmod"));
     if let Some(cap) = &e.capability {
-        let bytes = unhex(cap).ok_or_else(|| {
-            Error::bad_input(lease_path(dir, &lease.id), None, "capability is not hex")
-        })?;
+        let bytes = unhex(cap)
+            .ok_or_else(|| Error::bad_input(Path::new(&e.path), None, "capability is not hex"))?;
         if safefs::get_capability(f)?.as_deref() != Some(bytes.as_slice()) {
             safefs::set_capability(f, &bytes)?;
         }
@@ -583,32 +628,31 @@ pub fn restore(root: &SysRoot, paths: &[String], wait: Duration) -> Result<Resto
         leases: Vec::new(),
         not_leased: Vec::new(),
     };
-    let Some(dir) = state::existing_state_dir(root, LEASE_DIR)? else {
+    let Some(journal) = Journal::existing(root, LEASE_DIR)? else {
         report.not_leased = wanted;
         return Ok(report);
     };
     let _lock = Lock::acquire(root, wait)?;
-    let leases = load_all(&dir)?;
+    let leases = load_all(&journal)?;
+    let covers = |l: &LeaseRecord, p: &String| l.body.entries.iter().any(|e| &e.path == p);
     for p in &wanted {
-        if !leases
-            .iter()
-            .any(|l| l.entries.iter().any(|e| &e.path == p))
-        {
+        if !leases.iter().any(|l| covers(l, p)) {
             report.not_leased.push(p.clone());
         }
     }
     for mut lease in leases {
-        let hit = wanted.is_empty() || lease.entries.iter().any(|e| wanted.contains(&e.path));
-        if hit {
-            report.leases.push(restore_lease(root, &dir, &mut lease)?);
+        if wanted.is_empty() || wanted.iter().any(|p| covers(&lease, p)) {
+            report
+                .leases
+                .push(restore_lease(root, &journal, &mut lease)?);
         }
     }
     Ok(report)
 }
 
 pub fn status(root: &SysRoot) -> Result<Vec<Lease>> {
-    match state::existing_state_dir(root, LEASE_DIR)? {
-        Some(dir) => load_all(&dir),
+    match Journal::existing(root, LEASE_DIR)? {
+        Some(j) => Ok(load_all(&j)?.iter().map(Lease::of).collect()),
         None => Ok(Vec::new()),
     }
 }
@@ -617,40 +661,28 @@ pub fn status(root: &SysRoot) -> Result<Vec<Lease>> {
 /// closes leases a package upgrade already made moot. With nothing to do
 /// it reads one directory and returns.
 pub fn recover(root: &SysRoot, wait: Duration) -> Result<Vec<LeaseOutcome>> {
-    let Some(dir) = state::existing_state_dir(root, LEASE_DIR)? else {
+    let Some(journal) = Journal::existing(root, LEASE_DIR)? else {
         return Ok(Vec::new());
     };
-    let busy = std::fs::read_dir(&dir)
-        .map_err(|e| Error::io(&dir, e))?
-        .next()
-        .is_some();
-    if !busy {
+    if journal.is_empty()? {
         return Ok(Vec::new());
     }
     let _lock = Lock::acquire(root, wait)?;
-    for entry in std::fs::read_dir(&dir)
-        .map_err(|e| Error::io(&dir, e))?
-        .flatten()
-    {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.contains(".tmp.") {
-            state::remove_durable(&entry.path())?; // a write a crash cut short
-        }
-    }
+    journal.clean_temps()?; // writes a crash cut short
     let now = state::now();
     let mut out = Vec::new();
-    for mut lease in load_all(&dir)? {
-        let due = match lease.state {
-            LeaseState::Granting | LeaseState::Restoring => true,
-            LeaseState::Granted => lease.expires <= now,
+    for mut lease in load_all(&journal)? {
+        let due = match lease.phase {
+            Phase::Doing | Phase::Undoing => true,
+            Phase::Done => lease.body.expires <= now,
         };
         if due {
-            out.push(restore_lease(root, &dir, &mut lease)?);
-        } else if is_moot(root, &lease) {
-            state::remove_durable(&lease_path(&dir, &lease.id))?;
+            out.push(restore_lease(root, &journal, &mut lease)?);
+        } else if is_moot(root, &lease.body) {
+            journal.remove(&lease.id)?;
             out.push(LeaseOutcome {
                 id: lease.id.clone(),
-                result: "closed".into(),
+                result: LeaseResult::Closed,
                 entries: Vec::new(),
                 message: Some(
                     "owner and mode are already back (a package upgrade restored them)".into(),
@@ -663,14 +695,15 @@ pub fn recover(root: &SysRoot, wait: Duration) -> Result<Vec<LeaseOutcome>> {
 
 /// Every path already has its recorded owner, group and mode again (an
 /// Omnibus postinst re-roots its directories on upgrade).
-fn is_moot(root: &SysRoot, lease: &Lease) -> bool {
-    lease.entries.iter().all(|e| match reopen(root, lease, e) {
+fn is_moot(root: &SysRoot, body: &LeaseBody) -> bool {
+    body.entries.iter().all(|e| match reopen(root, body, e) {
         Ok((_, _, uid, gid, mode)) => uid == e.uid && gid == e.gid && mode == e.mode,
         Err(_) => false,
     })
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 

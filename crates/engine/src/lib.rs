@@ -8,3 +8,4 @@ pub mod hooks;
 pub mod host;
 pub mod lease;
 pub mod plugin;
+pub mod reconfigure;

@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::root::SysRoot;
+use upkeep_sys::safe;
 
 pub const LOCAL_DIR: &str = "/etc/upkeep/plugins.d";
 pub const SCHEMA: u32 = 1;
@@ -108,6 +109,10 @@ pub struct InstallSpec {
     pub services: Option<Vec<String>>,
     #[serde(default)]
     pub service_manager: Option<String>,
+    /// Where a service's unit or run directory stands (`{service}` is
+    /// replaced); default: the usual places of the service manager.
+    #[serde(default)]
+    pub service_paths: Vec<String>,
     #[serde(default)]
     pub user: Option<String>,
     /// Where the version comes from: the first source that yields one wins.
@@ -322,7 +327,20 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
         if inst.binary.is_none() && inst.dir.is_none() {
             return bad(format!("[[install]] #{}: needs 'binary' or 'dir'", i + 1));
         }
-        for p in inst.binary.iter().chain(&inst.dir).chain(&inst.config) {
+        let host_paths = inst.host.iter().flat_map(|h| h.ctl.iter().chain(&h.ruby));
+        let embedded_paths = inst.embedded.iter().flat_map(|e| {
+            e.config
+                .iter()
+                .chain(std::iter::once(&e.enabled_if_symlink))
+        });
+        for p in inst
+            .binary
+            .iter()
+            .chain(&inst.dir)
+            .chain(&inst.config)
+            .chain(host_paths)
+            .chain(embedded_paths)
+        {
             if !p.starts_with('/') {
                 return bad(format!(
                     "[[install]] #{}: path '{p}' must be absolute",
@@ -366,6 +384,9 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
                 i + 1
             ));
         }
+        if r.exec.as_ref().is_some_and(Vec::is_empty) {
+            return bad(format!("[[edition]] #{}: 'exec' is empty", i + 1));
+        }
         if r.exec.is_some() != r.output_contains.is_some() {
             return bad(format!(
                 "[[edition]] #{}: 'exec' and 'output_contains' go together",
@@ -387,26 +408,27 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
 /// root's `plugins.d`. Each is its file name, where it came from (for
 /// messages) and its text.
 fn sources(root: &SysRoot) -> Result<Vec<(String, PathBuf, Cow<'static, str>)>> {
-    let sources = upkeep_hookscan::manifest_sources(root.dir()).map_err(|(path, e)| {
-        match e.kind() {
-            // A FIFO, device or oversized file where a manifest belongs.
-            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
-                Error::bad_input(&path, None, e.to_string())
+    let mut out = Vec::new();
+    // The packaged directory (beside the binary, or $UPKEEP_PLUGIN_DIR);
+    // none in a build tree: the compiled-in copies.
+    match upkeep_hookscan::packaged_plugin_dir() {
+        Some(dir) => {
+            if let Some(d) = safe::open_dir(&SysRoot::new(dir), "/")? {
+                out.extend(toml_files(&d)?);
             }
-            _ => Error::io(&path, e),
         }
-    })?;
-    let mut out = Vec::with_capacity(sources.len());
-    for (name, path, bytes) in sources {
-        let text = match bytes {
-            Cow::Borrowed(b) => Cow::Borrowed(
-                std::str::from_utf8(b).map_err(|e| Error::bad_input(&path, None, e.to_string()))?,
-            ),
-            Cow::Owned(b) => Cow::Owned(
-                String::from_utf8(b).map_err(|e| Error::bad_input(&path, None, e.to_string()))?,
-            ),
-        };
-        out.push((name, path, text));
+        None => {
+            for (name, text) in BUILTIN {
+                out.push((
+                    name.to_string(),
+                    PathBuf::from(format!("builtin:{name}")),
+                    Cow::Borrowed(*text),
+                ));
+            }
+        }
+    }
+    if let Some(d) = safe::open_dir(root, LOCAL_DIR)? {
+        out.extend(toml_files(&d)?);
     }
     Ok(out)
 }
@@ -472,7 +494,28 @@ impl NameCandidates {
     }
 }
 
+/// The `*.toml` files of a directory in name order, with their text:
+/// regular files only, read without blocking and bounded (a FIFO or a huge
+/// file there is bad input, never a hang).
+fn toml_files(dir: &safe::Dir) -> Result<Vec<(String, PathBuf, Cow<'static, str>)>> {
+    let mut out = Vec::new();
+    for (name, _) in dir.entries()? {
+        let name = name.to_string_lossy().into_owned();
+        if !name.ends_with(".toml") || name.starts_with('.') {
+            continue;
+        }
+        let path = dir.shown().join(&name);
+        let Some(bytes) = dir.read(Path::new(&name), safe::Resolve::InRoot, safe::limit::CONFIG)?
+        else {
+            continue;
+        };
+        out.push((name, path.clone(), Cow::Owned(safe::utf8(bytes, &path)?)));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 
@@ -482,10 +525,11 @@ mod tests {
             parse_manifest(Path::new(name), text).unwrap();
         }
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
-        let on_disk: Vec<String> = upkeep_hookscan::manifest_files(&dir)
+        let dir = safe::open_dir(&SysRoot::new(dir), "/").unwrap().unwrap();
+        let on_disk: Vec<String> = toml_files(&dir)
             .unwrap()
             .into_iter()
-            .map(|(n, _)| n)
+            .map(|(n, _, _)| n)
             .collect();
         let mut built: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
         built.sort();
@@ -494,7 +538,8 @@ mod tests {
             "every manifest in plugins/ must be compiled in"
         );
         // The quick superset really holds every package name.
-        let root = SysRoot::new("/nonexistent-upkeep-test-root");
+        let t = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(t.path());
         let candidates = package_name_candidates(&root).unwrap();
         for p in load(&root).unwrap() {
             for name in p.manifest.all_packages() {

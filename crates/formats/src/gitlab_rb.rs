@@ -751,6 +751,7 @@ fn recognise(toks: &[&Token]) -> Option<Setting> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 

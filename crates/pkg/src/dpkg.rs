@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use upkeep_sys::error::{Error, IoContext, Result};
 use upkeep_sys::root::{normalize_inside, SysRoot};
+use upkeep_sys::safe::{self, Dir, Kind, Resolve};
 
 pub const ADMINDIR: &str = "/var/lib/dpkg";
 
@@ -31,33 +32,30 @@ impl Package {
 
 #[derive(Debug)]
 pub struct Dpkg {
-    admindir: PathBuf,
+    /// Opened once; everything below it is read without following links,
+    /// non-blocking, regular files only, bounded.
+    admindir: Dir,
     /// `status`, then the journal files in `updates/` in order.
     sources: Vec<(PathBuf, String)>,
     /// Package name → (source, byte range of its paragraph, first line).
     index: HashMap<String, (usize, std::ops::Range<usize>, usize)>,
 }
 
-fn read_utf8(path: &Path) -> Result<Option<String>> {
-    let bytes = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    String::from_utf8(bytes).map(Some).map_err(|e| {
-        let valid = e.utf8_error().valid_up_to();
-        let line = 1 + e.as_bytes()[..valid]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        Error::bad_input(path, Some(line), "not valid UTF-8")
-    })
+/// A file of the database as text; `None` if it is not there.
+fn read_utf8(dir: &Dir, rel: &Path) -> Result<Option<String>> {
+    match dir.read(rel, Resolve::NoLinks, safe::limit::DATABASE)? {
+        Some(bytes) => safe::utf8(bytes, &dir.shown().join(rel)).map(Some),
+        None => Ok(None),
+    }
 }
 
 impl Dpkg {
     /// Opens the root's dpkg database; `Ok(None)` when the root has none.
     pub fn open(root: &SysRoot) -> Result<Option<Self>> {
-        Self::open_admindir(&root.path(ADMINDIR))
+        match safe::open_dir(root, ADMINDIR)? {
+            Some(dir) => Self::open_admindir(dir),
+            None => Ok(None),
+        }
     }
 
     /// Reads `status` and indexes its paragraphs in one cheap pass that
@@ -68,25 +66,21 @@ impl Dpkg {
     /// Then, as dpkg-query does, the journal in `updates/`: while dpkg runs
     /// (maintainer scripts, triggers) the newest state of a package is
     /// there, not yet merged into `status`.
-    pub fn open_admindir(admindir: &Path) -> Result<Option<Self>> {
-        let status_path = admindir.join("status");
-        let Some(status) = read_utf8(&status_path)? else {
+    pub fn open_admindir(admindir: Dir) -> Result<Option<Self>> {
+        let Some(status) = read_utf8(&admindir, Path::new("status"))? else {
             return Ok(None);
         };
-        let mut sources = vec![(status_path, status)];
-        let updates = admindir.join("updates");
-        if let Ok(rd) = std::fs::read_dir(&updates) {
-            let mut journal: Vec<(u64, PathBuf)> = rd
-                .flatten()
-                .filter_map(|e| {
-                    let n = e.file_name().to_str()?.parse::<u64>().ok()?;
-                    Some((n, e.path()))
-                })
+        let mut sources = vec![(admindir.shown().join("status"), status)];
+        if let Some(updates) = admindir.open_dir(Path::new("updates"), Resolve::NoLinks)? {
+            let mut journal: Vec<(u64, std::ffi::OsString)> = updates
+                .entries()?
+                .into_iter()
+                .filter_map(|(name, _)| Some((name.to_str()?.parse::<u64>().ok()?, name)))
                 .collect();
             journal.sort();
-            for (_, p) in journal {
-                if let Some(text) = read_utf8(&p)? {
-                    sources.push((p, text));
+            for (_, name) in journal {
+                if let Some(text) = read_utf8(&updates, Path::new(&name))? {
+                    sources.push((updates.shown().join(&name), text));
                 }
             }
         }
@@ -97,7 +91,7 @@ impl Dpkg {
             }
         }
         Ok(Some(Dpkg {
-            admindir: admindir.to_path_buf(),
+            admindir,
             sources,
             index,
         }))
@@ -113,16 +107,21 @@ impl Dpkg {
         parse_paragraph(path, &text[range.clone()], *line).map(Some)
     }
 
+    /// `info/<pkg>.<ext>`, or with Multi-Arch: same the architecture in
+    /// the name; relative to the admindir.
     fn info_file(&self, pkg: &Package, ext: &str) -> Option<PathBuf> {
-        let info = self.admindir.join("info");
-        // Multi-Arch: same packages carry their architecture in the name.
-        let plain = info.join(format!("{}.{ext}", pkg.name));
-        if plain.exists() {
+        let exists = |rel: &Path| {
+            self.admindir
+                .stat(rel, Resolve::NoLinks, false)
+                .is_ok_and(|st| st.is_some())
+        };
+        let plain = PathBuf::from(format!("info/{}.{ext}", pkg.name));
+        if exists(&plain) {
             return Some(plain);
         }
         let arch = pkg.architecture.as_deref()?;
-        let qualified = info.join(format!("{}:{arch}.{ext}", pkg.name));
-        qualified.exists().then_some(qualified)
+        let qualified = PathBuf::from(format!("info/{}:{arch}.{ext}", pkg.name));
+        exists(&qualified).then_some(qualified)
     }
 
     /// The packages that own `path` (as seen inside the system). The
@@ -143,7 +142,7 @@ impl Dpkg {
                 continue;
             };
             if let Some(list) = self.info_file(&pkg, "list") {
-                if list_contains(&list, needle)? {
+                if list_contains(&self.admindir, &list, needle)? {
                     found.push(pkg.name);
                 }
             }
@@ -151,24 +150,23 @@ impl Dpkg {
         if !found.is_empty() {
             return Ok(found);
         }
-        let info = self.admindir.join("info");
-        let entries = match std::fs::read_dir(&info) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-            Err(e) => return Err(Error::io(&info, e)),
+        let Some(info) = self
+            .admindir
+            .open_dir(Path::new("info"), Resolve::NoLinks)?
+        else {
+            return Ok(found);
         };
         let mut lists = Vec::new();
-        for entry in entries {
-            let entry = entry.at(&info)?;
-            let fname = entry.file_name();
+        for (fname, kind) in info.entries()? {
             let Some(stem) = fname.to_str().and_then(|f| f.strip_suffix(".list")) else {
                 continue;
             };
             let name = stem.split_once(':').map_or(stem, |(n, _)| n);
-            if self.index.contains_key(name) {
-                lists.push((name.to_string(), entry.path()));
+            if kind == Kind::File && self.index.contains_key(name) {
+                lists.push((name.to_string(), PathBuf::from(&fname)));
             }
         }
+        let info = &info;
         // Reading thousands of small files is syscall-bound: split the work.
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -182,7 +180,7 @@ impl Dpkg {
                         let mut hits = Vec::new();
                         let mut buf = Vec::new();
                         for (name, path) in part {
-                            if list_contains_with(path, needle, &mut buf)? {
+                            if list_contains_with(info, path, needle, &mut buf)? {
                                 hits.push(name.clone());
                             }
                         }
@@ -219,7 +217,13 @@ impl Dpkg {
         let Some(file) = self.info_file(&pkg, "md5sums") else {
             return Ok(None);
         };
-        let text = std::fs::read(&file).at(&file)?;
+        let Some(text) = self
+            .admindir
+            .read(&file, Resolve::NoLinks, safe::limit::DATABASE)?
+        else {
+            return Ok(None);
+        };
+        let file = self.admindir.shown().join(&file);
         let want = normalize_inside(path);
         let want = want.as_os_str().as_encoded_bytes();
         let want = &want[1..]; // md5sums paths carry no leading slash
@@ -260,21 +264,28 @@ fn parse_md5sums_line(line: &[u8]) -> Option<(&str, &[u8])> {
 }
 
 /// md5 of a file, hex, as md5sums records it.
-pub fn md5_file(path: &Path) -> Result<String> {
-    let f = std::fs::File::open(path).at(path)?;
-    upkeep_sys::fsutil::hex_digest::<Md5>(f).at(path)
+pub fn md5_file(f: &std::fs::File, shown: &Path) -> Result<String> {
+    use std::io::Seek;
+    let mut f = f;
+    f.seek(std::io::SeekFrom::Start(0)).at(shown)?;
+    upkeep_sys::fsutil::hex_digest::<Md5>(f.take(safe::limit::BINARY)).at(shown)
 }
 
 /// Whether a `.list` file has `needle` as a whole line. Read in fixed
 /// chunks (GitLab's list has tens of thousands of lines); only complete
 /// lines are searched, the partial tail is carried over.
-fn list_contains(list: &Path, needle: &[u8]) -> Result<bool> {
-    list_contains_with(list, needle, &mut Vec::new())
+fn list_contains(dir: &Dir, list: &Path, needle: &[u8]) -> Result<bool> {
+    list_contains_with(dir, list, needle, &mut Vec::new())
 }
 
 /// The same, with a caller's buffer reused across files.
-fn list_contains_with(list: &Path, needle: &[u8], buf: &mut Vec<u8>) -> Result<bool> {
-    let mut f = std::fs::File::open(list).at(list)?;
+fn list_contains_with(dir: &Dir, rel: &Path, needle: &[u8], buf: &mut Vec<u8>) -> Result<bool> {
+    let list = &dir.shown().join(rel);
+    let Some((f, _)) = dir.open_file(rel, Resolve::NoLinks)? else {
+        return Ok(false);
+    };
+    // Bounded: a list linked or grown to something endless is not read forever.
+    let mut f = f.take(safe::limit::DATABASE);
     if buf.len() < 64 * 1024 {
         buf.resize(64 * 1024, 0);
     }
@@ -416,6 +427,7 @@ fn parse_paragraph(path: &Path, text: &str, line: usize) -> Result<Package> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 
@@ -488,7 +500,9 @@ mod tests {
             "garbage, not a journal entry",
         )
         .unwrap();
-        let db = Dpkg::open_admindir(t.path()).unwrap().unwrap();
+        let db = Dpkg::open_admindir(safe::open_root(&SysRoot::new(t.path())).unwrap())
+            .unwrap()
+            .unwrap();
         let p = db.package("gitlab-ee").unwrap().unwrap();
         assert_eq!(
             (p.version.as_str(), p.state.as_str()),
@@ -500,28 +514,36 @@ mod tests {
             "Package: gitlab-ee\nStatus: bad\n",
         )
         .unwrap();
-        let e = Dpkg::open_admindir(t.path()).unwrap_err().to_string();
+        let e = Dpkg::open_admindir(safe::open_root(&SysRoot::new(t.path())).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("updates/0002:2:"), "{e}");
     }
 
     #[test]
     fn chunked_list_search_crosses_chunk_edges() {
         let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("big.list");
+        let d = safe::open_root(&SysRoot::new(t.path())).unwrap();
+        let p = Path::new("big.list");
         let mut text = String::new();
         let mut i = 0;
         while text.len() < 600 * 1024 {
             text.push_str(&format!("/opt/gitlab/embedded/lib/file{i:07}.rb\n"));
             i += 1;
         }
-        std::fs::write(&p, format!("{text}/opt/gitlab/embedded/bin/mattermost")).unwrap();
-        assert!(list_contains(&p, b"/opt/gitlab/embedded/bin/mattermost").unwrap());
-        assert!(list_contains(&p, b"/opt/gitlab/embedded/lib/file0000000.rb").unwrap());
+        std::fs::write(
+            t.path().join(p),
+            format!("{text}/opt/gitlab/embedded/bin/mattermost"),
+        )
+        .unwrap();
+        assert!(list_contains(&d, p, b"/opt/gitlab/embedded/bin/mattermost").unwrap());
+        assert!(list_contains(&d, p, b"/opt/gitlab/embedded/lib/file0000000.rb").unwrap());
         assert!(list_contains(
-            &p,
+            &d,
+            p,
             format!("/opt/gitlab/embedded/lib/file{:07}.rb", i - 1).as_bytes()
         )
         .unwrap());
-        assert!(!list_contains(&p, b"/opt/gitlab/embedded/bin").unwrap());
+        assert!(!list_contains(&d, p, b"/opt/gitlab/embedded/bin").unwrap());
     }
 }

@@ -15,7 +15,7 @@ const DBPATHS: &[&str] = &["/var/lib/rpm", "/usr/lib/sysimage/rpm"];
 pub struct Rpm {
     rpm: PathBuf,
     root: PathBuf,
-    dbpath: &'static str,
+    dbpath: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +30,18 @@ const QF: &str = "%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n";
 impl Rpm {
     /// `None` when the root has no rpm database or no `rpm` is installed.
     pub fn open(root: &SysRoot) -> Option<Self> {
-        let dbpath = DBPATHS.iter().copied().find(|d| {
-            let dir = root.path(d);
-            dir.join("Packages").exists()
-                || dir.join("rpmdb.sqlite").exists()
-                || dir.join("Packages.db").exists()
+        // Resolved inside the root and handed to rpm with no link left in
+        // it: rpm itself would follow an absolute link on the machine.
+        let dbpath = DBPATHS.iter().copied().find_map(|d| {
+            let found = ["Packages", "rpmdb.sqlite", "Packages.db"].iter().any(|f| {
+                upkeep_sys::safe::stat(root, format!("{d}/{f}"), true).is_ok_and(|st| st.is_some())
+            });
+            if !found {
+                return None;
+            }
+            let real = upkeep_sys::safe::resolve(root, d).ok()??;
+            let base = std::fs::canonicalize(root.dir()).ok()?;
+            Some(format!("/{}", real.strip_prefix(base).ok()?.display()))
         })?;
         let rpm = which::which("rpm").ok()?;
         Some(Rpm {
@@ -49,7 +56,7 @@ impl Rpm {
         c.arg("--root")
             .arg(&self.root)
             .arg("--dbpath")
-            .arg(self.dbpath);
+            .arg(&self.dbpath);
         c.env("LC_ALL", "C");
         c
     }
@@ -132,6 +139,7 @@ pub fn compare_evr(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 

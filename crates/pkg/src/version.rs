@@ -126,6 +126,7 @@ impl PartialOrd for ProductVersion {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
     use Ordering::*;

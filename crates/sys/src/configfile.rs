@@ -1,161 +1,141 @@
 //! Editing a configuration file in place without losing anything: a backup
-//! copy next to it (0600), then an atomic replace (temporary file in the
-//! same directory, fsync, rename, directory fsync) that keeps the owner,
-//! group and mode. A check (Ruby's syntax check for gitlab.rb) runs on the
-//! new text first; if it fails the file is untouched.
+//! copy next to it (0600), then the safe layer's atomic replace, keeping
+//! owner, group, mode and capabilities. A check (Ruby's syntax check for
+//! gitlab.rb) runs on the new text first; if it fails the file is untouched.
 
-use crate::error::{Error, Result};
-use crate::fsutil::resolve_in_root;
+use crate::error::{Error, IoContext, Result};
 use crate::root::SysRoot;
+use crate::safe::{self, Dir, Keep, Kind, Resolve};
 use crate::state;
-use std::fs::OpenOptions;
+use nix::sys::stat::FileStat;
+use std::ffi::OsString;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug)]
 pub struct ConfigFile {
-    /// The file that is edited: the path itself, or its symlink's target.
+    /// The file that is edited, as a path on this machine (for messages):
+    /// the path itself, or its symlink's target inside the root.
     pub real: PathBuf,
     pub via_symlink: bool,
     pub text: String,
-    meta: std::fs::Metadata,
+    dir: Dir,
+    name: OsString,
+    stat: FileStat,
+    keep: Keep,
 }
 
 impl ConfigFile {
-    /// Reads the file. Not there, not a regular file, unreadable or not
-    /// UTF-8 is bad input (65). A symlink is followed (inside the root)
+    /// Reads the file. Not there, not a regular file, too large or not
+    /// UTF-8 is bad input (65). A symlink is followed inside the root, and
     /// only to a root-owned target nobody else can write; otherwise refused.
     pub fn open(root: &SysRoot, inside: &str) -> Result<Self> {
-        let path = root.path(inside);
-        let lmeta = std::fs::symlink_metadata(&path)
-            .map_err(|e| Error::bad_input(&path, None, format!("cannot read: {e}")))?;
-        let via_symlink = lmeta.file_type().is_symlink();
-        let real = if via_symlink {
-            resolve_in_root(root, Path::new(inside)).ok_or_else(|| {
-                Error::bad_input(&path, None, "is a symlink to nothing (or a loop)")
-            })?
+        let shown = root.path(inside);
+        let missing = || Error::bad_input(&shown, None, "cannot read: not there");
+        let lstat = safe::stat(root, inside, false)?.ok_or_else(missing)?;
+        let via_symlink = Kind::of(&lstat) == Kind::Symlink;
+        let target = if via_symlink {
+            let real = safe::resolve(root, inside)?.ok_or_else(|| {
+                Error::bad_input(&shown, None, "is a symlink to nothing (or a loop)")
+            })?;
+            inside_path(root, &real)?
         } else {
-            path.clone()
+            PathBuf::from(inside)
         };
-        let meta = std::fs::metadata(&real)
-            .map_err(|e| Error::bad_input(&real, None, format!("cannot read: {e}")))?;
-        if !meta.is_file() {
-            return Err(Error::bad_input(&real, None, "is not a regular file"));
+        let (dir, name) = safe::parent_of(root, &target)?.ok_or_else(missing)?;
+        // The target's own path has no links left in it.
+        let how = if via_symlink {
+            Resolve::NoLinks
+        } else {
+            Resolve::InRoot
+        };
+        let (file, stat) = dir.open_file(Path::new(&name), how)?.ok_or_else(missing)?;
+        let real = dir.shown().join(&name);
+        if via_symlink && (stat.st_uid != 0 || safe::writable_by_non_root(&stat)) {
+            return Err(Error::Refused(format!(
+                "{} is a symlink to {}, which is not root-owned or is writable by others (uid {}, mode {:04o}): not editing through it",
+                shown.display(),
+                real.display(),
+                stat.st_uid,
+                stat.st_mode & 0o7777
+            )));
         }
-        if via_symlink {
-            let others_write =
-                meta.mode() & 0o002 != 0 || (meta.mode() & 0o020 != 0 && meta.gid() != 0);
-            if meta.uid() != 0 || others_write {
-                return Err(Error::Refused(format!(
-                    "{} is a symlink to {}, which is not root-owned or is writable by others (uid {}, mode {:04o}): not editing through it",
-                    path.display(),
-                    real.display(),
-                    meta.uid(),
-                    meta.mode() & 0o7777
-                )));
-            }
-        }
-        let bytes = std::fs::read(&real)
-            .map_err(|e| Error::bad_input(&real, None, format!("cannot read: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let valid = e.utf8_error().valid_up_to();
-            let line = 1 + e.as_bytes()[..valid]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            Error::bad_input(&real, Some(line), "not valid UTF-8")
-        })?;
+        let keep = Keep::of(&file, &stat)?;
+        let bytes = safe::read_bounded(file, &stat, safe::limit::CONFIG, &real)?;
+        let text = safe::utf8(bytes, &real)?;
         Ok(ConfigFile {
             real,
             via_symlink,
             text,
-            meta,
+            dir,
+            name,
+            stat,
+            keep,
         })
     }
 
-    /// Replaces the content with `new_text` after `check` accepts it.
-    /// Returns the backup's path.
+    /// Replaces the content with `new_text` after `check` accepts it,
+    /// unless someone changed the file meanwhile (busy). Returns the
+    /// backup's path.
     pub fn replace(
         &self,
         new_text: &str,
         check: impl FnOnce(&str) -> Result<()>,
     ) -> Result<PathBuf> {
         check(new_text)?;
-        let dir = self
-            .real
-            .parent()
-            .ok_or_else(|| Error::Failed(format!("{}: no directory", self.real.display())))?;
-        let name = self
-            .real
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let now = state::now();
-        let backup = (0..100)
-            .map(|i| {
-                let suffix = if i == 0 {
-                    String::new()
-                } else {
-                    format!("-{i}")
-                };
-                dir.join(format!(
-                    "{name}.upkeep-{}{suffix}.bak",
-                    state::utc_stamp(now)
-                ))
-            })
-            .find(|p| !p.exists())
-            .ok_or_else(|| {
-                Error::Failed(format!(
-                    "{}: too many backups this second",
-                    self.real.display()
-                ))
-            })?;
-        write_new(&backup, self.text.as_bytes(), 0o600, None)?;
-
-        let tmp = dir.join(format!(".{name}.upkeep-tmp.{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        write_new(
-            &tmp,
-            new_text.as_bytes(),
-            self.meta.mode() & 0o7777,
-            Some((self.meta.uid(), self.meta.gid())),
-        )?;
-        // Someone else changed the file since we read it: do not overwrite.
-        let now_meta = std::fs::metadata(&self.real).map_err(|e| Error::io(&self.real, e))?;
-        if now_meta.ino() != self.meta.ino()
-            || now_meta.mtime_nsec() != self.meta.mtime_nsec()
-            || now_meta.len() != self.meta.len()
-        {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(Error::Busy(format!(
-                "{} changed while upkeep was editing it; nothing written",
-                self.real.display()
-            )));
-        }
-        std::fs::rename(&tmp, &self.real).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(&self.real, e)
-        })?;
-        state::sync_dir(dir)?;
+        let backup = self.write_backup()?;
+        self.dir
+            .replace_if_unchanged(&self.name, new_text.as_bytes(), &self.keep, &self.stat)?;
         Ok(backup)
+    }
+
+    /// A 0600 copy of the current text beside the file, read back.
+    fn write_backup(&self) -> Result<PathBuf> {
+        let stamp = state::utc_stamp(state::now());
+        let base = self.name.to_string_lossy().into_owned();
+        for i in 0..100 {
+            let suffix = if i == 0 {
+                String::new()
+            } else {
+                format!("-{i}")
+            };
+            let name = OsString::from(format!("{base}.upkeep-{stamp}{suffix}.bak"));
+            let shown = self.dir.shown().join(&name);
+            let mut f = match self.dir.create_new(&name, 0o600) {
+                Ok(f) => f,
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            };
+            f.write_all(self.text.as_bytes())
+                .and_then(|()| f.sync_all())
+                .at(&shown)?;
+            self.dir.sync()?;
+            let back = self
+                .dir
+                .read(Path::new(&name), Resolve::NoLinks, safe::limit::CONFIG)?;
+            if back.as_deref() != Some(self.text.as_bytes()) {
+                return Err(Error::Failed(format!(
+                    "{}: the backup does not read back as written; nothing changed",
+                    shown.display()
+                )));
+            }
+            return Ok(shown);
+        }
+        Err(Error::Failed(format!(
+            "{}: too many backups this second",
+            self.real.display()
+        )))
     }
 }
 
-/// Creates `path` (never following or replacing anything), writes, sets
-/// owner and mode on the descriptor, fsyncs.
-fn write_new(path: &Path, data: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    f.write_all(data).map_err(|e| Error::io(path, e))?;
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(|e| Error::io(path, e))?;
-    }
-    crate::safefs::fchmod(&f, mode)?;
-    f.sync_all().map_err(|e| Error::io(path, e))
+/// A path on this machine below the root, as seen inside the root.
+fn inside_path(root: &SysRoot, real: &Path) -> Result<PathBuf> {
+    let base = std::fs::canonicalize(root.dir()).at(root.dir())?;
+    let rest = real
+        .strip_prefix(&base)
+        .map_err(|_| Error::Refused(format!("{}: resolves outside the root", real.display())))?;
+    Ok(Path::new("/").join(rest))
 }

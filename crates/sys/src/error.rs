@@ -5,18 +5,29 @@ use std::path::{Path, PathBuf};
 /// Exit codes shared by every binary (see the man pages, EXIT STATUS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
-    Ok = 0,
-    Failed = 1,
-    Usage = 2,
-    Refused = 3,
-    Finding = 4,
-    BadInput = 65,
-    Busy = 75,
+    Ok,
+    Failed,
+    Usage,
+    Refused,
+    Finding,
+    BadInput,
+    Busy,
+    /// A child's own status, passed through (a wrapped reconfigure).
+    Child(u8),
 }
 
 impl ExitCode {
     pub fn code(self) -> i32 {
-        self as i32
+        match self {
+            ExitCode::Ok => 0,
+            ExitCode::Failed => 1,
+            ExitCode::Usage => 2,
+            ExitCode::Refused => 3,
+            ExitCode::Finding => 4,
+            ExitCode::BadInput => 65,
+            ExitCode::Busy => 75,
+            ExitCode::Child(c) => i32::from(c),
+        }
     }
 }
 

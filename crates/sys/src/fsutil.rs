@@ -1,66 +1,17 @@
-//! Reading files under a system root without ever leaving it.
-
-use crate::root::SysRoot;
-use std::path::{Component, Path, PathBuf};
-
-/// Follows symlinks the way the system itself would if the root were `/`:
-/// an absolute link target starts again at the root, `..` never climbs
-/// above it. Returns the path on this machine, or `None` if it does not
-/// exist or loops.
-pub fn resolve_in_root(root: &SysRoot, inside: &Path) -> Option<PathBuf> {
-    let mut hops = 0;
-    let mut done: Vec<std::ffi::OsString> = Vec::new();
-    let mut todo: Vec<std::ffi::OsString> = components(inside);
-    todo.reverse();
-    while let Some(part) = todo.pop() {
-        if part == ".." {
-            done.pop();
-            continue;
-        }
-        let mut candidate = root.dir().to_path_buf();
-        candidate.extend(&done);
-        candidate.push(&part);
-        let meta = std::fs::symlink_metadata(&candidate).ok()?;
-        if meta.file_type().is_symlink() {
-            hops += 1;
-            if hops > 40 {
-                return None;
-            }
-            let target = std::fs::read_link(&candidate).ok()?;
-            if target.is_absolute() {
-                done.clear();
-            }
-            let mut t = components(&target);
-            t.reverse();
-            todo.extend(t);
-        } else {
-            done.push(part);
-        }
-    }
-    let mut out = root.dir().to_path_buf();
-    out.extend(&done);
-    Some(out)
-}
-
-fn components(p: &Path) -> Vec<std::ffi::OsString> {
-    p.components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect()
-}
+//! Small helpers over file content: byte search, digests, modes in JSON.
 
 /// Searches a file for a byte string in fixed-size chunks (Mattermost's
 /// binary is ~200 MB; it is never read whole into memory).
-pub fn file_contains(path: &Path, needle: &[u8]) -> std::io::Result<bool> {
-    use std::io::Read;
+pub fn file_contains(f: &std::fs::File, needle: &[u8]) -> std::io::Result<bool> {
+    use std::io::{Read, Seek};
     if needle.is_empty() {
         return Ok(true);
     }
     let finder = memchr::memmem::Finder::new(needle);
-    let mut f = std::fs::File::open(path)?;
+    let mut f = f;
+    f.seek(std::io::SeekFrom::Start(0))?;
+    // Bounded: a sparse terabyte planted at the path is not read forever.
+    let mut f = f.take(crate::safe::limit::BINARY);
     let chunk = 1 << 20;
     let keep = needle.len() - 1;
     let mut buf = vec![0u8; chunk + keep];
@@ -105,28 +56,28 @@ pub fn hex_digest<D: md5::Digest>(mut r: impl std::io::Read) -> std::io::Result<
     }
 }
 
+/// File modes in JSON as the octal string people read (`"0755"`), the
+/// one representation in every report and record.
+pub mod octal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{mode:04o}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let text = String::deserialize(d)?;
+        u32::from_str_radix(&text, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{text}' is not an octal file mode")))
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
-
-    #[test]
-    fn absolute_links_stay_in_root() {
-        let t = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(t.path());
-        std::fs::create_dir_all(t.path().join("opt/mattermost-10/bin")).unwrap();
-        std::fs::write(t.path().join("opt/mattermost-10/bin/mattermost"), b"x").unwrap();
-        symlink("/opt/mattermost-10", t.path().join("opt/mattermost")).unwrap();
-        symlink("../../../../../etc/passwd", t.path().join("opt/escape")).unwrap();
-        symlink("/opt/loop", t.path().join("opt/loop")).unwrap();
-        assert_eq!(
-            resolve_in_root(&root, Path::new("/opt/mattermost/bin/mattermost")),
-            Some(t.path().join("opt/mattermost-10/bin/mattermost"))
-        );
-        // Climbs no higher than the root: /etc/passwd of the root, absent here.
-        assert_eq!(resolve_in_root(&root, Path::new("/opt/escape")), None);
-        assert_eq!(resolve_in_root(&root, Path::new("/opt/loop")), None);
-    }
 
     #[test]
     fn digests_match_the_coreutils_tools() {
@@ -150,7 +101,8 @@ mod tests {
         data.extend_from_slice(needle);
         data.extend_from_slice(&[0u8; 100]);
         std::fs::write(&p, &data).unwrap();
-        assert!(file_contains(&p, needle).unwrap());
-        assert!(!file_contains(&p, b"github.com/mattermost/enterprisX").unwrap());
+        let f = std::fs::File::open(&p).unwrap();
+        assert!(file_contains(&f, needle).unwrap());
+        assert!(!file_contains(&f, b"github.com/mattermost/enterprisX").unwrap());
     }
 }

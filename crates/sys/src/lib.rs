@@ -7,9 +7,10 @@ pub mod configfile;
 pub mod error;
 pub mod fault;
 pub mod fsutil;
+pub mod journal;
 pub mod process;
 pub mod root;
-pub mod safefs;
+pub mod safe;
 pub mod state;
 pub mod users;
 

@@ -70,6 +70,7 @@ pub fn run_with_timeout(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 

@@ -1,75 +1,80 @@
 //! upkeep's own state under `ROOT/var/lib/upkeep/`: a root-owned 0700
 //! directory, 0600 files written atomically, and one lock for writers.
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::root::SysRoot;
+use crate::safe::{self, Dir, Keep, Resolve};
 use nix::fcntl::{Flock, FlockArg};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub const STATE_DIR: &str = "/var/lib/upkeep";
 
-/// The state directory, created 0700 if missing. One that is a symlink or
-/// owned by someone else is refused: state steers what root does next.
-pub fn state_dir(root: &SysRoot, sub: &str) -> Result<PathBuf> {
-    let base = root.path(STATE_DIR);
-    let dir = if sub.is_empty() {
-        base.clone()
-    } else {
-        base.join(sub)
-    };
-    for d in [&base, &dir] {
-        match std::fs::symlink_metadata(d) {
-            Ok(m) => check_private_dir(d, &m)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(d)
-                    .at(d)?;
-                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).at(d)?;
-                sync_dir(d.parent().unwrap_or(d))?;
-            }
-            Err(e) => return Err(Error::io(d, e)),
-        }
+/// Directories upkeep makes on the way to its state are 0755, as dpkg's.
+const PUBLIC_MODE: u32 = 0o755;
+const PRIVATE_MODE: u32 = 0o700;
+
+/// upkeep's state directory (or `sub` in it), created 0700 if missing, its
+/// parents 0755. One that is not a directory or is owned by someone else is
+/// refused: state steers what root does next.
+pub fn private_dir(root: &SysRoot, sub: &str) -> Result<Dir> {
+    let parent = Path::new(STATE_DIR).parent().unwrap_or(Path::new("/"));
+    let above = safe::create_dir_all(root, parent, PUBLIC_MODE)?;
+    let name = Path::new(STATE_DIR)
+        .file_name()
+        .unwrap_or(OsStr::new("upkeep"));
+    let mut dir = private_child(&above, name)?;
+    if !sub.is_empty() {
+        dir = private_child(&dir, OsStr::new(sub))?;
     }
     Ok(dir)
 }
 
-/// The state directory if it exists, without creating anything: the fast
-/// path of commands that usually have nothing to do.
-pub fn existing_state_dir(root: &SysRoot, sub: &str) -> Result<Option<PathBuf>> {
-    let dir = root.path(STATE_DIR).join(sub);
-    match std::fs::symlink_metadata(&dir) {
-        Ok(m) => {
-            check_private_dir(&dir, &m)?;
-            Ok(Some(dir))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(&dir, e)),
+fn private_child(parent: &Dir, name: &OsStr) -> Result<Dir> {
+    if parent.mkdir(name, PRIVATE_MODE)? {
+        parent.sync()?;
     }
+    let dir = parent
+        .open_dir(Path::new(name), Resolve::NoLinks)?
+        .ok_or_else(|| {
+            refuse(
+                &parent.shown().join(name),
+                "is a symlink or not a directory",
+            )
+        })?;
+    check_private(&dir)?;
+    Ok(dir)
 }
 
-fn check_private_dir(d: &Path, m: &std::fs::Metadata) -> Result<()> {
-    if !m.file_type().is_dir() {
-        return Err(Error::Refused(format!(
-            "{}: state directory is a symlink or not a directory",
-            d.display()
-        )));
-    }
+/// The state directory (or `sub`) if it exists, creating nothing: the fast
+/// path of commands that usually have nothing to do.
+pub fn existing_private_dir(root: &SysRoot, sub: &str) -> Result<Option<Dir>> {
+    let inside = Path::new(STATE_DIR).join(sub);
+    let Some(dir) = safe::open_dir(root, &inside)? else {
+        return Ok(None);
+    };
+    check_private(&dir)?;
+    Ok(Some(dir))
+}
+
+fn refuse(shown: &Path, why: &str) -> Error {
+    Error::Refused(format!("{}: state directory {why}", shown.display()))
+}
+
+fn check_private(dir: &Dir) -> Result<()> {
+    let st =
+        nix::sys::stat::fstat(dir).map_err(|e| Error::io(dir.shown(), std::io::Error::from(e)))?;
     let me = nix::unistd::geteuid().as_raw();
-    if m.uid() != me {
-        return Err(Error::Refused(format!(
-            "{}: state directory is owned by uid {}, not {me}",
-            d.display(),
-            m.uid()
-        )));
+    if st.st_uid != me {
+        return Err(refuse(
+            dir.shown(),
+            &format!("is owned by uid {}, not {me}", st.st_uid),
+        ));
     }
-    if m.mode() & 0o077 != 0 {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).at(d)?;
+    if st.st_mode & 0o077 != 0 {
+        safe::fchmod(dir, PRIVATE_MODE)?;
     }
     Ok(())
 }
@@ -82,22 +87,17 @@ pub struct Lock {
 
 impl Lock {
     pub fn acquire(root: &SysRoot, wait: Duration) -> Result<Lock> {
-        let dir = state_dir(root, "")?;
-        let path = dir.join("lock");
-        let deadline = Instant::now() + wait;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-            .at(&path)?;
+        let dir = private_dir(root, "")?;
+        let path = dir.shown().join("lock");
+        // A wait too long to represent is a wait without end.
+        let deadline = Instant::now().checked_add(wait);
+        let mut file = dir.open_rw(OsStr::new("lock"), 0o600)?;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(flock) => return Ok(Lock { _flock: flock }),
-                Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                Err((f, nix::errno::Errno::EWOULDBLOCK))
+                    if deadline.is_none_or(|d| Instant::now() < d) =>
+                {
                     file = f;
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -114,51 +114,9 @@ impl Lock {
     }
 }
 
-/// Writes `data` to `path` atomically and durably: a temporary file in the
-/// same directory (0600), fsync, rename over, fsync the directory. A crash
-/// leaves either the old or the new content, never a mix.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::Failed(format!("{}: no parent", path.display())))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&tmp)
-        .at(&tmp)?;
-    let result = f
-        .write_all(data)
-        .and_then(|()| f.sync_all())
-        .and_then(|()| {
-            crate::fault::point("state:before-rename");
-            std::fs::rename(&tmp, path)
-        });
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    sync_dir(dir)
-}
-
-/// Removes a state file durably.
-pub fn remove_durable(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(path, e)),
-    }
-    sync_dir(path.parent().unwrap_or(path))
-}
-
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+/// Writes upkeep's own state file `name` in `dir` atomically (0600).
+pub fn write_private(dir: &Dir, name: &str, data: &[u8]) -> Result<()> {
+    dir.replace(OsStr::new(name), data, &Keep::private())
 }
 
 /// Seconds since the epoch.
@@ -234,6 +192,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 
@@ -253,16 +212,5 @@ mod tests {
         for bad in ["", "h", "1x", "1h5", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
-        let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("x.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
     }
 }

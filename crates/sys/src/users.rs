@@ -27,7 +27,7 @@ impl Accounts {
     pub fn load(root: &SysRoot) -> Result<Self> {
         let mut acc = Accounts::default();
         let passwd = root.path("/etc/passwd");
-        for (line, fields) in read_colon_file(&passwd, 7)? {
+        for (line, fields) in read_colon_file(root, "/etc/passwd", 7)? {
             let uid = parse_id(&passwd, line, &fields[2])?;
             let gid = parse_id(&passwd, line, &fields[3])?;
             acc.uid_names.entry(uid).or_insert(acc.users.len());
@@ -38,7 +38,7 @@ impl Accounts {
             });
         }
         let group = root.path("/etc/group");
-        for (line, mut fields) in read_colon_file(&group, 4)? {
+        for (line, mut fields) in read_colon_file(root, "/etc/group", 4)? {
             let gid = parse_id(&group, line, &fields[2])?;
             acc.gid_names.entry(gid).or_insert(acc.groups.len());
             acc.groups.push((fields.swap_remove(0), gid));
@@ -78,11 +78,10 @@ impl Accounts {
 
 type Lines = Vec<(usize, Vec<String>)>;
 
-fn read_colon_file(path: &Path, min_fields: usize) -> Result<Lines> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(path, e)),
+fn read_colon_file(root: &SysRoot, inside: &str, min_fields: usize) -> Result<Lines> {
+    let path = &root.path(inside);
+    let Some(text) = crate::safe::read_to_string(root, inside, crate::safe::limit::CONFIG)? else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
