@@ -461,11 +461,9 @@ exit 0
 
 /// Lintian overrides, each with why.
 fn lintian_overrides() -> String {
-    "# upkeep-hook runs in every apt transaction; static linking removes the\n\
-     # dynamic loader's work so the no-op hook costs what /bin/true does.\n\
-     upkeep: statically-linked-binary [usr/bin/upkeep-hook]\n\
-     # The same binary: a static PIE executable (ET_DYN without DT_NEEDED),\n\
-     # not a shared library.\n\
+    "# upkeep-hook runs in every apt transaction and is linked statically (no\n\
+     # dynamic loader work: the no-op hook costs what /bin/true does). It is a\n\
+     # static PIE executable (ET_DYN without DT_NEEDED), not a shared library.\n\
      upkeep: shared-library-lacks-prerequisites [usr/bin/upkeep-hook]\n\
      # upkeep reads dpkg's status file and *.list files itself, by design: it\n\
      # answers for throwaway --root trees and in hooks where dpkg-query is\n\
