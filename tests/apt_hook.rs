@@ -315,3 +315,48 @@ fn real_apt_swap_and_a_latin1_path_are_vetoed_before_dpkg_runs() {
     assert!(!out.contains("upkeep"), "{out}");
     assert_eq!(r.installed_version("tegu-ent").as_deref(), Some("3.2.1"));
 }
+
+#[test]
+fn the_front_reads_apt_hook_info_fd_and_never_fails_apt_without_the_guard() {
+    let r = TestRoot::new();
+    let work = tempfile::tempdir().expect("tmp");
+    let stream = work.path().join("stream");
+    std::fs::write(
+        &stream,
+        format!("{HEAD}tegu-ent 3.2.0 amd64 none < 3.1.0 amd64 none /x.deb\n"),
+    )
+    .expect("w");
+    // fd 3 holds the stream; stdin has garbage the front must not read.
+    let run = |front: &Path| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo garbage | APT_HOOK_INFO_FD=3 {} --root {} 3<{}",
+                front.display(),
+                r.root().display(),
+                stream.display()
+            ))
+            .env_remove("UPKEEP_PLUGIN_DIR")
+            .env_remove("DPKG_ROOT")
+            .output()
+            .expect("sh")
+    };
+    let o = run(&bin("upkeep-hook"));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("refusing: tegu-ent would be downgraded"),
+        "{}",
+        stderr(&o)
+    );
+    // The front alone, no upkeep-guard beside it: a warning, and apt goes on.
+    let alone = work.path().join("upkeep-hook");
+    std::fs::copy(bin("upkeep-hook"), &alone).expect("copy");
+    let o = run(&alone);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("upkeep-hook: warning: cannot run")
+            && stderr(&o).contains("upkeep-guard"),
+        "{}",
+        stderr(&o)
+    );
+}
