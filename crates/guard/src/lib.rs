@@ -182,18 +182,18 @@ fn run(args: Args) -> Result<ExitCode> {
 /// is needed; anything unreadable becomes an empty stream (a warning).
 // apt's own pipe, not a path of the root.
 #[allow(clippy::disallowed_methods)]
-fn read_hook_stream() -> String {
-    let mut s = String::new();
+fn read_hook_stream() -> Vec<u8> {
+    let mut s = Vec::new();
     match std::env::var("APT_HOOK_INFO_FD")
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
     {
         Some(fd) => {
             let _ = std::fs::File::open(format!("/proc/self/fd/{fd}"))
-                .and_then(|mut f| f.read_to_string(&mut s));
+                .and_then(|mut f| f.read_to_end(&mut s));
         }
         None => {
-            let _ = std::io::stdin().lock().read_to_string(&mut s);
+            let _ = std::io::stdin().lock().read_to_end(&mut s);
         }
     }
     s
