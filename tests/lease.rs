@@ -195,9 +195,10 @@ fn the_upgrader_replaces_the_binary_as_the_leased_user_and_restore_fixes_the_new
     let dir_before = stat(&r, DIR);
     let ino_before = std::fs::metadata(r.path(BIN)).expect("stat").ino();
 
-    // What Mattermost's upgrader does: rename the old binary, create the new
-    // one beside it, make it executable.
-    let upgrade = "mv mattermost mattermost.old && printf 'new github.com/mattermost/enterprise/ build' > mattermost && chmod 0700 mattermost";
+    // What Mattermost's upgrader does (upgrader_linux.go extractBinary):
+    // rename the old binary to a temporary name beside it, create the new
+    // one, remove the old one, chmod the new one to the old mode.
+    let upgrade = "mv mattermost .12345 && printf 'new github.com/mattermost/enterprise/ build' > mattermost && rm .12345 && chmod 0700 mattermost";
     let o = as_mattermost(&r, upgrade);
     assert!(
         !o.status.success(),
@@ -492,9 +493,10 @@ fn attacks_before_grant_are_refused_and_change_nothing() {
 }
 
 #[test]
-fn attacks_during_the_lease_make_restore_change_nothing_and_keep_the_lease() {
+fn attacks_during_the_lease_are_reported_and_the_directory_is_taken_back_anyway() {
     for attack in ["symlink", "hardlink", "dir-symlink"] {
         let r = omnibus_root(0o755);
+        let dir_before = stat(&r, DIR);
         let o = lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         // What the leased user could do with the directory it holds.
@@ -504,26 +506,48 @@ fn attacks_during_the_lease_make_restore_change_nothing_and_keep_the_lease() {
             "hardlink" => std::fs::hard_link(r.path("etc/shadow"), r.path(BIN)).expect("ln"),
             _ => {
                 std::fs::create_dir(r.path("opt/gitlab/embedded/bin/evil")).expect("mkdir");
+                std::os::unix::fs::chown(
+                    r.path("opt/gitlab/embedded/bin/evil"),
+                    Some(MM_UID),
+                    Some(MM_UID),
+                )
+                .expect("chown");
                 std::os::unix::fs::symlink("/etc", r.path(BIN)).expect("ln");
             }
         }
-        let before = snapshot(r.root());
+        if attack != "hardlink" {
+            // Made by the holder, so its own (a hard link keeps its inode's owner).
+            std::os::unix::fs::lchown(r.path(BIN), Some(MM_UID), Some(MM_UID)).expect("lchown");
+        }
         let o = lease(&r, &["restore", "--all"]);
-        assert_eq!(o.status.code(), Some(3), "{attack}: {}", stdout(&o));
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(1), "{attack}: {out}{}", stderr(&o));
         assert!(
-            stdout(&o).contains("stays open"),
-            "{attack}: {}",
-            stdout(&o)
+            out.contains(&format!("changed by the holder: {BIN} (replaced)")),
+            "{attack}: {out}"
         );
         assert_eq!(
-            snapshot(r.root()),
-            before,
-            "{attack}: restore changed something"
+            stat(&r, DIR),
+            dir_before,
+            "{attack}: the directory is taken back"
         );
-        assert_eq!(stat(&r, "etc/shadow"), (0, 0, 0o640));
-        assert_eq!(lease_files(&r).len(), 1, "{attack}: lease kept open");
-        let o = lease(&r, &["status"]);
-        assert!(stdout(&o).contains(BIN), "{}", stdout(&o));
+        assert_eq!(
+            stat(&r, "etc/shadow"),
+            (0, 0, 0o640),
+            "{attack}: nothing followed"
+        );
+        let m = std::fs::symlink_metadata(r.path(BIN)).expect("lstat");
+        assert_eq!(m.uid(), 0, "{attack}: what stands at the path is root's");
+        assert!(lease_files(&r).is_empty(), "{attack}: nothing stays lent");
+        let o = as_mattermost(&r, "touch x");
+        assert!(
+            !o.status.success(),
+            "{attack}: the holder cannot write there"
+        );
+        if attack == "dir-symlink" {
+            assert_eq!(stat(&r, "opt/gitlab/embedded/bin/evil"), (0, 0, 0o755));
+            assert!(out.contains("evil (added)"), "{out}");
+        }
     }
 }
 
@@ -777,4 +801,431 @@ fn a_failure_part_way_through_grant_rolls_back_what_was_applied() {
         "what was lent before the failure is back"
     );
     assert!(lease_files(&r).is_empty(), "no lease left behind");
+}
+
+// ---- The holder as an attacker (issue 10): a real unprivileged process. ----
+
+/// The root reachable by the holder, as on a real system, with a
+/// world-writable /var/tmp for it to keep things in.
+fn reachable(r: &TestRoot) {
+    std::fs::set_permissions(r.root(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::create_dir_all(r.path("var/tmp")).expect("mkdir");
+    std::fs::set_permissions(r.path("var/tmp"), std::fs::Permissions::from_mode(0o1777))
+        .expect("chmod");
+}
+
+/// `getfacl` of a path, numeric, without comments: only the base entries
+/// when there is no ACL.
+fn acl(p: &Path) -> String {
+    let o = Command::new("getfacl")
+        .args(["-c", "-n", "-p"])
+        .arg(p)
+        .output()
+        .expect("getfacl (acl)");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// gitlab-ee "installed" in the root's dpkg database, owning the binaries.
+fn gitlab_ee_owns(r: &TestRoot, paths: &[&str]) {
+    std::fs::write(
+        r.path("var/lib/dpkg/status"),
+        "Package: gitlab-ee\nStatus: install ok installed\nVersion: 18.11.1-ee.0\nArchitecture: amd64\nMaintainer: x\nDescription: x\n\n",
+    )
+    .expect("status");
+    let mut list =
+        String::from("/opt\n/opt/gitlab\n/opt/gitlab/embedded\n/opt/gitlab/embedded/bin\n");
+    for p in paths {
+        list.push_str(p);
+        list.push('\n');
+    }
+    std::fs::write(r.path("var/lib/dpkg/info/gitlab-ee.list"), list).expect("list");
+}
+
+#[test]
+fn everything_the_holder_changes_in_the_directory_is_reported_and_taken_back() {
+    let r = omnibus_root(0o755);
+    reachable(&r);
+    const RAILS: &str = "/opt/gitlab/embedded/bin/gitlab-rails";
+    gitlab_ee_owns(&r, &[BIN, RAILS]);
+    setcap(&r.path(BIN), "cap_net_bind_service=+ep");
+    let before = snapshot(r.root());
+    let acl_before = (acl(&r.path(DIR)), acl(&r.path(BIN)));
+    assert!(!acl_before.0.contains("user:994"), "{}", acl_before.0);
+
+    let o = lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("also holds 1 other programs root may run (gitlab-rails)"),
+        "grant names what else lives there: {}",
+        stdout(&o)
+    );
+    let attack = "set -e
+        setfacl -m u:994:rwx . ; setfacl -d -m u:994:rwx . ; setfacl -m u:994:rwx mattermost
+        printf x > added
+        mv gitlab-rails gitlab-rails.orig
+        printf '#!/bin/sh\\necho pwned\\n' > gitlab-rails
+        chmod 6755 gitlab-rails
+        ln mattermost ../../../../var/tmp/keep
+        mkfifo fifo
+        mkdir sub && printf y > sub/inner && chmod 777 sub";
+    let o = as_mattermost(&r, attack);
+    assert!(o.status.success(), "holder: {}", stderr(&o));
+    assert!(acl(&r.path(DIR)).contains("user:994:rwx"));
+
+    let o = lease(&r, &["restore", "--all"]);
+    let out = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "never 0 after changes: {out}{}",
+        stderr(&o)
+    );
+    for needle in [
+        "bin/added (added)",
+        "bin/gitlab-rails (replaced)",
+        "bin/gitlab-rails.orig (added): gitlab-rails's original file under a new name",
+        "bin/fifo (added)",
+        "bin/sub (added)",
+        "bin/mattermost (linked)",
+        "run `apt-get install --reinstall gitlab-ee`",
+    ] {
+        assert!(out.contains(needle), "wanted {needle:?} in: {out}");
+    }
+    // The directory and the binary exactly as before, ACLs and all.
+    assert_eq!(
+        stat(&r, DIR),
+        before["opt/gitlab/embedded/bin"].clone().into_stat()
+    );
+    assert_eq!(
+        (acl(&r.path(DIR)), acl(&r.path(BIN))),
+        acl_before,
+        "ACLs gone"
+    );
+    assert_eq!(
+        getcap(&r.path(BIN)),
+        before["opt/gitlab/embedded/bin/mattermost"].4
+    );
+    let bm = std::fs::metadata(r.path(BIN)).expect("stat");
+    assert_eq!(
+        (bm.uid(), bm.gid(), bm.mode() & 0o7777, bm.nlink()),
+        (0, 0, 0o755, 1)
+    );
+    let keep = std::fs::metadata(r.path("var/tmp/keep")).expect("stat");
+    assert_ne!(
+        keep.ino(),
+        bm.ino(),
+        "the holder's link no longer reaches the binary"
+    );
+    // What it added or replaced is root's, not writable, not setuid.
+    for p in ["added", "gitlab-rails", "fifo", "sub", "sub/inner"] {
+        let m = std::fs::symlink_metadata(r.path(&format!("{DIR}/{p}"))).expect("stat");
+        assert_eq!(m.uid(), 0, "{p}");
+        assert_eq!(m.mode() & 0o6022, 0, "{p}: {:o}", m.mode());
+    }
+    for (what, script) in [
+        ("create", "touch x"),
+        ("append", "printf y >> added"),
+        ("write below", "touch sub/x"),
+        ("rename", "mv gitlab-rails y"),
+    ] {
+        let o = as_mattermost(&r, script);
+        assert!(!o.status.success(), "the holder can still {what}");
+    }
+    assert!(lease_files(&r).is_empty());
+}
+
+trait IntoStat {
+    fn into_stat(self) -> (u32, u32, u32);
+}
+
+impl IntoStat for (u32, u32, u32, u64, String) {
+    fn into_stat(self) -> (u32, u32, u32) {
+        (self.0, self.1, self.2)
+    }
+}
+
+#[test]
+fn overlapping_leases_share_the_directory_record_and_the_last_one_gives_it_back() {
+    const RAILS: &str = "/opt/gitlab/embedded/bin/gitlab-rails";
+    for order in [[BIN, RAILS], [RAILS, BIN]] {
+        let r = omnibus_root(0o755);
+        let before = snapshot(r.root());
+        for p in [BIN, RAILS] {
+            let o = lease(&r, &["grant", p, "--dir", "--to", "mattermost"]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        }
+        let o = lease(&r, &["grant", RAILS, "--dir", "--to", "git"]);
+        assert_eq!(o.status.code(), Some(3), "another holder is refused");
+        let v = json(&lease(&r, &["status", "--format", "json"]));
+        for l in v["leases"].as_array().expect("leases") {
+            let d = &l["entries"][0];
+            assert_eq!(
+                (d["path"].as_str(), d["uid"].as_u64()),
+                (Some(DIR), Some(0)),
+                "{l}"
+            );
+        }
+        let o = lease(&r, &["restore", order[0]]);
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+        assert_eq!(stat(&r, DIR).0, MM_UID, "still lent to the other lease");
+        let o = lease(&r, &["restore", order[1]]);
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+        assert_eq!(snapshot(r.root()), before, "the last lease gave it back");
+        assert!(lease_files(&r).is_empty());
+    }
+    // restore --all, and a nested directory lent first.
+    let r = omnibus_root(0o755);
+    r.write("/opt/gitlab/embedded/bin/sub/tool", "x", 0o755);
+    let before = snapshot(r.root());
+    for p in ["/opt/gitlab/embedded/bin/sub/tool", BIN, RAILS] {
+        let o = lease(&r, &["grant", p, "--dir", "--to", "mattermost"]);
+        assert_eq!(o.status.code(), Some(0), "{p}: {}", stderr(&o));
+    }
+    let o = lease(&r, &["restore", "--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(snapshot(r.root()), before);
+    assert!(lease_files(&r).is_empty());
+}
+
+#[test]
+fn a_crash_while_breaking_the_holders_hard_links_is_recovered() {
+    let grant = ["grant", BIN, "--dir", "--to", "mattermost"];
+    let restore = ["restore", BIN];
+    let setup = || {
+        let r = omnibus_root(0o750);
+        reachable(&r);
+        setcap(&r.path(BIN), "cap_net_bind_service=+ep");
+        let before = (stat(&r, BIN), stat(&r, DIR), getcap(&r.path(BIN)));
+        assert_eq!(lease(&r, &grant).status.code(), Some(0));
+        let o = as_mattermost(&r, "ln mattermost ../../../../var/tmp/keep");
+        assert!(o.status.success(), "{}", stderr(&o));
+        (r, before)
+    };
+    let (probe, _) = setup();
+    let mut all = vec!["--root", probe.root().to_str().expect("utf8")];
+    all.extend_from_slice(&restore);
+    let o = upkeep_env("upkeep-lease", &all, &[("UPKEEP_LOG", "debug")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let points: Vec<String> = stderr(&o)
+        .lines()
+        .filter_map(|l| l.split("crash point ").nth(1).map(str::to_string))
+        .collect();
+    assert!(points.iter().any(|p| p.ends_with(":copied")), "{points:?}");
+    assert!(
+        points.iter().any(|p| p.ends_with(":relinked")),
+        "{points:?}"
+    );
+    for point in &points {
+        let (r, before) = setup();
+        run_crashing_at(&r, point, &restore);
+        let o = lease(&r, &["recover"]);
+        assert_ne!(o.status.code(), Some(3), "{point}: {}", stdout(&o));
+        if !lease_files(&r).is_empty() {
+            // Killed before restore's intent was durable: still granted,
+            // and restore run again finishes it.
+            let v = json(&lease(&r, &["status", "--format", "json"]));
+            assert_eq!(v["leases"][0]["state"], "granted", "{point}");
+            assert_eq!(lease(&r, &restore).status.code(), Some(1), "{point}");
+        }
+        assert!(lease_files(&r).is_empty(), "{point}: {}", stdout(&o));
+        assert_eq!(
+            (stat(&r, BIN), stat(&r, DIR), getcap(&r.path(BIN))),
+            before,
+            "{point}"
+        );
+        let m = std::fs::metadata(r.path(BIN)).expect("stat");
+        assert_eq!(m.nlink(), 1, "{point}: the link is broken");
+        let names: Vec<String> = std::fs::read_dir(r.path(DIR))
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.contains("upkeep-lease")),
+            "{point}: temporary copy left: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn a_grant_without_expires_ends_after_the_documented_hour() {
+    let r = omnibus_root(0o755);
+    let o = lease(
+        &r,
+        &["grant", BIN, "--to", "mattermost", "--format", "json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    let created = v["lease"]["created"].as_u64().expect("created");
+    assert_eq!(v["lease"]["expires"].as_u64(), Some(created + 3600));
+    let o = lease(&r, &["grant", "--help"]);
+    assert!(stdout(&o).contains("[default: 1h]"), "{}", stdout(&o));
+}
+
+/// A root upkeep-embedded can disable Mattermost in, whose embedded Ruby
+/// logs each run to `marker` before handing over to the machine's ruby.
+fn gitlab_root_with_ruby(marker: &Path) -> TestRoot {
+    let r = omnibus_root(0o755);
+    reachable(&r);
+    r.write(
+        "/opt/gitlab/version-manifest.json",
+        "{\"build_version\": \"18.11.1\"}",
+        0o644,
+    );
+    r.write(
+        "/etc/gitlab/gitlab.rb",
+        "mattermost['enable'] = true\n",
+        0o600,
+    );
+    r.write(
+        "/opt/gitlab/embedded/bin/ruby",
+        format!(
+            "#!/bin/sh\necho ran >> {}\nexec ruby \"$@\"\n",
+            marker.display()
+        ),
+        0o755,
+    );
+    r
+}
+
+fn embedded_disable(r: &TestRoot) -> Output {
+    let o = upkeep(
+        "upkeep-embedded",
+        &[
+            "--root",
+            r.root().to_str().expect("utf8"),
+            "disable",
+            "mattermost",
+            "--no-reconfigure",
+        ],
+    );
+    assert_no_panic(&o);
+    o
+}
+
+#[test]
+fn nothing_is_run_from_a_lent_directory_and_a_changed_tool_only_once_it_is_back() {
+    let marker_dir = tempfile::tempdir().expect("tmp");
+    let marker = marker_dir.path().join("ran");
+    // Without a lease the embedded Ruby checks the edit: the test can fail.
+    let r = gitlab_root_with_ruby(&marker);
+    let o = embedded_disable(&r);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(marker.exists(), "the root's ruby runs when nothing is lent");
+    std::fs::remove_file(&marker).expect("rm");
+
+    let r = gitlab_root_with_ruby(&marker);
+    let ruby = "/opt/gitlab/embedded/bin/ruby";
+    let original = std::fs::read(r.path(ruby)).expect("read");
+    assert_eq!(
+        lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let o = embedded_disable(&r);
+    assert!(
+        !marker.exists(),
+        "ran the lent directory's ruby: {}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("lent to mattermost"), "{}", stderr(&o));
+    // The holder replaces ruby; restore takes it back but remembers.
+    let o = as_mattermost(
+        &r,
+        &format!(
+            "rm ruby && printf '#!/bin/sh\\necho pwned >> {}\\n' > ruby && chmod 755 ruby",
+            marker.display()
+        ),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lease(&r, &["restore", "--all"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    r.write(
+        "/etc/gitlab/gitlab.rb",
+        "mattermost['enable'] = true\n",
+        0o600,
+    );
+    let o = embedded_disable(&r);
+    assert!(
+        !marker.exists(),
+        "ran what the holder wrote: {}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("changed while its directory was lent"),
+        "{}",
+        stderr(&o)
+    );
+    // Its content back (as a reinstall puts it): it runs again.
+    std::fs::write(r.path(ruby), &original).expect("write");
+    r.write(
+        "/etc/gitlab/gitlab.rb",
+        "mattermost['enable'] = true\n",
+        0o600,
+    );
+    let o = embedded_disable(&r);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(marker.exists(), "the original content runs again");
+}
+
+#[test]
+fn a_fifo_or_a_sparse_terabyte_over_the_binary_stalls_nothing() {
+    for what in ["fifo", "sparse"] {
+        let r = omnibus_root(0o755);
+        reachable(&r);
+        r.write(
+            "/opt/gitlab/embedded/service/mattermost/VERSION",
+            "10.11.1\n",
+            0o644,
+        );
+        assert_eq!(
+            lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"])
+                .status
+                .code(),
+            Some(0)
+        );
+        let script = match what {
+            "fifo" => "rm mattermost && mkfifo mattermost",
+            _ => "rm mattermost && truncate -s 1T mattermost",
+        };
+        let o = as_mattermost(&r, script);
+        assert!(o.status.success(), "{what}: {}", stderr(&o));
+        let root = r.root().to_str().expect("utf8");
+        for (tool, args) in [
+            ("upkeep-detect", vec!["--root", root]),
+            ("upkeep-detect", vec!["--root", root, "--allow-exec"]),
+            ("upkeep-guard", vec!["--root", root, "check"]),
+            ("upkeep-lease", vec!["--root", root, "status"]),
+        ] {
+            // coreutils' timeout kills it after 20 s (exit 124): a hang.
+            let o = Command::new("timeout")
+                .arg("20")
+                .arg(bin(tool))
+                .args(&args)
+                .output()
+                .expect("timeout");
+            assert_no_panic(&o);
+            assert_ne!(o.status.code(), Some(124), "{what}: {tool} {args:?} hangs");
+            assert!(
+                o.status.code().is_some(),
+                "{what}: {tool} {args:?} killed: {:?}",
+                o.status
+            );
+        }
+        let start = std::time::Instant::now();
+        let o = lease(&r, &["restore", "--all"]);
+        // A sparse file is a new binary (content changed); a FIFO is not a
+        // file at all: reported, exit 1.
+        let want = if what == "fifo" { 1 } else { 0 };
+        assert_eq!(o.status.code(), Some(want), "{what}: {}", stdout(&o));
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "{what}: restore took {:?}",
+            start.elapsed()
+        );
+        let m = std::fs::symlink_metadata(r.path(BIN)).expect("stat");
+        assert_eq!(m.uid(), 0, "{what}");
+        assert_eq!(stat(&r, DIR), (0, 0, 0o755), "{what}");
+    }
 }

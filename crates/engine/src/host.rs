@@ -21,14 +21,34 @@ fn in_root_file(root: &SysRoot, inside: &str) -> Option<PathBuf> {
     safe::resolve(root, inside).ok()?
 }
 
+/// Whether upkeep may run `p` (inside the root): nothing from a directory
+/// lent to another user, nothing a lease holder changed (see
+/// [`crate::lease::may_run`]). A refusal is logged and the tool is not used.
+fn runnable(root: &SysRoot, inside: &Path) -> bool {
+    match crate::lease::may_run(root, inside) {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("{e}");
+            eprintln!("warning: {e}");
+            false
+        }
+    }
+}
+
+/// A program found on the machine's PATH, checked as `runnable` (only on `/`).
+fn on_path(root: &SysRoot, name: &std::ffi::OsStr) -> Option<PathBuf> {
+    let p = which::which(name).ok()?;
+    runnable(root, &p).then_some(p)
+}
+
 /// The root's executable at `inside`, or on `/` the same name on PATH.
 fn find_tool(root: &SysRoot, inside: &str) -> Option<PathBuf> {
     if let Some(p) = in_root_file(root, inside) {
-        return Some(p);
+        return runnable(root, Path::new(inside)).then_some(p);
     }
     if root.is_host() {
         let name = Path::new(inside).file_name()?;
-        return which::which(name).ok();
+        return on_path(root, name);
     }
     None
 }
@@ -42,8 +62,12 @@ pub fn find_ctl(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
 pub fn find_ruby(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
     host.ruby
         .as_deref()
-        .and_then(|r| in_root_file(root, r))
-        .or_else(|| which::which("ruby").ok())
+        .and_then(|r| in_root_file(root, r).filter(|_| runnable(root, Path::new(r))))
+        .or_else(|| {
+            let p = which::which("ruby").ok()?;
+            // On `/` the PATH's ruby may be the lent one.
+            (!root.is_host() || runnable(root, &p)).then_some(p)
+        })
 }
 
 /// `ruby -c` on `text`; a syntax error is bad input naming `path` and the

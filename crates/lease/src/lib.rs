@@ -24,7 +24,21 @@ Mattermost inside GitLab Omnibus, Team -> Enterprise in place:
       gives both back exactly (on the new binary the upgrade created) and says
       whether the binary changed, i.e. whether the conversion happened
 A lease that is never restored is restored by `upkeep-lease recover` once it
-expires; the package hooks and the upkeep-lease-recover timer run it.
+expires (default: 1h after the grant); the package hooks and the
+upkeep-lease-recover timer run it.
+
+A lent directory: at grant every entry in it is recorded (name, inode, type,
+owner, mode, size, times, attributes, digest; bounded) and the other programs
+in it are named. While it is lent upkeep runs nothing from it. Restore takes
+the directory back first, then compares: anything the holder added, replaced
+or changed besides the lent files is taken back (owner root, no write for
+others, no setuid, no ACLs), listed with the `apt-get install --reinstall` or
+`dnf reinstall` command of its package, and restore exits 1; upkeep then runs
+such a file only once its content is what it was or what its package shipped.
+Every extended attribute (ACLs, capabilities) is put back as recorded; extra
+hard links the holder made to a lent file are broken (copy, rename over).
+Leases on the same directory share its record; the last one gives it back.
+With --product the directory is lent only when the manifest asks (lease.dir).
 
 State: ROOT/var/lib/upkeep/leases/*.json (0600, in a 0700 directory), written
 before anything changes, so recover can finish or roll back after a crash.";
@@ -82,8 +96,8 @@ pub enum Command {
         /// Also lend the directory holding each path.
         #[arg(long)]
         dir: bool,
-        /// Give everything back automatically after this long (recover does it).
-        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+        /// Give everything back automatically after this long (recover, run by the timer, does it).
+        #[arg(long, value_name = "DURATION", default_value = lease::DEFAULT_EXPIRY, value_parser = parse_duration)]
         expires: Duration,
         /// Lend what the product's manifest names for an in-place upgrade.
         #[arg(long, value_name = "PRODUCT")]
@@ -191,14 +205,31 @@ fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
+/// Refused (3) when a lease stays open; failed (1) when the holder changed
+/// anything besides the lent files (all of it is listed); else 0.
 fn exit_for(outcomes: &[LeaseOutcome]) -> ExitCode {
     if outcomes
         .iter()
         .any(|o| o.result == lease::LeaseResult::Kept)
     {
         ExitCode::Refused
+    } else if outcomes.iter().any(|o| o.findings().next().is_some()) {
+        ExitCode::Failed
     } else {
         ExitCode::Ok
+    }
+}
+
+fn render_findings(s: &mut String, o: &LeaseOutcome) {
+    for f in o.findings() {
+        let _ = writeln!(
+            s,
+            "changed by the holder: {} ({}): {}; {}",
+            f.path, f.change, f.detail, f.action
+        );
+        if let Some(cmd) = &f.reinstall {
+            let _ = writeln!(s, "  belongs to a package: run `{cmd}`");
+        }
     }
 }
 
@@ -246,6 +277,7 @@ fn render_outcomes(outcomes: &[LeaseOutcome]) -> String {
                     };
                     let _ = writeln!(s, "restored {}{what}", e.path);
                 }
+                render_findings(&mut s, o);
             }
             _ => {
                 let _ = writeln!(
@@ -255,6 +287,7 @@ fn render_outcomes(outcomes: &[LeaseOutcome]) -> String {
                     o.result,
                     o.message.as_deref().unwrap_or("")
                 );
+                render_findings(&mut s, o);
             }
         }
     }
