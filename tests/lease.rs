@@ -1179,6 +1179,17 @@ fn a_fifo_or_a_sparse_terabyte_over_the_binary_stalls_nothing() {
             "10.11.1\n",
             0o644,
         );
+        gitlab_ee_owns(&r, &[BIN]);
+        let sum = Command::new("md5sum")
+            .arg(r.path(BIN))
+            .output()
+            .expect("md5sum");
+        let sum = String::from_utf8_lossy(&sum.stdout);
+        std::fs::write(
+            r.path("var/lib/dpkg/info/gitlab-ee.md5sums"),
+            format!("{}  {}\n", &sum[..32], &BIN[1..]),
+        )
+        .expect("md5sums");
         assert_eq!(
             lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"])
                 .status
@@ -1196,13 +1207,21 @@ fn a_fifo_or_a_sparse_terabyte_over_the_binary_stalls_nothing() {
             ("upkeep-detect", vec!["--root", root]),
             ("upkeep-detect", vec!["--root", root, "--allow-exec"]),
             ("upkeep-guard", vec!["--root", root, "check"]),
+            ("upkeep-guard", vec!["--root", root, "apt-hook"]),
+            ("upkeep-guard", vec!["--root", root, "dpkg-trigger"]),
             ("upkeep-lease", vec!["--root", root, "status"]),
         ] {
             // coreutils' timeout kills it after 20 s (exit 124): a hang.
-            let o = Command::new("timeout")
-                .arg("20")
+            // The apt hook reads an upgrade of GitLab from stdin.
+            let stream =
+                "VERSION 3\n\ngitlab-ee 18.11.1-ee.0 amd64 none < 18.11.2-ee.0 amd64 none /x.deb\n";
+            let o = Command::new("sh")
+                .arg("-c")
+                .arg("printf '%s' \"$STREAM\" | timeout 20 \"$@\"")
+                .arg("sh")
                 .arg(bin(tool))
                 .args(&args)
+                .env("STREAM", stream)
                 .output()
                 .expect("timeout");
             assert_no_panic(&o);
@@ -1228,4 +1247,51 @@ fn a_fifo_or_a_sparse_terabyte_over_the_binary_stalls_nothing() {
         assert_eq!(m.uid(), 0, "{what}");
         assert_eq!(stat(&r, DIR), (0, 0, 0o755), "{what}");
     }
+}
+
+#[test]
+fn an_expired_lease_is_taken_back_by_recover_with_everything_the_holder_did() {
+    let r = omnibus_root(0o755);
+    reachable(&r);
+    let before = snapshot(r.root());
+    let o = lease(
+        &r,
+        &[
+            "grant",
+            BIN,
+            "--dir",
+            "--to",
+            "mattermost",
+            "--expires",
+            "1s",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = as_mattermost(
+        &r,
+        "setfacl -m u:994:rwx . && printf x > planted && ln mattermost ../../../../var/tmp/keep",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let o = lease(&r, &["recover"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("planted (added)") && out.contains("(linked)"),
+        "{out}"
+    );
+    std::fs::remove_file(r.path(&format!("{DIR}/planted"))).expect("rm");
+    std::fs::remove_file(r.path("var/tmp/keep")).expect("rm");
+    let mut now = snapshot(r.root());
+    // The binary is a new inode now (its links broken): all else as before.
+    let ino = |s: &mut Snapshot| {
+        s.get_mut("opt/gitlab/embedded/bin/mattermost")
+            .map(|e| std::mem::take(&mut e.3))
+    };
+    let mut before = before;
+    ino(&mut now);
+    ino(&mut before);
+    assert_eq!(now, before);
+    assert!(!acl(&r.path(DIR)).contains("user:994"));
+    assert!(lease_files(&r).is_empty());
 }
