@@ -15,6 +15,8 @@ use std::process::{Command, Output};
 const BIN: &str = "/opt/gitlab/embedded/bin/mattermost";
 const DIR: &str = "/opt/gitlab/embedded/bin";
 const MM_UID: u32 = 994;
+/// Where `--private` (and the manifest) runs the binary from while lent.
+const PRIVATE: &str = "/opt/gitlab/embedded/bin/.mattermost.upkeep-lease.d";
 
 /// uid, gid, mode, inode, capabilities (getcap's view) of every path in
 /// the root but upkeep's own state.
@@ -198,7 +200,8 @@ fn the_upgrader_replaces_the_binary_as_the_leased_user_and_restore_fixes_the_new
     // What Mattermost's upgrader does (upgrader_linux.go extractBinary):
     // rename the old binary to a temporary name beside it, create the new
     // one, remove the old one, chmod the new one to the old mode.
-    let upgrade = "mv mattermost .12345 && printf 'new github.com/mattermost/enterprise/ build' > mattermost && rm .12345 && chmod 0700 mattermost";
+    // It works in the directory of the binary's real path (os.Executable).
+    let upgrade = "cd \"$(dirname \"$(readlink -f mattermost)\")\" && mv mattermost .12345 && printf 'new github.com/mattermost/enterprise/ build' > mattermost && rm .12345 && chmod 0700 mattermost";
     let o = as_mattermost(&r, upgrade);
     assert!(
         !o.status.success(),
@@ -219,8 +222,13 @@ fn the_upgrader_replaces_the_binary_as_the_leased_user_and_restore_fixes_the_new
         .collect();
     assert_eq!(
         paths,
-        [DIR, BIN],
-        "the manifest lends the binary and its directory"
+        [PRIVATE, BIN],
+        "the manifest lends a private directory for the binary, not its own"
+    );
+    let o = as_mattermost(&r, "touch x || mv gitlab-rails y");
+    assert!(
+        !o.status.success(),
+        "the binary's own directory stays root's"
     );
 
     let o = as_mattermost(&r, upgrade);
@@ -262,6 +270,7 @@ fn the_upgrader_replaces_the_binary_as_the_leased_user_and_restore_fixes_the_new
         "capabilities are back on the new binary"
     );
     assert_eq!(stat(&r, DIR), dir_before);
+    assert!(!r.path(PRIVATE).exists(), "the private directory is gone");
     let o = as_mattermost(&r, "touch x");
     assert!(
         !o.status.success(),
@@ -316,14 +325,25 @@ fn run_crashing_at(r: &TestRoot, point: &str, args: &[&str]) {
 
 #[test]
 fn a_crash_at_any_point_of_grant_or_restore_is_recovered_to_the_original_state() {
-    let grant = ["grant", BIN, "--dir", "--to", "mattermost"];
+    crash_everywhere(&["grant", BIN, "--dir", "--to", "mattermost"]);
+}
+
+#[test]
+fn a_crash_at_any_point_of_a_private_grant_or_its_restore_is_recovered() {
+    crash_everywhere(&["grant", BIN, "--private", "--to", "mattermost"]);
+}
+
+/// SIGKILL at every crash point grant and restore pass; recover (and a
+/// re-run restore where the intent was not yet durable) leaves everything
+/// exactly as before the grant.
+fn crash_everywhere(grant: &[&str]) {
     let restore = ["restore", BIN];
 
     let probe = omnibus_root(0o750);
     setcap(&probe.path(BIN), "cap_net_bind_service=+ep");
     // After the journal marks the lease done it is granted: a crash there
     // leaves a lease in force, which is right, not a state to recover from.
-    let grant_points: Vec<String> = crash_points(&probe, &grant)
+    let grant_points: Vec<String> = crash_points(&probe, grant)
         .into_iter()
         .filter(|p| p != "grant:committed" && p != "journal:done")
         .collect();
@@ -335,7 +355,7 @@ fn a_crash_at_any_point_of_grant_or_restore_is_recovered_to_the_original_state()
         let r = omnibus_root(0o750);
         setcap(&r.path(BIN), "cap_net_bind_service=+ep");
         let before = snapshot(r.root());
-        run_crashing_at(&r, point, &grant);
+        run_crashing_at(&r, point, grant);
         let o = lease(&r, &["recover"]);
         assert_eq!(o.status.code(), Some(0), "{point}: {}", stderr(&o));
         assert_eq!(snapshot(r.root()), before, "grant crashed at {point}");
@@ -352,7 +372,7 @@ fn a_crash_at_any_point_of_grant_or_restore_is_recovered_to_the_original_state()
         let r = omnibus_root(0o750);
         setcap(&r.path(BIN), "cap_net_bind_service=+ep");
         let before = snapshot(r.root());
-        assert_eq!(lease(&r, &grant).status.code(), Some(0));
+        assert_eq!(lease(&r, grant).status.code(), Some(0));
         let lent = snapshot(r.root());
         run_crashing_at(&r, point, &restore);
         let o = lease(&r, &["recover"]);
@@ -618,7 +638,7 @@ fn a_real_dpkg_upgrade_that_re_roots_the_files_makes_the_lease_moot() {
     r.dpkg(&["-i", old.to_str().expect("utf8")]);
     let before = (stat(&r, BIN), stat(&r, DIR));
 
-    let o = lease(&r, &["grant", "--product", "mattermost"]);
+    let o = lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stat(&r, BIN).0, MM_UID);
     r.dpkg(&["-i", new.to_str().expect("utf8")]);
@@ -632,6 +652,25 @@ fn a_real_dpkg_upgrade_that_re_roots_the_files_makes_the_lease_moot() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("closed"), "{}", stdout(&o));
     assert!(lease_files(&r).is_empty());
+
+    // The manifest's private directory: the upgrade puts a file where the
+    // link was; recover takes the private directory back and removes it.
+    r.dpkg(&["-i", old.to_str().expect("utf8")]);
+    let before = (stat(&r, BIN), stat(&r, DIR));
+    let o = lease(&r, &["grant", "--product", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stat(&r, PRIVATE).0, MM_UID);
+    r.dpkg(&["-i", new.to_str().expect("utf8")]);
+    let o = lease(&r, &["recover"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("closed"), "{}", stdout(&o));
+    assert!(lease_files(&r).is_empty());
+    assert_eq!((stat(&r, BIN), stat(&r, DIR)), before);
+    assert!(!r.path(PRIVATE).exists());
+    assert_eq!(
+        std::fs::read_to_string(r.path(BIN)).expect("read"),
+        "mattermost team 2"
+    );
 }
 
 #[test]

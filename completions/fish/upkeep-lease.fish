@@ -43,6 +43,7 @@ complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l root
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l dir -d 'Also lend the directory holding each path'
+complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l private -d 'Lend a new private directory holding only the binary instead: the binary moves into it for the lease, a link stays at its path'
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l dry-run -d 'Show what would change (a unified diff where a file would change); change nothing'
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand restore" -l wait -d 'Wait this many seconds for another upkeep\'s lock before giving up (exit 75)' -r

@@ -246,6 +246,7 @@ fn detect_install(
             paths: l.paths.iter().map(|p| expand(p, binary, dir)).collect(),
             to: l.to.clone(),
             dir: l.dir,
+            private: l.private,
         }),
         ships_edition: spec.ships_edition,
         guard: spec.guard.clone(),

@@ -198,6 +198,38 @@ pub struct LeaseBody {
     /// The product's packages (manifest), to name reinstall commands.
     #[serde(default)]
     pub packages: Vec<String>,
+    /// The binary runs from a private directory for the lease.
+    #[serde(default)]
+    pub private: Option<Private>,
+}
+
+/// A private directory lent instead of the binary's own: entry 0 of the
+/// lease is the private directory, entry 1 the binary (never lent itself).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Private {
+    /// The private directory, beside the binary in its directory.
+    pub dir: String,
+    /// The binary's own path: a link into `dir` while lent.
+    pub link: String,
+    /// What the link says (relative).
+    pub target: String,
+}
+
+/// One step of a lease, in the order grant makes them.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Entry(usize),
+    /// Moves the binary into the private directory (a link at its path).
+    Move,
+}
+
+fn steps(body: &LeaseBody) -> Vec<Step> {
+    if body.private.is_some() {
+        vec![Step::Entry(1), Step::Move, Step::Entry(0)]
+    } else {
+        (0..body.entries.len()).rev().map(Step::Entry).collect()
+    }
 }
 
 type LeaseRecord = Record<LeaseBody>;
@@ -212,6 +244,9 @@ pub struct Lease {
     pub to: Holder,
     pub product: Option<String>,
     pub entries: Vec<LeaseEntry>,
+    /// `--private`: the binary runs from this directory while lent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private: Option<Private>,
 }
 
 impl Lease {
@@ -228,6 +263,7 @@ impl Lease {
             to: rec.body.to.clone(),
             product: rec.body.product.clone(),
             entries: rec.body.entries.clone(),
+            private: rec.body.private.clone(),
         }
     }
 }
@@ -237,6 +273,8 @@ pub struct GrantRequest {
     pub paths: Vec<String>,
     pub to: String,
     pub dir: bool,
+    /// Lend a private directory of the binary's own instead (one path).
+    pub private: bool,
     pub expires: Duration,
     pub product: Option<String>,
     pub dry_run: bool,
@@ -570,6 +608,10 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
         return Ok(report);
     }
 
+    if req.private {
+        return grant_private(root, req, &journal, holder, todo, report);
+    }
+
     // Open and check everything before anything changes.
     let mut planned: Vec<Planned> = Vec::new();
     let mut dirs: Vec<String> = Vec::new();
@@ -656,14 +698,7 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
     report.warnings.extend(statoverride_warnings(root, &dirs));
     fault::point("grant:recorded");
 
-    let packages = match &req.product {
-        Some(name) => crate::plugin::load(root)?
-            .iter()
-            .filter(|p| p.name() == name)
-            .flat_map(|p| p.manifest.all_packages().cloned().collect::<Vec<_>>())
-            .collect(),
-        None => Vec::new(),
-    };
+    let packages = manifest_packages(root, req.product.as_deref())?;
     let mut rec = Record::new(LeaseBody {
         expires: 0,
         to: holder.clone(),
@@ -671,6 +706,7 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
         entries: planned.iter().map(|p| p.entry.clone()).collect(),
         dirs: records,
         packages,
+        private: None,
     });
     rec.body.expires = rec.created.saturating_add(req.expires.as_secs());
     if req.dry_run {
@@ -683,21 +719,289 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
     let n = planned.len();
     let lend = |body: &LeaseBody, k: usize| {
         let (i, p) = (n - 1 - k, &planned[n - 1 - k]);
-        let gid = body.to.gid.unwrap_or(p.entry.gid);
-        safefs::fchown(&p.file, body.to.uid, gid)?;
-        fault::point(&format!("grant:entry{i}:chown"));
-        safefs::fchmod(&p.file, p.entry.mode | 0o200)?;
-        fault::point(&format!("grant:entry{i}:chmod"));
-        Ok(())
+        lend_entry(body, i, &p.file, &p.entry)
     };
     let id = rec.id.clone();
-    let give_back = |body: &LeaseBody, k: usize| {
-        restore_entry(root, &journal, &id, body, n - 1 - k).map(|_| ())
-    };
+    let give_back =
+        |body: &LeaseBody, k: usize| undo_step(root, &journal, &id, body, k).map(|_| ());
     journal.run(&mut rec, n, lend, give_back)?;
     fault::point("grant:committed");
     report.lease = Some(Lease::of(&rec));
     Ok(report)
+}
+
+fn lend_entry(body: &LeaseBody, i: usize, f: &File, e: &LeaseEntry) -> Result<()> {
+    let gid = body.to.gid.unwrap_or(e.gid);
+    safefs::fchown(f, body.to.uid, gid)?;
+    fault::point(&format!("grant:entry{i}:chown"));
+    safefs::fchmod(f, e.mode | 0o200)?;
+    fault::point(&format!("grant:entry{i}:chmod"));
+    Ok(())
+}
+
+/// Undoes step `k` (in grant's order) of a lease; what it found.
+fn undo_step(
+    root: &SysRoot,
+    journal: &Journal,
+    id: &str,
+    body: &LeaseBody,
+    k: usize,
+) -> Result<Option<EntryOutcome>> {
+    match steps(body).get(k) {
+        Some(Step::Entry(i)) => restore_entry(root, journal, id, body, *i).map(Some),
+        Some(Step::Move) => {
+            let Some(pv) = &body.private else {
+                return Ok(None);
+            };
+            let findings = move_back(root, pv)?;
+            Ok(Some(EntryOutcome {
+                path: pv.dir.clone(),
+                kind: EntryKind::Dir,
+                content_changed: false,
+                replaced: false,
+                findings,
+            }))
+        }
+        None => Ok(None),
+    }
+}
+
+/// `--private`: the binary moves into a new directory of its own beside
+/// it (a link stays at its path, so it runs as before, and a running
+/// process's executable path follows the move), and only that directory
+/// is lent. The binary's own directory, and everything else root runs
+/// from it, stays root's.
+fn grant_private(
+    root: &SysRoot,
+    req: &GrantRequest,
+    journal: &Journal,
+    holder: Holder,
+    todo: Vec<String>,
+    mut report: GrantReport,
+) -> Result<GrantReport> {
+    let [bin] = todo.as_slice() else {
+        return Err(Error::Usage(
+            "a private directory holds one binary: give one PATH".into(),
+        ));
+    };
+    let file = plan_file(root, bin, false)?;
+    let dir = parent_dir_of(bin);
+    let name = Path::new(bin)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let pname = format!(".{name}.upkeep-lease.d");
+    let pdir = Path::new(&dir).join(&pname).display().to_string();
+    let parent = safefs::open_parent(root, Path::new(bin))?;
+    if safefs::lstat_at(&parent.fd, OsStr::new(&pname))?.is_some() {
+        return Err(refused(
+            &pdir,
+            "is already there (a lease cut short?): run upkeep-lease recover, or remove it",
+        ));
+    }
+    let pentry = LeaseEntry {
+        path: pdir.clone(),
+        kind: EntryKind::Dir,
+        uid: 0,
+        gid: 0,
+        mode: 0o755,
+        dev: file.entry.dev,
+        ino: 0,
+        capability: None,
+        sha256: None,
+        xattrs: Some(BTreeMap::new()),
+    };
+    let packages = manifest_packages(root, req.product.as_deref())?;
+    let mut rec = Record::new(LeaseBody {
+        expires: 0,
+        to: holder,
+        product: req.product.clone(),
+        entries: vec![pentry, file.entry.clone()],
+        dirs: vec![DirRecord {
+            dir: pdir.clone(),
+            entries: Vec::new(),
+            complete: true,
+            leased: vec![name.clone()],
+        }],
+        packages,
+        private: Some(Private {
+            dir: pdir.clone(),
+            link: bin.clone(),
+            target: format!("{pname}/{name}"),
+        }),
+    });
+    rec.body.expires = rec.created.saturating_add(req.expires.as_secs());
+    report.warnings.push(format!(
+        "{bin} runs from {pdir} for the lease (a link stays at its path); only {pdir} is lent, {dir} stays root's"
+    ));
+    if req.dry_run {
+        report.lease = Some(Lease::of(&rec));
+        return Ok(report);
+    }
+    let count = steps(&rec.body).len();
+    let lend = |body: &LeaseBody, k: usize| match steps(body)[k] {
+        Step::Entry(1) => Ok(()), // the binary itself is not lent
+        Step::Move => move_in(root, body),
+        Step::Entry(i) => {
+            let e = &body.entries[i];
+            let (_, entry) = open_for_restore(root, body, e)?;
+            let Entry::Dir(f, _) = entry else {
+                return Err(Error::Failed(format!("{}: vanished", e.path)));
+            };
+            lend_entry(body, i, &f, e)
+        }
+    };
+    let id = rec.id.clone();
+    let give_back = |body: &LeaseBody, k: usize| undo_step(root, journal, &id, body, k).map(|_| ());
+    journal.run(&mut rec, count, lend, give_back)?;
+    fault::point("grant:committed");
+    report.lease = Some(Lease::of(&rec));
+    Ok(report)
+}
+
+fn manifest_packages(root: &SysRoot, product: Option<&str>) -> Result<Vec<String>> {
+    Ok(match product {
+        Some(name) => crate::plugin::load(root)?
+            .iter()
+            .filter(|p| p.name() == name)
+            .flat_map(|p| p.manifest.all_packages().cloned().collect::<Vec<_>>())
+            .collect(),
+        None => Vec::new(),
+    })
+}
+
+fn private_names(pv: &Private) -> (OsString, OsString, OsString) {
+    let link = Path::new(&pv.link);
+    let name = link.file_name().unwrap_or_default().to_os_string();
+    let pname = Path::new(&pv.dir)
+        .file_name()
+        .unwrap_or_default()
+        .to_os_string();
+    let mut tmp = OsString::from(".");
+    tmp.push(&name);
+    tmp.push(".upkeep-lease.link");
+    (name, pname, tmp)
+}
+
+/// Makes the private directory (root's), swaps a link in for the binary
+/// and moves the binary into the directory. At no point is nothing at the
+/// binary's path; each part is undone by [`move_back`].
+fn move_in(root: &SysRoot, body: &LeaseBody) -> Result<()> {
+    let Some(pv) = &body.private else {
+        return Ok(());
+    };
+    let e = &body.entries[1];
+    let (name, pname, tmp) = private_names(pv);
+    let parent = safefs::open_parent(root, Path::new(&pv.link))?;
+    check_ancestors(&pv.link, &parent, None)?;
+    let dirfd = &parent.fd;
+    if !safefs::mkdir_at(dirfd, &pname, 0o700)? {
+        return Err(refused(&pv.dir, "is already there"));
+    }
+    let pdir = match safefs::open_entry(dirfd, &pname)? {
+        Entry::Dir(f, _) => f,
+        _ => return Err(refused(&pv.dir, "is not the directory just made")),
+    };
+    safefs::fchown(&pdir, 0, 0)?;
+    safefs::fchmod(&pdir, 0o755)?;
+    safefs::sync_dir(dirfd)?;
+    fault::point("grant:move:mkdir");
+    match safefs::lstat_at(dirfd, &name)? {
+        Some(st) if safefs::Kind::of(&st) == safefs::Kind::File && st.st_ino == e.ino => {}
+        _ => return Err(refused(&pv.link, "is no longer the file recorded")),
+    }
+    safefs::unlink_at(dirfd, &tmp)?;
+    safefs::symlink_at(dirfd, OsStr::new(&pv.target), &tmp)?;
+    safefs::rename_between(dirfd, &tmp, dirfd, &name, safefs::Rename::Exchange)?;
+    fault::point("grant:move:exchanged");
+    safefs::rename_between(dirfd, &tmp, &pdir, &name, safefs::Rename::NoReplace)?;
+    safefs::sync_dir(&pdir)?;
+    safefs::sync_dir(dirfd)?;
+    fault::point("grant:move:moved");
+    Ok(())
+}
+
+/// Puts the binary (whatever the upgrade made of it) back at its path in
+/// place of the link, and removes the private directory. The directory is
+/// root's again before this runs. Idempotent from any state `move_in` or
+/// an earlier `move_back` left.
+fn move_back(root: &SysRoot, pv: &Private) -> Result<Vec<Finding>> {
+    let (name, pname, tmp) = private_names(pv);
+    let parent = safefs::open_parent(root, Path::new(&pv.link))?;
+    check_ancestors(&pv.link, &parent, None)?;
+    let dirfd = &parent.fd;
+    let mut findings = Vec::new();
+    let ours = |dirfd: &File| -> Result<bool> {
+        Ok(safefs::readlink_at(dirfd, &name)?.is_some_and(|t| t == OsStr::new(&pv.target)))
+    };
+    let is_file = |d: &File, n: &OsStr| -> Result<bool> {
+        Ok(safefs::lstat_at(d, n)?.is_some_and(|st| safefs::Kind::of(&st) == safefs::Kind::File))
+    };
+    let pdir = match safefs::open_entry(dirfd, &pname)? {
+        Entry::Dir(f, _) => Some(f),
+        _ => None,
+    };
+    let at_path_free = ours(dirfd)? || safefs::lstat_at(dirfd, &name)?.is_none();
+    // Cut short between the swap and the move: the binary is at `tmp`.
+    if is_file(dirfd, &tmp)? && at_path_free {
+        safefs::rename_between(dirfd, &tmp, dirfd, &name, safefs::Rename::Replace)?;
+    } else if let Some(p) = &pdir {
+        if is_file(p, &name)? {
+            if at_path_free {
+                safefs::rename_between(p, &name, dirfd, &name, safefs::Rename::Replace)?;
+            } else {
+                // The binary's directory was never lent: only root (a
+                // package upgrade) can have put something else there.
+                log::info!(
+                    "{}: replaced during the lease (a package upgrade?); the lent copy in {} is removed",
+                    pv.link,
+                    pv.dir
+                );
+                safefs::unlink_at(p, &name)?;
+            }
+        }
+    }
+    safefs::sync_dir(dirfd)?;
+    fault::point("restore:move:back");
+    // A link left by a run cut short.
+    if safefs::readlink_at(dirfd, &tmp)?.is_some() {
+        safefs::unlink_at(dirfd, &tmp)?;
+    }
+    if let Some(p) = &pdir {
+        // Taken back and reported by the directory's own step; only the
+        // binary belongs here, and it has gone back.
+        let (names, _) = safefs::names_in(p, MAX_DIR_ENTRIES)?;
+        for n in names {
+            match safefs::lstat_at(p, &n)? {
+                Some(st) if safefs::Kind::of(&st) == safefs::Kind::Dir => {}
+                Some(_) => {
+                    safefs::unlink_at(p, &n)?;
+                }
+                None => {}
+            }
+        }
+        safefs::sync_dir(p)?;
+        if let Err(e) = safefs::rmdir_at(dirfd, &pname) {
+            findings.push(finding(
+                &pv.dir,
+                "unchecked",
+                format!("could not be removed ({e})"),
+                "left in place, root's, not writable by others".into(),
+            ));
+        }
+        safefs::sync_dir(dirfd)?;
+    }
+    fault::point("restore:move:cleaned");
+    Ok(findings)
+}
+
+/// What `--product` lends, from the manifest.
+#[derive(Debug, Clone)]
+pub struct Granted {
+    pub paths: Vec<String>,
+    pub to: String,
+    pub dir: bool,
+    pub private: bool,
 }
 
 /// `--product`: the paths, holder and directory flag the product's
@@ -709,7 +1013,7 @@ pub fn from_manifest(
     paths: Vec<String>,
     to: Option<String>,
     dir: bool,
-) -> Result<(Vec<String>, String, bool)> {
+) -> Result<Granted> {
     let plugins = crate::plugin::load(root)?;
     let selected = crate::detect::select(&plugins, &[name.to_string()])?;
     if !selected
@@ -738,7 +1042,8 @@ pub fn from_manifest(
     };
     // The directory only when the manifest asks for it: everything else
     // in it (under Omnibus, every program root's tools run) is lent too.
-    if dir && !spec.dir {
+    let lends_dir = spec.dir && !spec.private;
+    if dir && !lends_dir {
         return Err(Error::Usage(format!(
             "{name}: its manifest does not ask for the directory (lease.dir); --dir is refused with --product"
         )));
@@ -748,7 +1053,12 @@ pub fn from_manifest(
     } else {
         paths
     };
-    Ok((paths, to.unwrap_or_else(|| spec.to.clone()), spec.dir))
+    Ok(Granted {
+        paths,
+        to: to.unwrap_or_else(|| spec.to.clone()),
+        dir: spec.dir && !spec.private,
+        private: spec.private,
+    })
 }
 
 /// dpkg re-applies `statoverride` entries on every upgrade of the package
@@ -877,6 +1187,10 @@ fn restore_entry(
             }
             let (parent, entry) = open_for_restore(root, body, e)?;
             drop(parent);
+            if matches!(entry, Entry::Missing) && body.private.is_some() {
+                // A private directory not made yet (or already removed).
+                return Ok(out);
+            }
             let Entry::Dir(f, st) = entry else {
                 return Err(Error::Failed(format!(
                     "{}: is not a directory now; nothing changed",
@@ -897,7 +1211,7 @@ fn restore_entry(
             restore_file(root, body, i, &mut out)?;
             // The holder wrote it: upkeep runs it only if it is the same
             // as before the lease or as its package shipped it.
-            if out.content_changed || out.replaced {
+            if body.private.is_none() && (out.content_changed || out.replaced) {
                 taint(root, vec![(e.path.clone(), e.sha256.clone())])?;
             }
         }
@@ -934,7 +1248,13 @@ fn restore_file(root: &SysRoot, body: &LeaseBody, i: usize, out: &mut EntryOutco
     let (parent, entry) = open_for_restore(root, body, e)?;
     let holder = body.to.uid;
     let (mut f, mut st) = match entry {
-        Entry::File(f, st) => (f, st),
+        Entry::File(f, st) => {
+            if body.private.is_some() && st.st_uid == holder {
+                // Written by the holder in the private directory.
+                taint(root, vec![(e.path.clone(), e.sha256.clone())])?;
+            }
+            (f, st)
+        }
         Entry::Missing => {
             let mut fi = finding(
                 &e.path,
@@ -1055,17 +1375,22 @@ fn kept(rec: &LeaseRecord, entries: Vec<EntryOutcome>, message: String) -> Lease
 fn restore_lease(root: &SysRoot, journal: &Journal, rec: &mut LeaseRecord) -> Result<LeaseOutcome> {
     // Every entry, whatever the grant reached: putting back an entry that
     // was never lent changes nothing.
-    rec.done = rec.body.entries.len();
+    rec.done = steps(&rec.body).len();
     rec.count = rec.done;
     rec.phase = Phase::Undoing;
     journal.write(rec)?;
     fault::point("restore:marked");
-    let n = rec.body.entries.len();
     let id = rec.id.clone();
-    let mut outcomes = Vec::new();
+    let mut outcomes: Vec<EntryOutcome> = Vec::new();
     // The journal undoes newest step first: entry 0 (a directory) first.
     let undone = journal.undo(rec, |body, k| {
-        outcomes.push(restore_entry(root, journal, &id, body, n - 1 - k)?);
+        if let Some(o) = undo_step(root, journal, &id, body, k)? {
+            // The private directory's two steps make one outcome.
+            match outcomes.last_mut() {
+                Some(last) if last.path == o.path => last.findings.extend(o.findings),
+                _ => outcomes.push(o),
+            }
+        }
         if k == 0 {
             fault::point("restore:before-close");
         }
@@ -1298,12 +1623,6 @@ fn check_contents(
     let mut names: Vec<&str> = recorded.keys().chain(current.keys()).copied().collect();
     names.sort();
     names.dedup();
-    let lent_inodes: Vec<u64> = body
-        .entries
-        .iter()
-        .filter(|e| e.kind == EntryKind::File)
-        .map(|e| e.ino)
-        .collect();
     for name in names {
         if rec.leased.iter().any(|l| l == name) {
             continue;
@@ -1316,11 +1635,21 @@ fn check_contents(
         let mut fi = match (recorded.get(name), current.get(name)) {
             (Some(r), Some(c)) if r.same_as(c) => continue,
             (None, Some(c)) => {
-                let moved = rec
-                    .entries
-                    .iter()
-                    .find(|r| r.ino == c.ino && r.kind == c.kind && r.name != c.name);
-                let what = if c.kind == "file" && lent_inodes.contains(&c.ino) {
+                // Same inode, size and mtime (an inode number alone may
+                // have been reused).
+                let moved = rec.entries.iter().find(|r| {
+                    (r.ino, &r.kind, r.size, r.mtime) == (c.ino, &c.kind, c.size, c.mtime)
+                        && r.name != c.name
+                });
+                let old_binary = c.kind == "file"
+                    && body.entries.iter().any(|e| {
+                        e.kind == EntryKind::File
+                            && e.ino == c.ino
+                            && e.sha256.is_some()
+                            && matches!(safefs::open_entry(dir, os), Ok(Entry::File(f, _))
+                                if safefs::sha256_bounded(&f, DIGEST_FILE_MAX).ok().flatten() == e.sha256)
+                    });
+                let what = if old_binary {
                     "the lent file's old inode under a new name (an upgrade stopped half way)"
                         .to_string()
                 } else if let Some(r) = moved {
@@ -1598,6 +1927,14 @@ fn outer_first(mut leases: Vec<LeaseRecord>) -> Vec<LeaseRecord> {
 /// Every path already has its recorded owner, group and mode again (an
 /// Omnibus postinst re-roots its directories on upgrade).
 fn is_moot(root: &SysRoot, body: &LeaseBody) -> bool {
+    if let Some(pv) = &body.private {
+        // The binary's path no longer holds the link: a package put a file
+        // there. Restore then only takes the private directory back.
+        let (name, _, _) = private_names(pv);
+        return safefs::open_parent(root, Path::new(&pv.link))
+            .and_then(|p| safefs::readlink_at(&p.fd, &name))
+            .is_ok_and(|t| t.is_none_or(|t| t != OsStr::new(&pv.target)));
+    }
     body.entries.iter().all(|e| match reopen(root, body, e) {
         Ok((_, _, uid, gid, mode)) => uid == e.uid && gid == e.gid && mode == e.mode,
         Err(_) => false,

@@ -17,12 +17,17 @@ writable by others, or (restore, recover) a path that is no longer what it was.
 
 Mattermost inside GitLab Omnibus, Team -> Enterprise in place:
   upkeep-lease grant --product mattermost --expires 30m
-      records owner, group, mode and capabilities of /opt/gitlab/embedded/bin/mattermost
-      and of /opt/gitlab/embedded/bin, then lends both to the mattermost user
+      records owner, group, mode and every attribute of
+      /opt/gitlab/embedded/bin/mattermost, moves it into a private directory
+      /opt/gitlab/embedded/bin/.mattermost.upkeep-lease.d (a link stays at its
+      path; the running server follows) and lends only that directory to the
+      mattermost user: Mattermost's upgrader checks the directory of the
+      binary's real path, and /opt/gitlab/embedded/bin stays root's
   (System Console > Edition and License > Upgrade to Enterprise Edition; restart)
   upkeep-lease restore --all
-      gives both back exactly (on the new binary the upgrade created) and says
-      whether the binary changed, i.e. whether the conversion happened
+      takes the private directory back, moves the new binary back to its path
+      with the recorded owner, mode and capabilities, removes the directory,
+      and says whether the binary changed, i.e. whether the conversion happened
 A lease that is never restored is restored by `upkeep-lease recover` once it
 expires (default: 1h after the grant); the package hooks and the
 upkeep-lease-recover timer run it.
@@ -94,8 +99,12 @@ pub enum Command {
         #[arg(long, value_name = "USER[:GROUP]")]
         to: Option<String>,
         /// Also lend the directory holding each path.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "private")]
         dir: bool,
+        /// Lend a new private directory holding only the binary instead: the
+        /// binary moves into it for the lease, a link stays at its path.
+        #[arg(long)]
+        private: bool,
         /// Give everything back automatically after this long (recover, run by the timer, does it).
         #[arg(long, value_name = "DURATION", default_value = lease::DEFAULT_EXPIRY, value_parser = parse_duration)]
         expires: Duration,
@@ -141,26 +150,36 @@ fn run(args: Args) -> Result<ExitCode> {
             paths,
             to,
             dir,
+            private,
             expires,
             product,
             dry_run,
         } => {
-            let (paths, to, dir) = match &product {
-                Some(name) => lease::from_manifest(&root, name, paths, to, dir)?,
-                None => (
+            let g = match &product {
+                Some(name) => {
+                    let mut g = lease::from_manifest(&root, name, paths, to, dir)?;
+                    if private {
+                        g.private = true;
+                        g.dir = false;
+                    }
+                    g
+                }
+                None => lease::Granted {
                     paths,
-                    to.ok_or_else(|| {
+                    to: to.ok_or_else(|| {
                         Error::Usage("--to USER[:GROUP] is required without --product".into())
                     })?,
                     dir,
-                ),
+                    private,
+                },
             };
             let report = lease::grant(
                 &root,
                 &GrantRequest {
-                    paths,
-                    to,
-                    dir,
+                    paths: g.paths,
+                    to: g.to,
+                    dir: g.dir,
+                    private: g.private,
                     expires,
                     product,
                     dry_run: dry_run.dry_run,
@@ -241,6 +260,16 @@ fn render_grant(r: &GrantReport) -> String {
     if let Some(l) = &r.lease {
         let verb = if r.dry_run { "would lend" } else { "lent" };
         for e in &l.entries {
+            if let Some(pv) = l.private.as_ref().filter(|pv| pv.link == e.path) {
+                let _ = writeln!(
+                    s,
+                    "{} {} into {} (itself not lent; a link stays at its path)",
+                    if r.dry_run { "would move" } else { "moved" },
+                    e.path,
+                    pv.dir
+                );
+                continue;
+            }
             let _ = writeln!(
                 s,
                 "{verb} {} (was uid {} gid {} mode {:04o}) to {}",

@@ -1030,6 +1030,57 @@ pub fn unlink_at(dir: &File, name: &OsStr) -> Result<bool> {
     }
 }
 
+/// Creates directory `name` in an opened directory; `false` if something
+/// is already there.
+pub fn mkdir_at(dir: &File, name: &OsStr, mode: u32) -> Result<bool> {
+    match nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(mode)) {
+        Ok(()) => Ok(true),
+        Err(Errno::EEXIST) => Ok(false),
+        Err(e) => Err(errno_io(Path::new(name), e)),
+    }
+}
+
+/// Removes the empty directory `name`; `false` if it was not there.
+pub fn rmdir_at(dir: &File, name: &OsStr) -> Result<bool> {
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    match unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err(errno_io(Path::new(name), e)),
+    }
+}
+
+/// Creates the symbolic link `name` -> `target` in an opened directory.
+pub fn symlink_at(dir: &File, target: &OsStr, name: &OsStr) -> Result<()> {
+    nix::unistd::symlinkat(target, dir, name).map_err(|e| errno_io(Path::new(name), e))
+}
+
+/// What the link `name` in an opened directory points at; `None` if
+/// nothing or no link is there.
+pub fn readlink_at(dir: &File, name: &OsStr) -> Result<Option<OsString>> {
+    match nix::fcntl::readlinkat(dir, name) {
+        Ok(t) => Ok(Some(t)),
+        Err(Errno::ENOENT) | Err(Errno::EINVAL) => Ok(None),
+        Err(e) => Err(errno_io(Path::new(name), e)),
+    }
+}
+
+/// Renames `from` in `from_dir` to `to` in `to_dir`, both opened.
+pub fn rename_between(
+    from_dir: &File,
+    from: &OsStr,
+    to_dir: &File,
+    to: &OsStr,
+    how: Rename,
+) -> Result<()> {
+    let flags = match how {
+        Rename::Replace => RenameFlags::empty(),
+        Rename::NoReplace => RenameFlags::RENAME_NOREPLACE,
+        Rename::Exchange => RenameFlags::RENAME_EXCHANGE,
+    };
+    nix::fcntl::renameat2(from_dir, from, to_dir, to, flags).map_err(|e| errno_io(Path::new(to), e))
+}
+
 /// fsync of an opened directory.
 pub fn sync_dir(dir: &File) -> Result<()> {
     nix::unistd::fsync(dir).map_err(|e| errno_io(Path::new("<dir>"), e))
