@@ -208,6 +208,10 @@ fn the_upgrader_replaces_the_binary_as_the_leased_user_and_restore_fixes_the_new
         "without a lease the mattermost user cannot replace the binary"
     );
 
+    // The manifest does not ask for the directory: --dir is refused.
+    let o = lease(&r, &["grant", "--product", "mattermost", "--dir"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(lease_files(&r).is_empty());
     let o = lease(
         &r,
         &["grant", "--product", "mattermost", "--format", "json"],
@@ -1333,4 +1337,36 @@ fn an_expired_lease_is_taken_back_by_recover_with_everything_the_holder_did() {
     assert_eq!(now, before);
     assert!(!acl(&r.path(DIR)).contains("user:994"));
     assert!(lease_files(&r).is_empty());
+}
+
+#[test]
+fn links_in_the_directory_to_the_new_binary_are_broken_and_both_taken_back() {
+    let r = omnibus_root(0o750);
+    reachable(&r);
+    std::os::unix::fs::chown(r.path(BIN), Some(0), Some(998)).expect("chown");
+    setcap(&r.path(BIN), "cap_net_bind_service=+ep");
+    let before = (stat(&r, BIN), stat(&r, DIR), getcap(&r.path(BIN)));
+    assert_eq!(
+        lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let o = as_mattermost(
+        &r,
+        "mv mattermost .1 && printf new > mattermost && rm .1 && chmod 750 mattermost && ln mattermost twin",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lease(&r, &["restore", "--all"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("bin/twin (added)") && out.contains("mattermost (linked)"),
+        "{out}"
+    );
+    assert_eq!((stat(&r, BIN), stat(&r, DIR), getcap(&r.path(BIN))), before);
+    assert_eq!(std::fs::metadata(r.path(BIN)).expect("stat").nlink(), 1);
+    assert_eq!(std::fs::read(r.path(BIN)).expect("read"), b"new");
+    let twin = stat(&r, &format!("{DIR}/twin"));
+    assert_eq!((twin.0, twin.2 & 0o022), (0, 0), "{twin:?}");
 }

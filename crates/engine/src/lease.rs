@@ -222,14 +222,21 @@ enum Step {
     Entry(usize),
     /// Moves the binary into the private directory (a link at its path).
     Move,
+    /// Nothing at grant; undone last: the lent directories compared with
+    /// their records once everything else is back.
+    Contents,
 }
 
 fn steps(body: &LeaseBody) -> Vec<Step> {
     if body.private.is_some() {
-        vec![Step::Entry(1), Step::Move, Step::Entry(0)]
-    } else {
-        (0..body.entries.len()).rev().map(Step::Entry).collect()
+        return vec![Step::Entry(1), Step::Move, Step::Entry(0)];
     }
+    let mut s = Vec::new();
+    if !body.dirs.is_empty() {
+        s.push(Step::Contents);
+    }
+    s.extend((0..body.entries.len()).rev().map(Step::Entry));
+    s
 }
 
 type LeaseRecord = Record<LeaseBody>;
@@ -716,15 +723,15 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
     // Files first, the directory last: the holder can replace nothing
     // before every file is recorded and lent. Step k lends entry n-1-k;
     // undoing runs newest first, so the directory is taken back first.
-    let n = planned.len();
-    let lend = |body: &LeaseBody, k: usize| {
-        let (i, p) = (n - 1 - k, &planned[n - 1 - k]);
-        lend_entry(body, i, &p.file, &p.entry)
+    let count = steps(&rec.body).len();
+    let lend = |body: &LeaseBody, k: usize| match steps(body)[k] {
+        Step::Entry(i) => lend_entry(body, i, &planned[i].file, &planned[i].entry),
+        Step::Move | Step::Contents => Ok(()),
     };
     let id = rec.id.clone();
     let give_back =
         |body: &LeaseBody, k: usize| undo_step(root, &journal, &id, body, k).map(|_| ());
-    journal.run(&mut rec, n, lend, give_back)?;
+    journal.run(&mut rec, count, lend, give_back)?;
     fault::point("grant:committed");
     report.lease = Some(Lease::of(&rec));
     Ok(report)
@@ -746,23 +753,24 @@ fn undo_step(
     id: &str,
     body: &LeaseBody,
     k: usize,
-) -> Result<Option<EntryOutcome>> {
+) -> Result<Vec<EntryOutcome>> {
     match steps(body).get(k) {
-        Some(Step::Entry(i)) => restore_entry(root, journal, id, body, *i).map(Some),
+        Some(Step::Entry(i)) => restore_entry(root, journal, id, body, *i).map(|o| vec![o]),
+        Some(Step::Contents) => contents_step(root, journal, id, body),
         Some(Step::Move) => {
             let Some(pv) = &body.private else {
-                return Ok(None);
+                return Ok(Vec::new());
             };
             let findings = move_back(root, pv)?;
-            Ok(Some(EntryOutcome {
+            Ok(vec![EntryOutcome {
                 path: pv.dir.clone(),
                 kind: EntryKind::Dir,
                 content_changed: false,
                 replaced: false,
                 findings,
-            }))
+            }])
         }
-        None => Ok(None),
+        None => Ok(Vec::new()),
     }
 }
 
@@ -840,7 +848,7 @@ fn grant_private(
     }
     let count = steps(&rec.body).len();
     let lend = |body: &LeaseBody, k: usize| match steps(body)[k] {
-        Step::Entry(1) => Ok(()), // the binary itself is not lent
+        Step::Entry(1) | Step::Contents => Ok(()), // the binary itself is not lent
         Step::Move => move_in(root, body),
         Step::Entry(i) => {
             let e = &body.entries[i];
@@ -1198,13 +1206,16 @@ fn restore_entry(
                 )));
             };
             put_back(i, e, &f, &st)?;
-            if let Some(rec) = body.dirs.iter().find(|r| r.dir == e.path) {
-                let elsewhere: Vec<String> = others
-                    .iter()
-                    .flat_map(|l| l.body.entries.iter().map(|x| x.path.clone()))
-                    .collect();
-                out.findings = check_contents(root, body, rec, &f, &elsewhere)?;
-                fault::point(&format!("restore:entry{i}:contents"));
+            // A private directory is compared at once (the move back then
+            // empties it); a lent directory once its files are back
+            // ([`Step::Contents`]), so that links the holder made to them
+            // are broken first.
+            if body.private.is_some() {
+                if let Some(rec) = body.dirs.iter().find(|r| r.dir == e.path) {
+                    let elsewhere = lent_elsewhere(&others);
+                    out.findings = check_contents(root, body, rec, &f, &elsewhere)?;
+                    fault::point(&format!("restore:entry{i}:contents"));
+                }
             }
         }
         EntryKind::File => {
@@ -1224,6 +1235,66 @@ fn restore_entry(
             .map(|f| (f.path.clone(), expected_digest(body, &f.path)))
             .collect(),
     )?;
+    Ok(out)
+}
+
+fn lent_elsewhere(others: &[LeaseRecord]) -> Vec<String> {
+    others
+        .iter()
+        .flat_map(|l| l.body.entries.iter().map(|x| x.path.clone()))
+        .collect()
+}
+
+/// Compares every lent directory this lease is the last one on with its
+/// record, taking back what the holder changed ([`check_contents`]).
+fn contents_step(
+    root: &SysRoot,
+    journal: &Journal,
+    id: &str,
+    body: &LeaseBody,
+) -> Result<Vec<EntryOutcome>> {
+    let others: Vec<LeaseRecord> = load_all(journal)?
+        .into_iter()
+        .filter(|l| l.id != id)
+        .collect();
+    let elsewhere = lent_elsewhere(&others);
+    let mut out = Vec::new();
+    for (i, e) in body.entries.iter().enumerate() {
+        if e.kind != EntryKind::Dir || elsewhere.contains(&e.path) {
+            continue;
+        }
+        let Some(rec) = body.dirs.iter().find(|r| r.dir == e.path) else {
+            continue;
+        };
+        let (_, entry) = open_for_restore(root, body, e)?;
+        let Entry::Dir(f, st) = entry else {
+            continue;
+        };
+        // Root's again (its own step ran first): checked, never assumed.
+        if (st.st_uid, st.st_gid, st.st_mode & 0o7777) != (e.uid, e.gid, e.mode) {
+            return Err(Error::Failed(format!(
+                "{}: not taken back; its entries are not compared",
+                e.path
+            )));
+        }
+        let findings = check_contents(root, body, rec, &f, &elsewhere)?;
+        fault::point(&format!("restore:entry{i}:contents"));
+        taint(
+            root,
+            findings
+                .iter()
+                .filter(|f| f.change != "removed" && f.change != "unchecked")
+                .map(|f| (f.path.clone(), expected_digest(body, &f.path)))
+                .collect(),
+        )?;
+        out.push(EntryOutcome {
+            path: e.path.clone(),
+            kind: EntryKind::Dir,
+            content_changed: false,
+            replaced: false,
+            findings,
+        });
+    }
     Ok(out)
 }
 
@@ -1384,11 +1455,11 @@ fn restore_lease(root: &SysRoot, journal: &Journal, rec: &mut LeaseRecord) -> Re
     let mut outcomes: Vec<EntryOutcome> = Vec::new();
     // The journal undoes newest step first: entry 0 (a directory) first.
     let undone = journal.undo(rec, |body, k| {
-        if let Some(o) = undo_step(root, journal, &id, body, k)? {
-            // The private directory's two steps make one outcome.
-            match outcomes.last_mut() {
-                Some(last) if last.path == o.path => last.findings.extend(o.findings),
-                _ => outcomes.push(o),
+        for o in undo_step(root, journal, &id, body, k)? {
+            // A directory's steps make one outcome.
+            match outcomes.iter_mut().find(|x| x.path == o.path) {
+                Some(x) => x.findings.extend(o.findings),
+                None => outcomes.push(o),
             }
         }
         if k == 0 {
