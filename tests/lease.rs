@@ -1370,3 +1370,45 @@ fn links_in_the_directory_to_the_new_binary_are_broken_and_both_taken_back() {
     let twin = stat(&r, &format!("{DIR}/twin"));
     assert_eq!((twin.0, twin.2 & 0o022), (0, 0), "{twin:?}");
 }
+
+#[test]
+fn a_file_of_an_rpm_package_the_holder_replaced_is_flagged_for_dnf_reinstall() {
+    let r = TestRoot::new();
+    r.init_rpm();
+    reachable(&r);
+    let work = tempfile::tempdir().expect("tmp");
+    const RAILS: &str = "/opt/gitlab/embedded/bin/gitlab-rails";
+    let pkg = build_rpm(
+        work.path(),
+        "gitlab-ce",
+        "18.11.1",
+        "ce.0",
+        &[
+            file(BIN, mattermost_binary(false), 0o755),
+            file(RAILS, "#!/bin/sh\n", 0o755),
+        ],
+        "",
+    );
+    r.rpm(&["-i", "--nodeps", pkg.to_str().expect("utf8")]);
+    for d in [
+        "opt",
+        "opt/gitlab",
+        "opt/gitlab/embedded",
+        "opt/gitlab/embedded/bin",
+    ] {
+        std::fs::set_permissions(r.path(d), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let o = lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = as_mattermost(
+        &r,
+        "rm gitlab-rails && printf '#!/bin/sh\\necho x\\n' > gitlab-rails",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lease(&r, &["restore", "--all"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(out.contains("bin/gitlab-rails (replaced)"), "{out}");
+    assert!(out.contains("run `dnf reinstall gitlab-ce`"), "{out}");
+    assert_eq!(stat(&r, RAILS).0, 0);
+}

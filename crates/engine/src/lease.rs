@@ -680,11 +680,23 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
             }
             None => {
                 let (entries, complete) = scan(&p.file, true)?;
+                // What other open leases lend in it (a nested lent
+                // directory) is theirs to give back, never this one's.
+                let mut leased = names;
+                for s in &entries {
+                    let path = Path::new(d).join(&s.name).display().to_string();
+                    let lent = all
+                        .iter()
+                        .any(|l| l.body.entries.iter().any(|e| e.path == path));
+                    if lent && !leased.contains(&s.name) {
+                        leased.push(s.name.clone());
+                    }
+                }
                 DirRecord {
                     dir: d.clone(),
                     entries,
                     complete,
-                    leased: names,
+                    leased,
                 }
             }
         };
@@ -1784,11 +1796,13 @@ fn check_contents(
 /// The command that puts a package's own copy of `path` back.
 fn reinstall_cmd(root: &SysRoot, packages: &[String], path: &str) -> Option<String> {
     if let Ok(Some(db)) = upkeep_pkg::dpkg::Dpkg::open(root) {
-        return db
+        let owner = db
             .owners(Path::new(path), packages)
-            .ok()?
-            .first()
-            .map(|p| format!("apt-get install --reinstall {p}"));
+            .ok()
+            .and_then(|o| o.first().cloned());
+        if let Some(p) = owner {
+            return Some(format!("apt-get install --reinstall {p}"));
+        }
     }
     let rpm = upkeep_pkg::rpm::Rpm::open(root)?;
     rpm.owner(Path::new(path))
