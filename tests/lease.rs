@@ -44,6 +44,18 @@ fn snapshot(root: &Path) -> Snapshot {
     }
     let mut out = BTreeMap::new();
     walk(root, root, &mut out);
+    // Restore deliberately gives the lent binary a new inode (the holder
+    // may keep links or a writable descriptor to the old one): everything
+    // else about it, and every other inode, must be as it was.
+    for lent in [
+        BIN,
+        "/opt/gitlab/embedded/bin/gitlab-rails",
+        "/opt/gitlab/embedded/bin/sub/tool",
+    ] {
+        if let Some(e) = out.get_mut(lent.trim_start_matches('/')) {
+            e.3 = 0;
+        }
+    }
     out
 }
 
@@ -1277,10 +1289,9 @@ fn a_fifo_or_a_sparse_terabyte_over_the_binary_stalls_nothing() {
         }
         let start = std::time::Instant::now();
         let o = lease(&r, &["restore", "--all"]);
-        // A sparse file is a new binary (content changed); a FIFO is not a
-        // file at all: reported, exit 1.
-        let want = if what == "fifo" { 1 } else { 0 };
-        assert_eq!(o.status.code(), Some(want), "{what}: {}", stdout(&o));
+        // A FIFO is not a file at all; a sparse terabyte is too big to
+        // move to a new inode (taken back in place): both reported, exit 1.
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stdout(&o));
         assert!(
             start.elapsed() < std::time::Duration::from_secs(60),
             "{what}: restore took {:?}",
@@ -1411,4 +1422,43 @@ fn a_file_of_an_rpm_package_the_holder_replaced_is_flagged_for_dnf_reinstall() {
     assert!(out.contains("bin/gitlab-rails (replaced)"), "{out}");
     assert!(out.contains("run `dnf reinstall gitlab-ce`"), "{out}");
     assert_eq!(stat(&r, RAILS).0, 0);
+}
+
+#[test]
+fn a_descriptor_the_holder_kept_open_cannot_write_the_binary_after_restore() {
+    let r = omnibus_root(0o755);
+    reachable(&r);
+    assert_eq!(
+        lease(&r, &["grant", BIN, "--to", "mattermost"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let fifo = r.path("var/tmp/go");
+    let st = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(st.success());
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    // The holder opens the binary for writing, waits, then writes.
+    let mut holder = Command::new("setpriv")
+        .args(["--reuid=994", "--regid=994", "--clear-groups", "sh", "-c"])
+        .arg(format!(
+            "exec 3>>mattermost; read x < {}; printf PWNED >&3",
+            fifo.display()
+        ))
+        .current_dir(r.path(DIR))
+        .spawn()
+        .expect("setpriv");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = lease(&r, &["restore", "--all"]);
+    // Released before anything is asserted: the holder waits on the FIFO.
+    std::fs::write(&fifo, "go\n").expect("release the holder");
+    assert!(holder.wait().expect("wait").success());
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let content = std::fs::read(r.path(BIN)).expect("read");
+    assert!(
+        !content.ends_with(b"PWNED"),
+        "the holder's descriptor still reaches the binary"
+    );
+    assert_eq!(content, mattermost_binary(false));
+    assert_eq!(stat(&r, BIN), (0, 0, 0o755));
 }

@@ -1363,24 +1363,29 @@ fn restore_file(root: &SysRoot, body: &LeaseBody, i: usize, out: &mut EntryOutco
             return Ok(());
         }
     };
-    if st.st_nlink > 1 {
-        if st.st_uid != holder && st.st_ino != e.ino {
-            // Not the holder's content: a link to a file of someone else.
-            // Neither its owner nor its mode is ours to change.
-            out.replaced = true;
-            let mut fi = finding(
-                &e.path,
-                "replaced",
-                format!(
-                    "a hard link to another file (uid {}, {} links) stands there",
-                    st.st_uid, st.st_nlink
-                ),
-                "left as it is: changing it would change the other file".into(),
-            );
-            fi.reinstall = reinstall_cmd(root, &body.packages, &e.path);
-            out.findings.push(fi);
-            return Ok(());
-        }
+    let was_ino = st.st_ino;
+    if st.st_nlink > 1 && st.st_uid != holder && st.st_ino != e.ino {
+        // Not the holder's content: a link to a file of someone else.
+        // Neither its owner nor its mode is ours to change.
+        out.replaced = true;
+        let mut fi = finding(
+            &e.path,
+            "replaced",
+            format!(
+                "a hard link to another file (uid {}, {} links) stands there",
+                st.st_uid, st.st_nlink
+            ),
+            "left as it is: changing it would change the other file".into(),
+        );
+        fi.reinstall = reinstall_cmd(root, &body.packages, &e.path);
+        out.findings.push(fi);
+        return Ok(());
+    }
+    if st.st_nlink > 1 || st.st_uid == holder {
+        // The holder's inode: it may hold more links to it, or a file
+        // descriptor open for writing that outlives any chown. The content
+        // goes to a new inode, which gets owner, mode and attributes and is
+        // renamed over; the holder keeps only the old copy.
         let links = st.st_nlink;
         // One fixed name: a run cut short leaves at most this, which the
         // next run removes first.
@@ -1398,32 +1403,42 @@ fn restore_file(root: &SysRoot, body: &LeaseBody, i: usize, out: &mut EntryOutco
                 safefs::rename_at(&parent.fd, &tmp, &parent.name)?;
                 safefs::sync_dir(&parent.fd)?;
                 fault::point(&format!("restore:entry{i}:relinked"));
-                out.findings.push(finding(
-                    &e.path,
-                    "linked",
-                    format!("the holder gave the lent file {} hard links", links - 1),
-                    "copied to a new inode, owner, mode and attributes set, renamed over: the holder's links keep only the old copy".into(),
-                ));
+                if links > 1 {
+                    out.findings.push(finding(
+                        &e.path,
+                        "linked",
+                        format!("the holder gave the lent file {} hard links", links - 1),
+                        "copied to a new inode, owner, mode and attributes set, renamed over: the holder's links keep only the old copy".into(),
+                    ));
+                }
                 f = copy;
                 st = nst;
             }
             Err(err) => {
                 // Too big to copy: take the inode back where it stands
-                // (it is the holder's own content), without capabilities.
+                // (it is the holder's own content); with other links to
+                // it, without capabilities.
                 let mut plain = e.clone();
-                if let Some(x) = plain.xattrs.as_mut() {
-                    x.remove(safefs::CAP_XATTR);
+                if links > 1 {
+                    if let Some(x) = plain.xattrs.as_mut() {
+                        x.remove(safefs::CAP_XATTR);
+                    }
+                    plain.capability = None;
                 }
-                plain.capability = None;
                 put_back(i, &plain, &f, &st)?;
                 out.findings.push(finding(
                     &e.path,
-                    "linked",
+                    if links > 1 { "linked" } else { "in-place" },
                     format!(
-                        "the holder gave the lent file {} hard links; it could not be copied ({err})",
-                        links - 1
+                        "the lent file ({} links) could not be copied to a new inode ({err})",
+                        links
                     ),
-                    "taken back in place (owner, mode, attributes) without its capabilities".into(),
+                    if links > 1 {
+                        "taken back in place (owner, mode, attributes) without its capabilities"
+                    } else {
+                        "taken back in place (owner, mode, attributes)"
+                    }
+                    .into(),
                 ));
                 out.content_changed = true;
                 out.replaced = st.st_ino != e.ino;
@@ -1433,7 +1448,8 @@ fn restore_file(root: &SysRoot, body: &LeaseBody, i: usize, out: &mut EntryOutco
     } else {
         put_back(i, e, &f, &st)?;
     }
-    out.replaced = st.st_ino != e.ino;
+    let _ = st;
+    out.replaced = was_ino != e.ino;
     out.content_changed = out.replaced
         || match &e.sha256 {
             Some(sum) => safefs::sha256_bounded(&f, safefs::limit::BINARY)?.as_ref() != Some(sum),

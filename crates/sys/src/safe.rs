@@ -990,7 +990,7 @@ pub fn copy_to_new(dir: &File, name: &OsStr, src: &File, max: u64) -> Result<Fil
     let fd = openat(
         dir,
         name,
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     )
     .map_err(|e| errno_io(shown, e))?;
