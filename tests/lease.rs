@@ -1117,9 +1117,11 @@ fn a_grant_without_expires_ends_after_the_documented_hour() {
     assert!(stdout(&o).contains("[default: 1h]"), "{}", stdout(&o));
 }
 
-/// A root upkeep-embedded can disable Mattermost in, whose embedded Ruby
-/// logs each run to `marker` before handing over to the machine's ruby.
-fn gitlab_root_with_ruby(marker: &Path) -> TestRoot {
+/// An Omnibus root whose embedded Ruby is a stand-in (a real Ruby cannot be
+/// installed into a throwaway root): a static busybox script that upkeep runs
+/// chrooted in the root, which marks each run at `/MARKER` in the root and
+/// answers as the gitlab.rb recorder would.
+fn gitlab_root_with_ruby(marker: &str) -> TestRoot {
     let r = omnibus_root(0o755);
     reachable(&r);
     r.write(
@@ -1133,25 +1135,31 @@ fn gitlab_root_with_ruby(marker: &Path) -> TestRoot {
         0o600,
     );
     r.write(
-        "/opt/gitlab/embedded/bin/ruby",
-        format!(
-            "#!/bin/sh\necho ran >> {}\nexec ruby \"$@\"\n",
-            marker.display()
-        ),
+        "/bin/busybox",
+        std::fs::read("/bin/busybox").expect("busybox-static"),
         0o755,
     );
+    r.write("/opt/gitlab/embedded/bin/ruby", ruby_standin(marker), 0o755);
     r
 }
 
-fn embedded_disable(r: &TestRoot) -> Output {
+fn ruby_standin(marker: &str) -> String {
+    format!(
+        "#!/bin/busybox sh\n/bin/busybox cat >/dev/null\n/bin/busybox touch /{marker}\nprintf '\\n@@upkeep-recorder@@\\n[{{\"ok\":true,\"settings\":{{\"mattermost\":{{\"enable\":false}}}},\"lines\":{{}}}}]\\n'\n"
+    )
+}
+
+/// `upkeep-embedded status`, which evaluates gitlab.rb with the root's Ruby.
+fn embedded_status(r: &TestRoot) -> Output {
     let o = upkeep(
         "upkeep-embedded",
         &[
             "--root",
             r.root().to_str().expect("utf8"),
-            "disable",
+            "status",
             "mattermost",
-            "--no-reconfigure",
+            "--format",
+            "json",
         ],
     );
     assert_no_panic(&o);
@@ -1160,16 +1168,15 @@ fn embedded_disable(r: &TestRoot) -> Output {
 
 #[test]
 fn nothing_is_run_from_a_lent_directory_and_a_changed_tool_only_once_it_is_back() {
-    let marker_dir = tempfile::tempdir().expect("tmp");
-    let marker = marker_dir.path().join("ran");
-    // Without a lease the embedded Ruby checks the edit: the test can fail.
+    let marker = format!("ruby-ran-{}", std::process::id());
     let r = gitlab_root_with_ruby(&marker);
-    let o = embedded_disable(&r);
+    let ran = || r.path(&marker).exists();
+    // Without a lease the root's Ruby evaluates gitlab.rb: the test can fail.
+    let o = embedded_status(&r);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(marker.exists(), "the root's ruby runs when nothing is lent");
-    std::fs::remove_file(&marker).expect("rm");
+    assert!(ran(), "the root's ruby runs when nothing is lent");
+    std::fs::remove_file(r.path(&marker)).expect("rm");
 
-    let r = gitlab_root_with_ruby(&marker);
     let ruby = "/opt/gitlab/embedded/bin/ruby";
     let original = std::fs::read(r.path(ruby)).expect("read");
     assert_eq!(
@@ -1178,35 +1185,23 @@ fn nothing_is_run_from_a_lent_directory_and_a_changed_tool_only_once_it_is_back(
             .code(),
         Some(0)
     );
-    let o = embedded_disable(&r);
-    assert!(
-        !marker.exists(),
-        "ran the lent directory's ruby: {}",
-        stderr(&o)
-    );
+    let o = embedded_status(&r);
+    assert!(!ran(), "ran the lent directory's ruby: {}", stderr(&o));
     assert!(stderr(&o).contains("lent to mattermost"), "{}", stderr(&o));
     // The holder replaces ruby; restore takes it back but remembers.
     let o = as_mattermost(
         &r,
         &format!(
-            "rm ruby && printf '#!/bin/sh\\necho pwned >> {}\\n' > ruby && chmod 755 ruby",
-            marker.display()
+            "rm ruby && printf '%s' '{}' > ruby && chmod 755 ruby",
+            ruby_standin(&marker).replace('\'', "")
         ),
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(std::fs::read(r.path(ruby)).expect("read"), original);
     let o = lease(&r, &["restore", "--all"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    r.write(
-        "/etc/gitlab/gitlab.rb",
-        "mattermost['enable'] = true\n",
-        0o600,
-    );
-    let o = embedded_disable(&r);
-    assert!(
-        !marker.exists(),
-        "ran what the holder wrote: {}",
-        stderr(&o)
-    );
+    let o = embedded_status(&r);
+    assert!(!ran(), "ran what the holder wrote: {}", stderr(&o));
     assert!(
         stderr(&o).contains("changed while its directory was lent"),
         "{}",
@@ -1214,14 +1209,9 @@ fn nothing_is_run_from_a_lent_directory_and_a_changed_tool_only_once_it_is_back(
     );
     // Its content back (as a reinstall puts it): it runs again.
     std::fs::write(r.path(ruby), &original).expect("write");
-    r.write(
-        "/etc/gitlab/gitlab.rb",
-        "mattermost['enable'] = true\n",
-        0o600,
-    );
-    let o = embedded_disable(&r);
+    let o = embedded_status(&r);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(marker.exists(), "the original content runs again");
+    assert!(ran(), "the original content runs again");
 }
 
 #[test]

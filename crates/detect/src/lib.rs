@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use upkeep_cli::{self, AllowExec, CommonArgs, Format, Manual};
 use upkeep_engine::detect::{self, Install, Options, Report, System};
-use upkeep_engine::plugin;
+use upkeep_engine::{guard, plugin};
 use upkeep_sys::{ExitCode, Result};
 
 pub const NAME: &str = "upkeep-detect";
@@ -78,9 +78,39 @@ fn run(args: Args) -> Result<ExitCode> {
             allow_exec: args.exec.allow_exec,
         },
     )?;
+    // Reverts recorded by upkeep-guard and not yet converted back or
+    // acknowledged; detection never fails over them.
+    let reverts = match guard::reverts_of(&root, &report) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut r = report;
+            r.warnings
+                .push(format!("could not read the recorded reverts: {e}"));
+            return print(&args, &r, &[]);
+        }
+    };
+    print(&args, &report, &reverts)
+}
+
+#[derive(Serialize)]
+struct WithReverts<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    reverts: &'a [guard::Revert],
+}
+
+fn print(args: &Args, report: &Report, reverts: &[guard::Revert]) -> Result<ExitCode> {
     match args.common.format {
-        Format::Json => upkeep_cli::print_json(&report)?,
-        Format::Text => upkeep_cli::print(&render_text(&report))?,
+        Format::Json => upkeep_cli::print_json(&WithReverts { report, reverts })?,
+        Format::Text => {
+            let mut s = render_text(report);
+            for r in reverts {
+                s.push('\n');
+                s.push_str(&r.message());
+                s.push('\n');
+            }
+            upkeep_cli::print(&s)?
+        }
     }
     Ok(ExitCode::Ok)
 }
@@ -88,42 +118,12 @@ fn run(args: Args) -> Result<ExitCode> {
 #[derive(Serialize)]
 struct OwnerReport {
     path: String,
-    owners: Vec<OwnerEntry>,
+    owners: Vec<detect::Owner>,
 }
 
-#[derive(Serialize)]
-struct OwnerEntry {
-    manager: &'static str,
-    package: String,
-}
-
-/// `--owner PATH`: the dpkg database first (hinted by the manifests'
-/// package names), then rpm's.
+/// `--owner PATH`: like `dpkg -S` / `rpm -qf`.
 fn owner(root: &upkeep_sys::SysRoot, path: &std::path::Path, args: &Args) -> Result<ExitCode> {
-    let plugins = plugin::load(root)?;
-    let hints: Vec<String> = plugins
-        .iter()
-        .flat_map(|p| p.manifest.all_packages().cloned())
-        .collect();
-    let mut owners = Vec::new();
-    if let Some(db) = upkeep_pkg::dpkg::Dpkg::open(root)? {
-        for p in db.owners(path, &hints)? {
-            owners.push(OwnerEntry {
-                manager: "dpkg",
-                package: p,
-            });
-        }
-    }
-    if owners.is_empty() {
-        if let Some(rpm) = upkeep_pkg::rpm::Rpm::open(root) {
-            if let Some(p) = rpm.owner(path)? {
-                owners.push(OwnerEntry {
-                    manager: "rpm",
-                    package: p.name,
-                });
-            }
-        }
-    }
+    let owners = detect::owners(root, path)?;
     let report = OwnerReport {
         path: upkeep_sys::root::normalize_inside(path)
             .display()
@@ -161,11 +161,7 @@ pub fn render_text(report: &Report) -> String {
 }
 
 fn render_install(s: &mut String, i: &Install) {
-    let edition = match i.edition {
-        plugin::Edition::Team => "Team Edition",
-        plugin::Edition::Enterprise => "Enterprise Edition",
-        plugin::Edition::Unknown => "edition unknown",
-    };
+    let edition = &i.edition_title;
     let _ = writeln!(
         s,
         "{} {} ({}), {}",

@@ -2,14 +2,14 @@
 //! which version and edition, who manages them.
 
 use crate::plugin::{
-    expand, Edition, EditionRule, GuardSpec, InstallKind, InstallSpec, LeaseSpec, Plugin,
-    VersionSource,
+    expand, Edition, EditionRule, GuardSpec, InstallSpec, LeaseSpec, Plugin, VersionSource,
 };
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
 use upkeep_pkg::dpkg::{self, Dpkg};
 use upkeep_pkg::rpm::Rpm;
+use upkeep_pkg::ManagerKind;
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::fsutil::file_contains;
 use upkeep_sys::root::SysRoot;
@@ -32,6 +32,8 @@ pub struct Install {
     pub kind: String,
     pub version: Option<String>,
     pub edition: Edition,
+    /// How people call the edition ("Enterprise Edition"), per the manifest.
+    pub edition_title: String,
     pub dir: Option<String>,
     pub config: Option<String>,
     pub binary: Option<FileInfo>,
@@ -71,9 +73,8 @@ pub struct FileInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Manager {
-    /// dpkg, rpm or tarball.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ManagerKind,
     pub package: Option<String>,
     pub version: Option<String>,
 }
@@ -193,12 +194,10 @@ fn detect_install(
         None => (tarball(), None),
     };
 
-    let kind = match spec.kind {
-        InstallKind::GitlabOmnibus => "gitlab-omnibus".to_string(),
-        InstallKind::Standalone => match manager.kind.as_str() {
-            "dpkg" => "deb".to_string(),
-            other => other.to_string(),
-        },
+    let kind = match manager.kind {
+        _ if !spec.kind_by_manager => spec.kind.clone(),
+        ManagerKind::Dpkg => "deb".to_string(),
+        other => other.to_string(),
     };
 
     let version = read_version(sys, &spec.version, binary, dir, opts)
@@ -230,6 +229,7 @@ fn detect_install(
         product: m.name.clone(),
         kind,
         version,
+        edition_title: m.edition_title(&edition),
         edition,
         dir: dir.filter(|_| dir_present).map(str::to_string),
         config: spec.config.clone(),
@@ -248,7 +248,7 @@ fn detect_install(
             dir: l.dir,
             private: l.private,
         }),
-        ships_edition: spec.ships_edition,
+        ships_edition: spec.ships_edition.clone(),
         guard: spec.guard.clone(),
     }))
 }
@@ -291,7 +291,7 @@ fn find_services(
 
 fn tarball() -> Manager {
     Manager {
-        kind: "tarball".into(),
+        kind: ManagerKind::Tarball,
         package: None,
         version: None,
     }
@@ -314,7 +314,7 @@ fn find_manager(
             };
             return Ok((
                 Manager {
-                    kind: "dpkg".into(),
+                    kind: ManagerKind::Dpkg,
                     package: Some(pkg),
                     version,
                 },
@@ -331,7 +331,7 @@ fn find_manager(
             };
             return Ok((
                 Manager {
-                    kind: "rpm".into(),
+                    kind: ManagerKind::Rpm,
                     package: Some(pkg.name),
                     version: Some(pkg.evr),
                 },
@@ -475,10 +475,46 @@ fn decide_edition(
             false
         };
         if decided {
-            return r.edition;
+            return r.edition.clone();
         }
     }
-    Edition::Unknown
+    Edition::unknown()
+}
+
+/// One package that owns a path, and which database said so.
+#[derive(Debug, Clone, Serialize)]
+pub struct Owner {
+    pub manager: ManagerKind,
+    pub package: String,
+}
+
+/// The packages owning `path` (as `dpkg -S`, `rpm -qf` answer): the dpkg
+/// database first, hinted by the manifests' package names, then rpm's.
+pub fn owners(root: &SysRoot, path: &Path) -> Result<Vec<Owner>> {
+    let hints: Vec<String> = crate::plugin::load(root)?
+        .iter()
+        .flat_map(|p| p.manifest.all_packages().cloned())
+        .collect();
+    let mut owners = Vec::new();
+    if let Some(db) = Dpkg::open(root)? {
+        for package in db.owners(path, &hints)? {
+            owners.push(Owner {
+                manager: ManagerKind::Dpkg,
+                package,
+            });
+        }
+    }
+    if owners.is_empty() {
+        if let Some(rpm) = Rpm::open(root) {
+            if let Some(p) = rpm.owner(path)? {
+                owners.push(Owner {
+                    manager: ManagerKind::Rpm,
+                    package: p.name,
+                });
+            }
+        }
+    }
+    Ok(owners)
 }
 
 /// Picks the plugins named on the command line (all if none); an unknown
