@@ -1452,3 +1452,34 @@ fn a_descriptor_the_holder_kept_open_cannot_write_the_binary_after_restore() {
     assert_eq!(content, mattermost_binary(false));
     assert_eq!(stat(&r, BIN), (0, 0, 0o755));
 }
+
+#[test]
+fn a_private_lease_survives_the_holders_attacks_in_its_directory() {
+    for attack in [
+        "rm mattermost && mkdir mattermost && chmod 777 mattermost",
+        "rm mattermost && ln -s /etc/shadow mattermost",
+        "mv mattermost .x && printf new > mattermost && ln mattermost ../../../../../var/tmp/keep && setfacl -m u:994:rwx . && mkdir sub && touch sub/f",
+    ] {
+        let r = omnibus_root(0o755);
+        reachable(&r);
+        let dir_before = stat(&r, DIR);
+        let o = lease(&r, &["grant", BIN, "--private", "--to", "mattermost"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = as_mattermost(&r, &format!("cd .mattermost.upkeep-lease.d && {attack}"));
+        assert!(o.status.success(), "{attack}: {}", stderr(&o));
+        let o = lease(&r, &["restore", "--all"]);
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(1), "{attack}: {out}{}", stderr(&o));
+        assert_eq!(stat(&r, DIR), dir_before, "{attack}");
+        assert_eq!(stat(&r, "etc/shadow"), (0, 0, 0o640), "{attack}");
+        assert!(lease_files(&r).is_empty(), "{attack}");
+        // Nothing below the binary's directory is the holder's any more.
+        let o = as_mattermost(
+            &r,
+            "touch x || touch .mattermost.upkeep-lease.d/x || touch .mattermost.upkeep-lease.d/mattermost/x || touch .mattermost.upkeep-lease.d/sub/x",
+        );
+        assert!(!o.status.success(), "{attack}: the holder can still write");
+        let m = std::fs::symlink_metadata(r.path(BIN)).expect("lstat");
+        assert_eq!(m.uid(), 0, "{attack}");
+    }
+}

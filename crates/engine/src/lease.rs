@@ -773,7 +773,7 @@ fn undo_step(
             let Some(pv) = &body.private else {
                 return Ok(Vec::new());
             };
-            let findings = move_back(root, pv)?;
+            let findings = move_back(root, pv, body.to.uid)?;
             Ok(vec![EntryOutcome {
                 path: pv.dir.clone(),
                 kind: EntryKind::Dir,
@@ -945,7 +945,7 @@ fn move_in(root: &SysRoot, body: &LeaseBody) -> Result<()> {
 /// place of the link, and removes the private directory. The directory is
 /// root's again before this runs. Idempotent from any state `move_in` or
 /// an earlier `move_back` left.
-fn move_back(root: &SysRoot, pv: &Private) -> Result<Vec<Finding>> {
+fn move_back(root: &SysRoot, pv: &Private, holder: u32) -> Result<Vec<Finding>> {
     let (name, pname, tmp) = private_names(pv);
     let parent = safefs::open_parent(root, Path::new(&pv.link))?;
     check_ancestors(&pv.link, &parent, None)?;
@@ -966,6 +966,18 @@ fn move_back(root: &SysRoot, pv: &Private) -> Result<Vec<Finding>> {
     if is_file(dirfd, &tmp)? && at_path_free {
         safefs::rename_between(dirfd, &tmp, dirfd, &name, safefs::Rename::Replace)?;
     } else if let Some(p) = &pdir {
+        let there = safefs::lstat_at(p, &name)?;
+        if there.is_some() && !is_file(p, &name)? {
+            // Not a file where the binary was: a link, FIFO or directory
+            // of the holder's. Taken back, reported; nothing moves.
+            let action = take_back(p, &name, holder, 0)?;
+            findings.push(finding(
+                &Path::new(&pv.dir).join(&name).display().to_string(),
+                "replaced",
+                "the binary in the private directory is no longer a regular file".into(),
+                action,
+            ));
+        }
         if is_file(p, &name)? {
             if at_path_free {
                 safefs::rename_between(p, &name, dirfd, &name, safefs::Rename::Replace)?;
