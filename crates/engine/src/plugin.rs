@@ -189,6 +189,12 @@ pub struct LeaseSpec {
     /// renames the old binary and creates a new one beside it).
     #[serde(default)]
     pub dir: bool,
+    /// Instead of the directory, lend a private directory of the binary's
+    /// own: the binary moves into it (a link stays at its path) for the
+    /// lease. For upgraders that check the directory of the executable's
+    /// real path (Mattermost's `os.Executable()`).
+    #[serde(default)]
+    pub private: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -44,9 +44,10 @@ impl Ruby {
     pub fn find(root: &SysRoot, host: &HostSpec) -> Option<Ruby> {
         let inside = host.ruby.as_deref();
         if root.is_host() {
+            // Never a Ruby a lease holder could have written.
             let program = inside
-                .and_then(|r| crate::host::in_root_file(root, r))
-                .or_else(|| which::which("ruby").ok())?;
+                .and_then(|r| crate::host::runnable_in_root(root, r))
+                .or_else(|| crate::host::on_path(root, std::ffi::OsStr::new("ruby")))?;
             return Some(Ruby {
                 describe: program.display().to_string(),
                 program,
@@ -54,7 +55,7 @@ impl Ruby {
                 chroot_to: "/".into(),
             });
         }
-        if let Some(r) = inside.filter(|r| crate::host::in_root_file(root, r).is_some()) {
+        if let Some(r) = inside.filter(|r| crate::host::runnable_in_root(root, r).is_some()) {
             // The machine's chroot, also when PATH lacks the sbin directories.
             let chroot = which::which("chroot")
                 .or_else(|_| which::which_in("chroot", Some("/usr/sbin:/usr/bin:/sbin:/bin"), "/"))
