@@ -56,7 +56,7 @@ Configuration: /etc/upkeep/upkeep.toml (every key optional):
 Hooks (in hooks/ of the source): the apt.conf.d snippet (DPkg::Pre-Install-Pkgs,
 protocol version 3), the dpkg triggers file and postinst fragment
 (interest-noawait on the manifests' paths), rpm %triggerin/%triggerpostun
-scriptlets, and a gitlab-ctl command file adding `gitlab-ctl upkeep-check`.";
+scriptlets, and a command file that adds `upkeep-check` to the host's control command.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,7 +86,7 @@ pub enum Command {
     },
     /// Stop reporting a revert: the local change is gone for good, or will be made again later.
     Ack {
-        /// The product (e.g. mattermost).
+        /// The product, as its manifest names it.
         product: String,
         /// Only the revert of this binary (default: every one of the product).
         path: Option<String>,

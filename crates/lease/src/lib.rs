@@ -15,15 +15,15 @@ pub const NAME: &str = "upkeep-lease";
 const WALKTHROUGH: &str = "Refused (3): a symlink, hard link, non-regular or setuid file, a parent
 writable by others, or (restore, recover) a path that is no longer what it was.
 
-Mattermost inside GitLab Omnibus, Team -> Enterprise in place:
-  upkeep-lease grant --product mattermost --expires 30m
-      records owner, group, mode and every attribute of
-      /opt/gitlab/embedded/bin/mattermost, moves it into a private directory
-      /opt/gitlab/embedded/bin/.mattermost.upkeep-lease.d (a link stays at its
-      path; the running server follows) and lends only that directory to the
-      mattermost user: Mattermost's upgrader checks the directory of the
-      binary's real path, and /opt/gitlab/embedded/bin stays root's
-  (System Console > Edition and License > Upgrade to Enterprise Edition; restart)
+An in-place edition conversion by the product's own upgrader:
+  upkeep-lease grant --product PRODUCT --expires 30m
+      records owner, group, mode and every attribute of the binary the
+      product's manifest names, moves it into a private directory beside it
+      (DIR/.NAME.upkeep-lease.d; a link stays at its path, the running server
+      follows) and lends only that directory to the product's user: an
+      upgrader that checks the directory of the binary's real path is
+      satisfied, and the binary's own directory stays root's
+  (run the conversion in the product, e.g. from its admin console; restart)
   upkeep-lease restore --all
       takes the private directory back, moves the new binary back to its path
       with the recorded owner, mode and capabilities, removes the directory,
