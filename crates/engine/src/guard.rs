@@ -7,6 +7,7 @@
 //! edition recorded last time (`ROOT/var/lib/upkeep/editions.json`) is not
 //! the edition found now.
 
+use crate::context::Context;
 use crate::detect::{self, Install, Options, Report, System};
 use crate::embedded;
 use crate::plugin::{self, Edition, Plugin};
@@ -366,10 +367,7 @@ pub struct Observation {
 /// Detects every install, compares with what was recorded, and (when
 /// `record`) records what is there now.
 pub fn observe(root: &SysRoot, opts: &Options, record: bool) -> Result<Observation> {
-    let plugins = plugin::load(root)?;
-    let all: Vec<&Plugin> = plugins.iter().collect();
-    let mut sys = System::open(root)?;
-    let report = detect::detect(&mut sys, &all, opts)?;
+    let report = Context::open(root)?.detect(&[], opts)?;
     let records = load_records(root)?;
     let reverts = reverts(&records, &report);
     let mut warnings = report.warnings.clone();
@@ -411,10 +409,7 @@ fn save_records(root: &SysRoot, report: &Report, reverts: &[Revert]) -> Result<(
 /// or recorded: what is there now is recorded as seen, so they are no
 /// longer reported. Returns how many there were.
 pub fn ack(root: &SysRoot, opts: &Options, product: &str, path: Option<&str>) -> Result<usize> {
-    let plugins = plugin::load(root)?;
-    let all: Vec<&Plugin> = plugins.iter().collect();
-    let mut sys = System::open(root)?;
-    let report = detect::detect(&mut sys, &all, opts)?;
+    let report = Context::open(root)?.detect(&[], opts)?;
     let _lock = Lock::acquire(root, Duration::from_secs(10))?;
     let mut records = load_records(root)?;
     let matching: Vec<Revert> = reverts(&records, &report)
