@@ -5,7 +5,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use upkeep_cli::{self, CommonArgs, DryRun, Format, Manual};
-use upkeep_engine::embedded::{Action, ConfigState};
+use upkeep_engine::embedded::{Action, ConfigState, Why};
 use upkeep_engine::switch;
 use upkeep_sys::{Error, ExitCode, Result};
 
@@ -169,10 +169,10 @@ fn output(r: &switch::Report, json: bool) -> Result<()> {
     }
     let mut s = String::new();
     let state = |c: &ConfigState| {
-        let why = match c.reason.as_str() {
-            "explicit" => format!("set explicitly{}", on_line(c.line)),
-            "implied" => format!("implied by the URL setting{}", on_line(c.line)),
-            _ => "the default".to_string(),
+        let why = match c.reason {
+            Why::Explicit => format!("set explicitly{}", on_line(c.line)),
+            Why::Implied => format!("implied by the URL setting{}", on_line(c.line)),
+            Why::Default => "the default".to_string(),
         };
         format!("{} ({why})", if c.enabled { "enabled" } else { "disabled" })
     };
