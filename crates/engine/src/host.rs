@@ -1,9 +1,8 @@
-//! The host product's own tools: its control command (`gitlab-ctl`) and
+//! The host product's own tools: its control command and
 //! its Ruby. Under a `--root` other than `/` only the root's own copies are
 //! used, never the machine's.
 
 use crate::plugin::HostSpec;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use upkeep_sys::error::{Error, Result};
@@ -133,7 +132,7 @@ pub fn run_ctl(root: &SysRoot, ctl: &Path, args: &[String], output_to_stderr: bo
     if let Some(why) = chroot_failure(root, ctl, code) {
         eprintln!("upkeep: {why}");
     }
-    log_line(
+    crate::notify::log_line(
         root,
         &format!("ran {} {}: exit {code}", ctl.display(), args.join(" ")),
     );
@@ -150,29 +149,4 @@ pub fn service_running(root: &SysRoot, ctl: &Path, service: &str) -> Result<bool
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .any(|l| l.starts_with("run:") && l.contains(service)))
-}
-
-/// Appends a line to upkeep's log; logging never fails a command.
-pub fn log_line(root: &SysRoot, line: &str) {
-    let file = safe::create_dir_all(root, "/var/log/upkeep", 0o755)
-        .and_then(|d| d.open_append(std::ffi::OsStr::new("upkeep.log"), 0o640));
-    if let Ok(mut f) = file {
-        let _ = writeln!(
-            f,
-            "{} {line}",
-            upkeep_sys::state::utc_stamp(upkeep_sys::state::now())
-        );
-    }
-}
-
-/// Sends a warning to the system log (`/dev/log`) when acting on the real
-/// system; a test root has no syslog of its own. Never fails.
-pub fn syslog(root: &SysRoot, tag: &str, msg: &str) {
-    if !root.is_host() {
-        return;
-    }
-    if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
-        // facility user (1), severity warning (4)
-        let _ = sock.send_to(format!("<12>{tag}: {msg}").as_bytes(), "/dev/log");
-    }
 }

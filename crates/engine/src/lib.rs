@@ -8,6 +8,7 @@ pub mod guard;
 pub mod hooks;
 pub mod host;
 pub mod lease;
+pub mod notify;
 pub mod plugin;
 pub mod rb_eval;
 pub mod reconfigure;

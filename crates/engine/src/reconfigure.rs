@@ -3,7 +3,7 @@
 
 use crate::detect::Options;
 use crate::plugin::{self, HostSpec};
-use crate::{guard, host};
+use crate::{guard, host, notify};
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::root::SysRoot;
 
@@ -88,8 +88,8 @@ pub fn reconfigure(
                 for r in &obs.reverts {
                     let msg = r.message();
                     say(&msg);
-                    host::syslog(root, "upkeep-reconfigure", &msg);
-                    host::log_line(root, &format!("upkeep-reconfigure: {msg}"));
+                    notify::syslog(root, "upkeep-reconfigure", &msg);
+                    notify::log_line(root, &format!("upkeep-reconfigure: {msg}"));
                 }
             }
             Err(e) => say(&format!("warning: could not check after reconfigure: {e}")),

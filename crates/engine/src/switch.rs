@@ -5,7 +5,7 @@
 
 use crate::context::Context;
 use crate::embedded::{self, Action, ConfigState, Located};
-use crate::{host, rb_eval};
+use crate::{host, notify, rb_eval};
 use serde::Serialize;
 use std::path::Path;
 use upkeep_formats::ruby_config::RubyConfig;
@@ -177,7 +177,7 @@ pub fn switch(root: &SysRoot, req: &Request) -> Result<Switched> {
             )));
         }
         report.backup = Some(inside_path(root, &backup));
-        host::log_line(
+        notify::log_line(
             root,
             &format!(
                 "{}: edited {} ({})",

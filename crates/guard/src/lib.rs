@@ -9,7 +9,7 @@ use std::io::Read;
 use upkeep_cli::{self, AllowExec, CommonArgs, Format, Manual, Strict};
 use upkeep_engine::detect::Options;
 use upkeep_engine::guard::{self, Observation};
-use upkeep_engine::{host, lease};
+use upkeep_engine::{lease, notify};
 use upkeep_sys::{ExitCode, Result, SysRoot};
 
 pub const NAME: &str = "upkeep-guard";
@@ -159,7 +159,7 @@ fn run(args: Args) -> Result<ExitCode> {
                 eprintln!("{NAME}: {m}");
             }
             if outcome.veto {
-                host::log_line(
+                notify::log_line(
                     &root,
                     &format!(
                         "{NAME}: vetoed an apt run: {}",
@@ -202,8 +202,8 @@ fn read_hook_stream() -> Vec<u8> {
 fn report_revert(root: &SysRoot, r: &guard::Revert) {
     let msg = r.message();
     eprintln!("{NAME}: {msg}");
-    host::syslog(root, NAME, &msg);
-    host::log_line(root, &format!("{NAME}: {msg}"));
+    notify::syslog(root, NAME, &msg);
+    notify::log_line(root, &format!("{NAME}: {msg}"));
 }
 
 /// What the package triggers run: never fails the package manager.
