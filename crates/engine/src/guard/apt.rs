@@ -275,7 +275,7 @@ fn check_downgrades(
                         )
                     };
                     out.messages.push(format!(
-                        "{}: {what}; {} forbids downgrades (its schema may have moved on)",
+                        "{}: {what}, and {} forbids downgrades because its database schema may have moved on.",
                         if block { "refusing" } else { "warning" },
                         p.name()
                     ));
