@@ -1217,3 +1217,41 @@ fn rollback_restores_the_previous_release_and_its_config_and_keeps_data() {
             || s.up(&["recover"]).stdout.is_empty()
     );
 }
+
+#[test]
+fn backup_now_is_verified_and_listed_and_changes_nothing_installed() {
+    let s = site("9.11.0");
+    let before = s.snapshot();
+    let o = s.up(&[
+        "backup",
+        "mattermost",
+        "--skip-db-backup",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let dir = PathBuf::from(json(&o)["path"].as_str().unwrap());
+    assert_eq!(
+        fs::read(dir.join("data/users/1/avatar.png")).unwrap(),
+        b"png"
+    );
+    let m = fs::metadata(dir.join("data/users/1/avatar.png")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (994, 994, 0o640));
+    assert!(fs::read_to_string(dir.join("SHA256SUMS"))
+        .unwrap()
+        .contains("  data/users/1/avatar.png\n"));
+    assert_eq!(s.snapshot(), before);
+    let o = s.up(&["backups", "mattermost", "--format", "json"]);
+    assert_eq!(json(&o)[0]["verified"], true, "{}", stdout(&o));
+    // Without --skip-db-backup the real pg_dump cannot reach the
+    // stand-in's database: the backup fails and leaves nothing.
+    let o = s.up(&["backup", "mattermost"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        fs::read_dir(s.root.path("var/lib/upkeep/backups/mattermost"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count(),
+        1
+    );
+}

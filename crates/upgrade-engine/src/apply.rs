@@ -149,6 +149,27 @@ fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> R
     Ok(dir)
 }
 
+/// A backup now, as `apply` makes before it changes anything (config,
+/// local data, database dump unless skipped), verified; its directory.
+pub fn backup_now(rel: &Release, opts: &Options) -> Result<PathBuf> {
+    let _lock = Journal::lock(&rel.root, Duration::from_secs(10))?;
+    let from = rel.installed_version().ok_or_else(|| {
+        Error::Failed(format!(
+            "{} is not installed in {}: nothing to back up",
+            rel.product, rel.spec.dir
+        ))
+    })?;
+    let config_path = rel.config_path(&rel.target());
+    let (config_text, config) = crate::read_config(&rel.root, &config_path)?;
+    let inputs = plan::Inputs {
+        archives: Vec::new(),
+        config_text,
+        config,
+        config_path,
+    };
+    backup(rel, &from, &inputs, opts)
+}
+
 fn dump_database(rel: &Release, config: &serde_json::Value, out: &Path) -> Result<()> {
     let b = &rel.spec.backup;
     let key = b.datasource_from.as_deref().unwrap_or_default();

@@ -111,6 +111,13 @@ pub enum Cmd {
         /// Only this product (default: every product with a [release] section).
         product: Option<String>,
     },
+    /// Back up PRODUCT now as apply does first (config, local data, database), verified.
+    Backup {
+        product: String,
+        /// Without the database dump (on purpose).
+        #[arg(long)]
+        skip_db_backup: bool,
+    },
     /// List the backups of PRODUCT and verify each against its checksums.
     Backups { product: String },
 }
@@ -270,6 +277,20 @@ fn run(args: Args) -> Result<ExitCode> {
                 }
             }
             cli::print(&out)?;
+            Ok(ExitCode::Ok)
+        }
+        Cmd::Backup {
+            product,
+            skip_db_backup,
+        } => {
+            let rel = Release::load(&root, &product)?;
+            let dir = apply::backup_now(&rel, &options(&[], skip_db_backup)?)?;
+            match format {
+                Format::Json => cli::print_json(
+                    &serde_json::json!({ "path": dir.display().to_string(), "verified": true }),
+                )?,
+                Format::Text => cli::print(&format!("backup: {} (verified)\n", dir.display()))?,
+            }
             Ok(ExitCode::Ok)
         }
         Cmd::Backups { product } => {
