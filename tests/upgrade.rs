@@ -52,7 +52,7 @@ start)
   cd /opt/mattermost || exit 1
   ./bin/mattermost >>"/var/log/$svc.log" 2>&1 </dev/null &
   echo $! >"$pidf"
-  sleep 0.3
+  sleep 0.1
   if ! kill -0 "$(cat "$pidf")" 2>/dev/null; then
     echo "$svc.service: start failed, see /var/log/$svc.log" >&2
     rm -f "$pidf"
@@ -64,7 +64,7 @@ stop)
   pid="$(cat "$pidf")"
   kill "$pid" 2>/dev/null
   n=0
-  while kill -0 "$pid" 2>/dev/null && [ $n -lt 30 ]; do sleep 0.1; n=$((n+1)); done
+  while kill -0 "$pid" 2>/dev/null && [ $n -lt 300 ]; do sleep 0.01; n=$((n+1)); done
   rm -f "$pidf"
   ;;
 *) echo "stand-in systemctl: $1 not supported" >&2; exit 1 ;;

@@ -109,6 +109,7 @@ fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> R
         .find(|p| !fsops::exists(&rel.root, p))
         .ok_or_else(|| Error::Failed("too many backups this second".into()))?;
     fsops::create_private_dir(&rel.root, &dir)?;
+    let _progress = crate::progress::start(&format!("backing up to {}", dir.display()));
     let res = (|| {
         let mut sums = Vec::new();
         fsops::copy_tree(

@@ -357,6 +357,7 @@ fn copy_at(
             // file: `copy_tree`, then the backup's verify).
             let want = safe::sha256_file(&f)?;
             sums.push((rel.to_string(), want));
+            crate::progress::file_done(u64::try_from(st.st_size).unwrap_or(0));
             Ok(())
         }
         SKind::Symlink => {

@@ -15,6 +15,7 @@ pub mod fsops;
 pub mod jsonedit;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod revert;
 pub mod service;
 
