@@ -52,7 +52,7 @@ start)
   cd /opt/mattermost || exit 1
   ./bin/mattermost >>"/var/log/$svc.log" 2>&1 </dev/null &
   echo $! >"$pidf"
-  sleep 0.3
+  sleep 0.1
   if ! kill -0 "$(cat "$pidf")" 2>/dev/null; then
     echo "$svc.service: start failed, see /var/log/$svc.log" >&2
     rm -f "$pidf"
@@ -64,7 +64,7 @@ stop)
   pid="$(cat "$pidf")"
   kill "$pid" 2>/dev/null
   n=0
-  while kill -0 "$pid" 2>/dev/null && [ $n -lt 30 ]; do sleep 0.1; n=$((n+1)); done
+  while kill -0 "$pid" 2>/dev/null && [ $n -lt 300 ]; do sleep 0.01; n=$((n+1)); done
   rm -f "$pidf"
   ;;
 *) echo "stand-in systemctl: $1 not supported" >&2; exit 1 ;;
@@ -1067,4 +1067,191 @@ fn dry_run_changes_nothing_and_a_planted_link_is_never_followed() {
         b"keep me"
     );
     assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn install_from_nothing_checks_stages_and_starts_and_undoes_a_failed_one() {
+    let s = site("9.11.0");
+    // Take the hand-made install away: a machine with nothing installed.
+    s.systemctl("stop");
+    fs::remove_dir_all(s.root.path("opt/mattermost")).unwrap();
+    let listen = format!("ServiceSettings.ListenAddress=\":{}\"", s.port);
+    let db = "SqlSettings.DataSource=\"file:/var/lib/mmdb/schema\"";
+    // A broken release: the start fails, and nothing is left behind.
+    let broken = s.tarball(&Release {
+        fail_start: true,
+        ..rel("9.11.0")
+    });
+    let o = s.up(&[
+        "install",
+        "mattermost",
+        &broken,
+        "--set",
+        &listen,
+        "--set",
+        db,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("undone"), "{}", stderr(&o));
+    let beside: Vec<_> = fs::read_dir(s.root.path("opt")).unwrap().collect();
+    assert!(beside.is_empty(), "nothing left in /opt: {beside:?}");
+    assert!(!s
+        .root
+        .path("var/lib/upkeep/upgrade/mattermost.journal")
+        .exists());
+    // A hostile archive: refused before anything is written.
+    let evil = s.work.path().join("evil.tar.gz");
+    raw_tarball(
+        &evil,
+        &[(
+            "mattermost/../../etc/evil",
+            tar::EntryType::Regular,
+            0o644,
+            b"x",
+            None,
+        )],
+    );
+    let o = s.up(&["install", "mattermost", evil.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(fs::read_dir(s.root.path("opt")).unwrap().next().is_none());
+    // The real one.
+    let a = s.tarball(&rel("9.11.0"));
+    let o = s.up(&["install", "mattermost", &a, "--set", &listen, "--set", db]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"));
+    let b = fs::metadata(s.root.path("opt/mattermost/bin/mattermost")).unwrap();
+    assert_eq!((b.uid(), b.gid()), (994, 994));
+    assert_eq!(
+        s.getcap("opt/mattermost/bin/mattermost"),
+        "cap_net_bind_service=ep"
+    );
+    let cfg = String::from_utf8(s.read("opt/mattermost/config/config.json")).unwrap();
+    assert!(cfg.contains("file:/var/lib/mmdb/schema"), "{cfg}");
+    let mut beside: Vec<String> = fs::read_dir(s.root.path("opt"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    beside.sort();
+    assert_eq!(beside, ["mattermost"]);
+    // Again: nothing to do. Another version over it: refused, use apply.
+    let before = s.snapshot();
+    let o = s.up(&["install", "mattermost", &a]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("nothing to do"), "{}", stdout(&o));
+    let newer = s.tarball(&rel("10.5.1"));
+    let o = s.up(&["install", "mattermost", &newer]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("apply"), "{}", stderr(&o));
+    assert_eq!(s.snapshot(), before);
+    // And it upgrades like a hand-made install.
+    let o = s.up(&["apply", "mattermost", &newer]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("10.5.1"));
+}
+
+#[test]
+fn rollback_restores_the_previous_release_and_its_config_and_keeps_data() {
+    let s = site("9.11.0");
+    let cfg_before = String::from_utf8(s.read("opt/mattermost/config/config.json")).unwrap();
+    // Nothing to roll back to yet.
+    let o = s.up(&["rollback", "mattermost"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let a = s.tarball(&rel("10.5.1"));
+    let o = s.up(&[
+        "apply",
+        "mattermost",
+        &a,
+        "--set",
+        "ServiceSettings.SiteURL=\"https://chat.example.com\"",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("10.5.1"));
+    // Uploaded after the upgrade: must survive the rollback.
+    s.root
+        .write("opt/mattermost/data/users/2/new.png", b"new", 0o640);
+    // The new release migrated the database: the old one refuses it, so
+    // the rollback fails its health check and undoes itself.
+    let after = s.snapshot();
+    let o = s.up(&["rollback", "mattermost"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("undone"), "{}", stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("10.5.1"));
+    assert_eq!(s.snapshot(), after, "exactly as before the rollback");
+    // The operator restores the database (here: the stand-in's file).
+    fs::write(s.root.path("var/lib/mmdb/schema"), "9.11.0\n").unwrap();
+    let o = s.up(&["rollback", "mattermost", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.snapshot(), after, "a dry run changes nothing");
+    let o = s.up(&["rollback", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"));
+    assert_eq!(s.read("opt/mattermost/VERSION"), b"9.11.0\n");
+    assert_eq!(
+        String::from_utf8(s.read("opt/mattermost/config/config.json")).unwrap(),
+        cfg_before,
+        "the config of the backup"
+    );
+    assert_eq!(s.read("opt/mattermost/data/users/1/avatar.png"), b"png");
+    assert_eq!(s.read("opt/mattermost/data/users/2/new.png"), b"new");
+    assert_eq!(s.read("opt/mattermost/tls/key.pem"), b"secret key");
+    assert_eq!(
+        s.read("opt/mattermost/client/root.html"),
+        b"<html>9.11.0</html>"
+    );
+    let b = fs::metadata(s.root.path("opt/mattermost/bin/mattermost")).unwrap();
+    assert_eq!((b.uid(), b.gid()), (994, 994));
+    assert_eq!(
+        s.getcap("opt/mattermost/bin/mattermost"),
+        "cap_net_bind_service=ep"
+    );
+    // Again: nothing to do, nothing changed.
+    let done = s.snapshot();
+    let o = s.up(&["rollback", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("nothing to do"), "{}", stdout(&o));
+    assert_eq!(s.snapshot(), done);
+    assert!(
+        !s.root
+            .path("var/lib/upkeep/upgrade/mattermost.journal")
+            .exists()
+            || s.up(&["recover"]).stdout.is_empty()
+    );
+}
+
+#[test]
+fn backup_now_is_verified_and_listed_and_changes_nothing_installed() {
+    let s = site("9.11.0");
+    let before = s.snapshot();
+    let o = s.up(&[
+        "backup",
+        "mattermost",
+        "--skip-db-backup",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let dir = PathBuf::from(json(&o)["path"].as_str().unwrap());
+    assert_eq!(
+        fs::read(dir.join("data/users/1/avatar.png")).unwrap(),
+        b"png"
+    );
+    let m = fs::metadata(dir.join("data/users/1/avatar.png")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (994, 994, 0o640));
+    assert!(fs::read_to_string(dir.join("SHA256SUMS"))
+        .unwrap()
+        .contains("  data/users/1/avatar.png\n"));
+    assert_eq!(s.snapshot(), before);
+    let o = s.up(&["backups", "mattermost", "--format", "json"]);
+    assert_eq!(json(&o)[0]["verified"], true, "{}", stdout(&o));
+    // Without --skip-db-backup the real pg_dump cannot reach the
+    // stand-in's database: the backup fails and leaves nothing.
+    let o = s.up(&["backup", "mattermost"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        fs::read_dir(s.root.path("var/lib/upkeep/backups/mattermost"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count(),
+        1
+    );
 }

@@ -31,7 +31,10 @@ complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -s h -l help
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -s V -l version -d 'Print version'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "plan" -d 'Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "apply" -d 'Upgrade through every ARCHIVE in version order, each step verified'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "install" -d 'First install from ARCHIVE, with the same checks, staging and journal as an upgrade'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "rollback" -d 'Go back to the release kept after the last upgrade, with its verified config backup'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "recover" -d 'Finish or undo an interrupted upgrade; silent when there is none'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "backup" -d 'Back up PRODUCT now as apply does first (config, local data, database), verified'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "backups" -d 'List the backups of PRODUCT and verify each against its checksums'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l set -d 'Override a config.json setting (JSON value): Section.Key=JSON' -r
@@ -47,16 +50,35 @@ json\t'For scripts; field names are stable'"
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l skip-db-backup -d 'Upgrade without dumping the database first (on purpose)'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l dry-run -d 'Show what would change (a unified diff where a file would change); change nothing'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand install" -l set -d 'Override a config.json setting (JSON value): Section.Key=JSON' -r
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand install" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand install" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'For scripts; field names are stable'"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand install" -l dry-run -d 'Show what would change (a unified diff where a file would change); change nothing'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand install" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'For scripts; field names are stable'"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" -l dry-run -d 'Show what would change (a unified diff where a file would change); change nothing'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand recover" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand recover" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand recover" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backup" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backup" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'For scripts; field names are stable'"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backup" -l skip-db-backup -d 'Without the database dump (on purpose)'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backups" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backups" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backups" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply recover backups help" -f -a "plan" -d 'Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply recover backups help" -f -a "apply" -d 'Upgrade through every ARCHIVE in version order, each step verified'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply recover backups help" -f -a "recover" -d 'Finish or undo an interrupted upgrade; silent when there is none'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply recover backups help" -f -a "backups" -d 'List the backups of PRODUCT and verify each against its checksums'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply recover backups help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "plan" -d 'Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "apply" -d 'Upgrade through every ARCHIVE in version order, each step verified'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "install" -d 'First install from ARCHIVE, with the same checks, staging and journal as an upgrade'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "rollback" -d 'Go back to the release kept after the last upgrade, with its verified config backup'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "recover" -d 'Finish or undo an interrupted upgrade; silent when there is none'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "backup" -d 'Back up PRODUCT now as apply does first (config, local data, database), verified'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "backups" -d 'List the backups of PRODUCT and verify each against its checksums'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

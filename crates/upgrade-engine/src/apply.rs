@@ -43,6 +43,8 @@ pub enum Step {
     Capabilities,
     Start,
     Verify,
+    /// `rollback`: the backup's config.json back in place.
+    RestoreConfig,
 }
 
 /// The journal record's body: everything an undo or a `recover` needs.
@@ -67,10 +69,16 @@ pub struct Body {
     pub owner: Option<(u32, u32)>,
     /// The release's file list (recorded on commit).
     pub files: Vec<String>,
+    /// A first install (`install`): the target was an empty directory.
+    #[serde(default)]
+    pub install: bool,
+    /// A `rollback`: the config to put back (from the verified backup).
+    #[serde(default)]
+    pub restore_config: Option<PathBuf>,
 }
 
 impl Body {
-    fn swapped(&self, root: &SysRoot) -> bool {
+    pub(crate) fn swapped(&self, root: &SysRoot) -> bool {
         matches!(fsops::lstat(root, &self.target), Ok(Some(st)) if st.st_ino != self.old_ino)
     }
 }
@@ -101,6 +109,7 @@ fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> R
         .find(|p| !fsops::exists(&rel.root, p))
         .ok_or_else(|| Error::Failed("too many backups this second".into()))?;
     fsops::create_private_dir(&rel.root, &dir)?;
+    let _progress = crate::progress::start(&format!("backing up to {}", dir.display()));
     let res = (|| {
         let mut sums = Vec::new();
         fsops::copy_tree(
@@ -139,6 +148,27 @@ fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> R
     }
     retain(rel, rel.spec.backup.keep.unwrap_or(3))?;
     Ok(dir)
+}
+
+/// A backup now, as `apply` makes before it changes anything (config,
+/// local data, database dump unless skipped), verified; its directory.
+pub fn backup_now(rel: &Release, opts: &Options) -> Result<PathBuf> {
+    let _lock = Journal::lock(&rel.root, Duration::from_secs(10))?;
+    let from = rel.installed_version().ok_or_else(|| {
+        Error::Failed(format!(
+            "{} is not installed in {}: nothing to back up",
+            rel.product, rel.spec.dir
+        ))
+    })?;
+    let config_path = rel.config_path(&rel.target());
+    let (config_text, config) = crate::read_config(&rel.root, &config_path)?;
+    let inputs = plan::Inputs {
+        archives: Vec::new(),
+        config_text,
+        config,
+        config_path,
+    };
+    backup(rel, &from, &inputs, opts)
 }
 
 fn dump_database(rel: &Release, config: &serde_json::Value, out: &Path) -> Result<()> {
@@ -259,7 +289,7 @@ pub fn apply(rel: &Release, archives: &[PathBuf], opts: &Options, dry_run: bool)
     })
 }
 
-fn owner_ids(rel: &Release) -> Result<Option<(u32, u32)>> {
+pub(crate) fn owner_ids(rel: &Release) -> Result<Option<(u32, u32)>> {
     let Some(o) = &rel.spec.owner else {
         return Ok(None);
     };
@@ -334,6 +364,8 @@ fn step(
             .map(|e| e.rel.clone())
             .filter(|r| !r.is_empty())
             .collect(),
+        install: false,
+        restore_config: None,
     };
     let count = body.steps.len();
     let mut rec = Record::new(body);
@@ -346,7 +378,7 @@ fn step(
     commit(rel, &journal, &rec)
 }
 
-fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Result<()> {
+pub(crate) fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Result<()> {
     match step {
         Step::Stage => {
             fsops::remove_tree(&rel.root, &b.stage)?;
@@ -410,16 +442,25 @@ fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Result<()> {
         }
         Step::Start => service::control(&rel.root, &rel.spec.start, &rel.spec.services),
         Step::Verify => healthy(rel, b),
+        Step::RestoreConfig => {
+            let from = b.restore_config.as_deref().unwrap_or(&b.config_backup);
+            let saved = fsops::read(&rel.root, from)?
+                .ok_or_else(|| Error::Failed(format!("{}: missing", from.display())))?;
+            fsops::replace_keeping(&rel.root, &b.config_path, &saved)
+        }
     }
 }
 
 /// Undoes one step; safe to run again, and for a step never made.
-fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
+pub(crate) fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
     match step {
         // Only while the target is the old tree is the stage the new one.
         Step::Stage => {
             if !b.swapped(&rel.root) {
                 fsops::remove_tree(&rel.root, &b.stage)?;
+                if b.install {
+                    crate::revert::remove_if_empty(&rel.root, &b.target)?;
+                }
             }
             fsops::remove_tree(&rel.root, &b.shipped)
         }
@@ -427,6 +468,9 @@ fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
         Step::Swap => {
             if b.swapped(&rel.root) {
                 fsops::exchange(&rel.root, &b.target, &b.stage)?;
+            }
+            if b.install {
+                crate::revert::remove_if_empty(&rel.root, &b.target)?;
             }
             Ok(())
         }
@@ -441,7 +485,9 @@ fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
             }
             Ok(())
         }
-        Step::Overrides => {
+        // A first install's tree goes away whole.
+        Step::Overrides | Step::RestoreConfig if b.install => Ok(()),
+        Step::Overrides | Step::RestoreConfig => {
             if b.swapped(&rel.root) {
                 let saved = fsops::read(&rel.root, &b.config_backup)?.ok_or_else(|| {
                     Error::Failed(format!("{}: missing", b.config_backup.display()))
@@ -467,7 +513,7 @@ fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
     }
 }
 
-fn healthy(rel: &Release, b: &Body) -> Result<()> {
+pub(crate) fn healthy(rel: &Release, b: &Body) -> Result<()> {
     if let Some(h) = &rel.spec.health {
         let (_, cfg) = crate::read_config(&rel.root, &b.config_path)?;
         service::wait_healthy(h, &cfg, &b.to)?;
@@ -480,10 +526,21 @@ pub const RELEASES: &str = "releases";
 
 /// Keeps the old tree as the previous release, records the new file list,
 /// and closes the record.
-fn commit(rel: &Release, journal: &Journal, rec: &Record<Body>) -> Result<()> {
+pub(crate) fn commit(rel: &Release, journal: &Journal, rec: &Record<Body>) -> Result<()> {
     let b = &rec.body;
     let prev = rel.previous();
-    if b.swapped(&rel.root) && fsops::exists(&rel.root, &b.stage) {
+    if b.install {
+        // What is left at the stage is the empty directory swapped out.
+        crate::revert::remove_if_empty(&rel.root, &b.stage)?;
+    } else if b.stage == prev {
+        // A rollback: the release rolled back from is kept aside, so that
+        // a second rollback finds nothing to do.
+        let gone = rel.rolled_back();
+        if b.swapped(&rel.root) && fsops::exists(&rel.root, &b.stage) {
+            fsops::remove_tree(&rel.root, &gone)?;
+            fsops::rename_noreplace(&rel.root, &b.stage, &gone)?;
+        }
+    } else if b.swapped(&rel.root) && fsops::exists(&rel.root, &b.stage) {
         fsops::remove_tree(&rel.root, &prev)?;
         fsops::rename_noreplace(&rel.root, &b.stage, &prev)?;
     }
@@ -505,7 +562,7 @@ pub enum Recovered {
     Finished,
 }
 
-fn recover_locked(rel: &Release) -> Result<Recovered> {
+pub(crate) fn recover_locked(rel: &Release) -> Result<Recovered> {
     let Some(journal) = Journal::existing(&rel.root, JOURNAL)? else {
         return Ok(Recovered::Nothing);
     };

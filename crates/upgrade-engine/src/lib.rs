@@ -15,6 +15,8 @@ pub mod fsops;
 pub mod jsonedit;
 pub mod plan;
 pub mod policy;
+pub mod progress;
+pub mod revert;
 pub mod service;
 
 use std::path::{Path, PathBuf};
@@ -84,6 +86,11 @@ impl Release {
     /// The previous tree after a successful upgrade (for `rollback`).
     pub fn previous(&self) -> PathBuf {
         self.sibling("previous")
+    }
+
+    /// The release a `rollback` went back from.
+    pub fn rolled_back(&self) -> PathBuf {
+        self.sibling("rolled-back")
     }
 
     pub fn config_path(&self, tree: &Path) -> PathBuf {

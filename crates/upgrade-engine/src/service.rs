@@ -91,6 +91,9 @@ fn get(addr: &str, path: &str) -> std::io::Result<Answer> {
 pub fn wait_healthy(h: &ReleaseHealth, config: &serde_json::Value, version: &str) -> Result<()> {
     let addr = listen_address(h, config);
     let deadline = Instant::now() + Duration::from_millis(h.timeout_ms);
+    // Asked again soon at first (the downtime ends when it answers), then
+    // every 200 ms.
+    let mut pause = Duration::from_millis(5);
     loop {
         let last = match get(&addr, &h.path) {
             Ok((status, headers, body)) => match judge(h, status, &headers, &body, version) {
@@ -105,7 +108,8 @@ pub fn wait_healthy(h: &ReleaseHealth, config: &serde_json::Value, version: &str
                 h.path, h.timeout_ms
             )));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
 

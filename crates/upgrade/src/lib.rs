@@ -38,7 +38,7 @@ pub const MANUAL: Manual = Manual {
 };
 use upkeep_upgrade_engine::apply::{self, Recovered};
 use upkeep_upgrade_engine::plan::{self, Options, Plan};
-use upkeep_upgrade_engine::{jsonedit, Release};
+use upkeep_upgrade_engine::{jsonedit, revert, Release};
 
 pub const NAME: &str = "upkeep-upgrade";
 
@@ -89,10 +89,34 @@ pub enum Cmd {
         #[command(flatten)]
         dry_run: DryRun,
     },
+    /// First install from ARCHIVE, with the same checks, staging and journal as an upgrade.
+    Install {
+        product: String,
+        #[arg(value_name = "ARCHIVE")]
+        archive: PathBuf,
+        /// Override a config.json setting (JSON value): Section.Key=JSON.
+        #[arg(long = "set", value_name = "Section.Key=JSON")]
+        set: Vec<String>,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+    /// Go back to the release kept after the last upgrade, with its verified config backup.
+    Rollback {
+        product: String,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
     /// Finish or undo an interrupted upgrade; silent when there is none.
     Recover {
         /// Only this product (default: every product with a [release] section).
         product: Option<String>,
+    },
+    /// Back up PRODUCT now as apply does first (config, local data, database), verified.
+    Backup {
+        product: String,
+        /// Without the database dump (on purpose).
+        #[arg(long)]
+        skip_db_backup: bool,
     },
     /// List the backups of PRODUCT and verify each against its checksums.
     Backups { product: String },
@@ -173,6 +197,60 @@ fn run(args: Args) -> Result<ExitCode> {
             }
             Ok(ExitCode::Ok)
         }
+        Cmd::Install {
+            product,
+            archive,
+            set,
+            dry_run,
+        } => {
+            let rel = Release::load(&root, &product)?;
+            let opts = options(&set, false)?;
+            let r = revert::install(&rel, &archive, &opts.settings, dry_run.dry_run)?;
+            match format {
+                Format::Json => cli::print_json(&r)?,
+                Format::Text => cli::print(&if r.unchanged {
+                    format!(
+                        "{} {} is already installed in {}: nothing to do\n",
+                        r.product, r.version, r.dir
+                    )
+                } else if dry_run.dry_run {
+                    format!(
+                        "{} {} would be installed in {}; dry run: nothing was changed\n",
+                        r.product, r.version, r.dir
+                    )
+                } else {
+                    format!(
+                        "{} {} is installed in {} and answers its health check\n",
+                        r.product, r.version, r.dir
+                    )
+                })?,
+            }
+            Ok(ExitCode::Ok)
+        }
+        Cmd::Rollback { product, dry_run } => {
+            let rel = Release::load(&root, &product)?;
+            let r = revert::rollback(&rel, dry_run.dry_run)?;
+            match format {
+                Format::Json => cli::print_json(&r)?,
+                Format::Text => {
+                    let mut s = if r.unchanged {
+                        format!(
+                            "{}: already rolled back from {} to {}: nothing to do\n",
+                            r.product, r.from, r.to
+                        )
+                    } else if dry_run.dry_run {
+                        format!("{}: would roll back from {} to {} with the config of {}; dry run: nothing was changed\n", r.product, r.from, r.to, r.backup)
+                    } else {
+                        format!("{}: rolled back from {} to {} (config from {}); it answers its health check\n", r.product, r.from, r.to, r.backup)
+                    };
+                    if let Some(d) = &r.database_dump {
+                        let _ = writeln!(s, "the database was not restored: if {} migrated it, restore the dump {d} (pg_restore --clean --if-exists -d DATASOURCE {d})", r.from);
+                    }
+                    cli::print(&s)?
+                }
+            }
+            Ok(ExitCode::Ok)
+        }
         Cmd::Recover { product } => {
             let products: Vec<String> = match product {
                 Some(p) => vec![p],
@@ -199,6 +277,20 @@ fn run(args: Args) -> Result<ExitCode> {
                 }
             }
             cli::print(&out)?;
+            Ok(ExitCode::Ok)
+        }
+        Cmd::Backup {
+            product,
+            skip_db_backup,
+        } => {
+            let rel = Release::load(&root, &product)?;
+            let dir = apply::backup_now(&rel, &options(&[], skip_db_backup)?)?;
+            match format {
+                Format::Json => cli::print_json(
+                    &serde_json::json!({ "path": dir.display().to_string(), "verified": true }),
+                )?,
+                Format::Text => cli::print(&format!("backup: {} (verified)\n", dir.display()))?,
+            }
             Ok(ExitCode::Ok)
         }
         Cmd::Backups { product } => {
