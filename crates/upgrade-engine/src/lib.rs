@@ -16,6 +16,7 @@ pub mod jsonedit;
 pub mod plan;
 pub mod policy;
 pub mod service;
+pub mod versioning;
 
 use std::path::{Path, PathBuf};
 use upkeep_core::release::ReleaseSpec;
