@@ -80,6 +80,10 @@ pub struct Manifest {
     /// How an install from the release archive is upgraded (upkeep-upgrade).
     #[serde(default)]
     pub release: Option<crate::release::ReleaseSpec>,
+    /// Checks run before an upgrade changes anything (database, logs); read
+    /// by upkeep-upgrade's preflight, which holds the schema.
+    #[serde(default)]
+    pub preflight: Option<toml::Value>,
 }
 
 impl Manifest {

@@ -15,6 +15,8 @@ pub mod fsops;
 pub mod jsonedit;
 pub mod plan;
 pub mod policy;
+pub mod preflight;
+mod preflight_io;
 pub mod service;
 pub mod versioning;
 

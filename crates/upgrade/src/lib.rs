@@ -12,6 +12,8 @@ use upkeep_upgrade_engine::apply::{self, Recovered};
 use upkeep_upgrade_engine::plan::{self, Options, Plan};
 use upkeep_upgrade_engine::{jsonedit, Release};
 
+mod check;
+
 pub const NAME: &str = "upkeep-upgrade";
 
 #[derive(Debug, Parser)]
@@ -69,6 +71,16 @@ pub enum Cmd {
     },
     /// List the backups of PRODUCT and verify each against its checksums.
     Backups { product: String },
+    /// Run the manifest's preflight checks (database, TLS, extensions, logs); change nothing.
+    Check {
+        product: String,
+        /// The database to check instead of the one in the product's config, sslmode included.
+        #[arg(long, value_name = "postgres://…")]
+        db_url: Option<String>,
+        /// Another log for the pattern check (e.g. a journalctl export); repeatable.
+        #[arg(long = "log-file", value_name = "FILE")]
+        log_files: Vec<PathBuf>,
+    },
 }
 
 pub fn uu_app() -> clap::Command {
@@ -173,6 +185,11 @@ fn run(args: Args) -> Result<ExitCode> {
             cli::print(&out)?;
             Ok(ExitCode::Ok)
         }
+        Cmd::Check {
+            product,
+            db_url,
+            log_files,
+        } => check::run(&root, format, &product, db_url, log_files),
         Cmd::Backups { product } => {
             let rel = Release::load(&root, &product)?;
             let mut bad = 0;
