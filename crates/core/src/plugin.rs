@@ -84,6 +84,10 @@ pub struct Manifest {
     /// by upkeep-upgrade's preflight, which holds the schema.
     #[serde(default)]
     pub preflight: Option<toml::Value>,
+    /// An upgrade that copies the release's directories over the install
+    /// (upkeep-upgrade's overlay, which holds the schema).
+    #[serde(default)]
+    pub overlay: Option<toml::Value>,
 }
 
 impl Manifest {

@@ -13,6 +13,8 @@ pub mod apply;
 pub mod archive;
 pub mod fsops;
 pub mod jsonedit;
+pub mod overlay;
+pub mod overlay_record;
 pub mod plan;
 pub mod policy;
 pub mod preflight;

@@ -13,6 +13,7 @@ use upkeep_upgrade_engine::plan::{self, Options, Plan};
 use upkeep_upgrade_engine::{jsonedit, Release};
 
 mod check;
+mod overlay_cli;
 
 pub const NAME: &str = "upkeep-upgrade";
 
@@ -48,6 +49,12 @@ pub enum Cmd {
         /// Plan without the database dump.
         #[arg(long)]
         skip_db_backup: bool,
+        /// The database the preflight checks instead of the one in the product's config, sslmode included.
+        #[arg(long, value_name = "postgres://…")]
+        db_url: Option<String>,
+        /// Another log for the preflight's pattern check; repeatable.
+        #[arg(long = "log-file", value_name = "FILE")]
+        log_files: Vec<PathBuf>,
     },
     /// Upgrade through every ARCHIVE in version order, each step verified.
     Apply {
@@ -111,7 +118,14 @@ fn run(args: Args) -> Result<ExitCode> {
             archives,
             set,
             skip_db_backup,
+            db_url,
+            log_files,
         } => {
+            if let Some(code) =
+                overlay_cli::plan(&root, format, &product, &archives, db_url, log_files)?
+            {
+                return Ok(code);
+            }
             let rel = Release::load(&root, &product)?;
             let (p, _) = plan::plan(&rel, &archives, &options(&set, skip_db_backup)?)?;
             match format {
