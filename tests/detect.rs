@@ -1,5 +1,7 @@
 //! upkeep-detect against real dpkg and rpm databases on throwaway roots.
 
+#![allow(clippy::disallowed_methods)] // tests build their roots by path
+
 mod common;
 use common::*;
 use std::process::{Command, Stdio};
@@ -447,12 +449,21 @@ fn local_manifest_overrides_the_packaged_one() {
 
 #[test]
 fn usage_errors_exit_2() {
+    let ex = examples_dir().join("gitlab-omnibus");
     let o = upkeep(
         "upkeep-detect",
-        &["--root", "/nonexistent-upkeep-root", "no-such-product"],
+        &["--root", ex.to_str().expect("utf8"), "no-such-product"],
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown product"));
+    // A root that is not there is a usage error naming it, not "nothing found".
+    let o = upkeep("upkeep-detect", &["--root", "/nonexistent-upkeep-root"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent-upkeep-root"),
+        "{}",
+        stderr(&o)
+    );
     let o = upkeep("upkeep-detect", &["--bogus-flag"]);
     assert_eq!(o.status.code(), Some(2));
     let o = upkeep("upkeep-detect", &["--format", "yaml"]);

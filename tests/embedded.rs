@@ -4,6 +4,8 @@
 //! settings before, but for Mattermost switched off. gitlab-ctl is a
 //! stand-in (tests/support/gitlab-ctl-standin): the real one cannot run here.
 
+#![allow(clippy::disallowed_methods)] // tests build their roots by path
+
 mod common;
 use common::*;
 use serde_json::Value;

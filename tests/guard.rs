@@ -3,6 +3,8 @@
 //! the trigger scriptlets from hooks/ run by rpm in its chroot, and the hook
 //! files as they ship in hooks/.
 
+#![allow(clippy::disallowed_methods)] // tests build their roots by path
+
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};

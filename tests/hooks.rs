@@ -1,8 +1,10 @@
 //! The hook files in hooks/ that list what the plugin manifests name are
 //! generated from them; regenerate with `UPKEEP_BLESS=1 cargo test --test hooks`.
 
+#![allow(clippy::disallowed_methods)] // tests build their roots by path
+
 use std::path::Path;
-use upkeep_core::plugin::{parse_manifest, Plugin, BUILTIN};
+use upkeep_engine::plugin::{parse_manifest, Plugin, BUILTIN};
 
 fn plugins() -> Vec<Plugin> {
     BUILTIN
@@ -19,10 +21,10 @@ fn generated_hook_files_match_the_manifests() {
     let p = plugins();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks");
     for (file, text) in [
-        ("dpkg/triggers", upkeep_core::hooks::dpkg_triggers(&p)),
+        ("dpkg/triggers", upkeep_engine::hooks::dpkg_triggers(&p)),
         (
             "rpm/upkeep-guard.triggers",
-            upkeep_core::hooks::rpm_triggers(&p),
+            upkeep_engine::hooks::rpm_triggers(&p),
         ),
     ] {
         let path = dir.join(file);
@@ -35,10 +37,10 @@ fn generated_hook_files_match_the_manifests() {
             "{file} is stale: UPKEEP_BLESS=1 cargo test --test hooks"
         );
     }
-    let t = upkeep_core::hooks::dpkg_triggers(&p);
+    let t = upkeep_engine::hooks::dpkg_triggers(&p);
     assert!(
         t.contains("interest-noawait /opt/gitlab/embedded/bin\n"),
         "{t}"
     );
-    assert!(upkeep_core::hooks::rpm_packages(&p).contains(&"gitlab-ce".to_string()));
+    assert!(upkeep_engine::hooks::rpm_packages(&p).contains(&"gitlab-ce".to_string()));
 }

@@ -1,71 +1,128 @@
-//! The man pages in man/ are generated from the clap definitions, so they
+//! The man pages in man/ and the shell completions in completions/ are
+//! generated from the clap definitions and each binary's manual, so they
 //! never drift from `--help`. This test fails when they do; regenerate with
 //! `UPKEEP_BLESS=1 cargo test --test manpages`.
 
-use std::path::Path;
+#![allow(clippy::disallowed_methods)] // tests build their roots by path
 
-fn apps() -> Vec<clap::Command> {
-    let mut pages = Vec::new();
-    for app in [
-        upkeep_detect::uu_app(),
-        upkeep_lease::uu_app(),
-        upkeep_embedded::uu_app(),
-        upkeep_reconfigure::uu_app(),
-        upkeep_guard::uu_app(),
-        upkeep_upgrade::uu_app(),
-    ] {
-        // One page per subcommand too (upkeep-lease-grant.8), as git does:
-        // the top page lists subcommands but not their flags.
-        let app = app.disable_help_subcommand(true);
-        let name = app.get_name().to_string();
-        for sub in app.get_subcommands() {
-            // clap names are &'static str without its "string" feature; a
-            // test may leak a few bytes.
-            let sub_name: &'static str =
-                Box::leak(format!("{name}-{}", sub.get_name()).into_boxed_str());
-            pages.push(sub.clone().name(sub_name).bin_name(sub_name));
-        }
-        pages.push(app);
-    }
-    pages
+use std::path::Path;
+use upkeep_docgen::Binary;
+
+fn binaries() -> Vec<Binary> {
+    vec![
+        Binary {
+            app: upkeep_detect::uu_app(),
+            manual: upkeep_detect::MANUAL,
+        },
+        Binary {
+            app: upkeep_lease::uu_app(),
+            manual: upkeep_lease::MANUAL,
+        },
+        Binary {
+            app: upkeep_embedded::uu_app(),
+            manual: upkeep_embedded::MANUAL,
+        },
+        Binary {
+            app: upkeep_reconfigure::uu_app(),
+            manual: upkeep_reconfigure::MANUAL,
+        },
+        Binary {
+            app: upkeep_guard::uu_app(),
+            manual: upkeep_guard::MANUAL,
+        },
+        Binary {
+            app: upkeep_upgrade::uu_app(),
+            manual: upkeep_upgrade::MANUAL,
+        },
+    ]
 }
 
-fn render(cmd: clap::Command) -> Vec<u8> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(cmd)
-        .section("8")
-        .manual("upkeep")
-        .source(format!("upkeep {}", env!("CARGO_PKG_VERSION")))
-        .render(&mut out)
-        .expect("render");
-    out
+/// Writes (bless) or compares every generated file under `dir`; a file on
+/// disk that nothing generates is stale too.
+fn check(dir: &Path, files: Vec<(String, String)>) {
+    let bless = std::env::var_os("UPKEEP_BLESS").is_some();
+    for (name, text) in &files {
+        let path = dir.join(name);
+        if bless {
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, text).expect("write");
+            continue;
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            &on_disk == text,
+            "{} is stale: run UPKEEP_BLESS=1 cargo test --test manpages",
+            path.display()
+        );
+    }
 }
 
 #[test]
 fn man_pages_match_the_clap_definitions() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
-    let bless = std::env::var_os("UPKEEP_BLESS").is_some();
-    for app in apps() {
-        let name = app.get_name().to_string();
-        let page = render(app);
-        let path = dir.join(format!("{name}.8"));
-        if bless {
-            std::fs::create_dir_all(&dir).expect("mkdir man");
-            std::fs::write(&path, &page).expect("write");
-            continue;
+    let pages = upkeep_docgen::man_pages(binaries(), env!("CARGO_PKG_VERSION"));
+    for (name, page) in &pages {
+        for section in [
+            "SYNOPSIS",
+            "GLOBAL OPTIONS",
+            "EXIT STATUS",
+            "ENVIRONMENT",
+            "FILES",
+        ] {
+            assert!(
+                page.contains(&format!(".SH {section}")),
+                "{name}: no {section}"
+            );
         }
-        let on_disk = std::fs::read(&path).unwrap_or_default();
         assert!(
-            on_disk == page,
-            "{} is stale: run UPKEEP_BLESS=1 cargo test --test manpages",
-            path.display()
+            page.contains("\\fB\\-\\-root\\fR \\fIDIR\\fR"),
+            "{name}: --root DIR"
         );
-        let text = String::from_utf8_lossy(&page);
-        // Subcommand pages carry their own flags; the top page the common ones.
-        let top = name.matches('-').count() == 1;
-        assert!(
-            !top || (text.contains("\\-\\-root") && text.contains("65")),
-            "{name}: common flags and exit codes documented"
-        );
+        assert!(page.contains(".B 0\n"), "{name}: exit 0 documented");
     }
+    let grant = &pages
+        .iter()
+        .find(|(n, _)| n == "upkeep-lease-grant.8")
+        .expect("grant page")
+        .1;
+    assert!(grant.contains(".B upkeep\\-lease grant\n"), "real synopsis");
+    assert!(
+        grant.contains("[\\fB\\-\\-to\\fR \\fIUSER[:GROUP]\\fR]"),
+        "option arguments shown"
+    );
+    assert!(
+        grant.contains("\\fB\\-\\-wait\\fR \\fISECONDS\\fR"),
+        "globals on subcommand pages"
+    );
+    let lease = &pages
+        .iter()
+        .find(|(n, _)| n == "upkeep-lease.8")
+        .expect("page")
+        .1;
+    assert!(lease.contains(".SH NOTES\n.nf\n"), "notes preformatted");
+    // Each binary lists only the codes it can return.
+    let detect = &pages
+        .iter()
+        .find(|(n, _)| n == "upkeep-detect.8")
+        .expect("page")
+        .1;
+    assert!(
+        !detect.contains(".B 75\n") && !detect.contains(".B 3\n"),
+        "{detect}"
+    );
+    check(&dir, pages);
+}
+
+#[test]
+fn completions_match_the_clap_definitions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    let files = upkeep_docgen::completions(binaries());
+    let bash = &files
+        .iter()
+        .find(|(n, _)| n == "bash/upkeep-lease")
+        .expect("bash")
+        .1;
+    assert!(bash.contains("--root") && bash.contains("grant"), "{bash}");
+    assert_eq!(files.len(), 18, "bash, zsh and fish for six binaries");
+    check(&dir, files);
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL 15 servers (throwaway clusters on loopback, one `ssl = on`
 //! with a self-signed certificate, one `ssl = off`), the product's log and
 //! `--log-file`, and the local package database of the throwaway root.
+#![allow(clippy::disallowed_methods)] // tests build their roots by path
 
 mod common;
 #[path = "../crates/dbcheck/tests/support/pgcluster.rs"]

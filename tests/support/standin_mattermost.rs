@@ -12,6 +12,8 @@
 //!   `{"status":"OK"}` and `X-Version-Id: VERSION.VERSION`, like
 //!   `GET /api/v4/system/ping`.
 
+#![allow(clippy::disallowed_methods)] // a test helper, not upkeep code
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 

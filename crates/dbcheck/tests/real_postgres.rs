@@ -1,6 +1,7 @@
 //! The database checks against real PostgreSQL 15 servers (Debian's
 //! package), one with `ssl = on` and a self-signed certificate and one
 //! with `ssl = off`, both throwaway clusters on loopback.
+#![allow(clippy::disallowed_methods)] // tests build their roots by path
 
 mod support;
 use support::pgcluster::Cluster;

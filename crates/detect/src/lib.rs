@@ -6,11 +6,30 @@ use serde::Serialize;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use upkeep_core::cli::{self, CommonArgs, Format};
-use upkeep_core::detect::{self, Install, Options, Report, System};
-use upkeep_core::{plugin, ExitCode, Result};
+use upkeep_cli::{self, AllowExec, CommonArgs, Format, Manual};
+use upkeep_engine::detect::{self, Install, Options, Report, System};
+use upkeep_engine::plugin;
+use upkeep_sys::{ExitCode, Result};
 
 pub const NAME: &str = "upkeep-detect";
+
+pub const MANUAL: Manual = Manual {
+    exit: &[
+        ExitCode::Ok,
+        ExitCode::Failed,
+        ExitCode::Usage,
+        ExitCode::BadInput,
+    ],
+    files: &[
+        (
+            "/var/lib/dpkg/",
+            "the dpkg database (status, updates/, info/*.list, info/*.md5sums), read directly",
+        ),
+        ("/var/lib/rpm/", "the rpm database, read through rpm --root"),
+    ],
+    environment: &[],
+    notes: "",
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,7 +40,7 @@ pub const NAME: &str = "upkeep-detect";
 manifests): where it is, which version and edition it is, which package manages it \
 (dpkg, rpm, or none: a tarball), whether the binary still matches what the package \
 recorded, and whether an embedded instance is enabled. Nothing is changed.",
-    after_help = cli::EXIT_STATUS
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     /// Only these products (default: every product with a manifest).
@@ -30,9 +49,8 @@ pub struct Args {
     /// Instead of detecting, print the packages owning PATH (like dpkg -S, rpm -qf).
     #[arg(long, value_name = "PATH")]
     pub owner: Option<PathBuf>,
-    /// Run product binaries for their version where a manifest allows it (with a timeout).
-    #[arg(long)]
-    pub allow_exec: bool,
+    #[command(flatten)]
+    pub exec: AllowExec,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -42,7 +60,7 @@ pub fn uu_app() -> clap::Command {
 }
 
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    cli::run::<Args, _>(NAME, args, run)
+    upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
 fn run(args: Args) -> Result<ExitCode> {
@@ -57,12 +75,12 @@ fn run(args: Args) -> Result<ExitCode> {
         &mut sys,
         &selected,
         &Options {
-            allow_exec: args.allow_exec,
+            allow_exec: args.exec.allow_exec,
         },
     )?;
     match args.common.format {
-        Format::Json => cli::print_json(&report)?,
-        Format::Text => cli::print(&render_text(&report))?,
+        Format::Json => upkeep_cli::print_json(&report)?,
+        Format::Text => upkeep_cli::print(&render_text(&report))?,
     }
     Ok(ExitCode::Ok)
 }
@@ -81,14 +99,14 @@ struct OwnerEntry {
 
 /// `--owner PATH`: the dpkg database first (hinted by the manifests'
 /// package names), then rpm's.
-fn owner(root: &upkeep_core::SysRoot, path: &std::path::Path, args: &Args) -> Result<ExitCode> {
+fn owner(root: &upkeep_sys::SysRoot, path: &std::path::Path, args: &Args) -> Result<ExitCode> {
     let plugins = plugin::load(root)?;
     let hints: Vec<String> = plugins
         .iter()
         .flat_map(|p| p.manifest.all_packages().cloned())
         .collect();
     let mut owners = Vec::new();
-    if let Some(db) = upkeep_core::dpkg::Dpkg::open(root)? {
+    if let Some(db) = upkeep_pkg::dpkg::Dpkg::open(root)? {
         for p in db.owners(path, &hints)? {
             owners.push(OwnerEntry {
                 manager: "dpkg",
@@ -97,7 +115,7 @@ fn owner(root: &upkeep_core::SysRoot, path: &std::path::Path, args: &Args) -> Re
         }
     }
     if owners.is_empty() {
-        if let Some(rpm) = upkeep_core::rpm::Rpm::open(root) {
+        if let Some(rpm) = upkeep_pkg::rpm::Rpm::open(root) {
             if let Some(p) = rpm.owner(path)? {
                 owners.push(OwnerEntry {
                     manager: "rpm",
@@ -107,19 +125,19 @@ fn owner(root: &upkeep_core::SysRoot, path: &std::path::Path, args: &Args) -> Re
         }
     }
     let report = OwnerReport {
-        path: upkeep_core::root::normalize_inside(path)
+        path: upkeep_sys::root::normalize_inside(path)
             .display()
             .to_string(),
         owners,
     };
     match args.common.format {
-        Format::Json => cli::print_json(&report)?,
+        Format::Json => upkeep_cli::print_json(&report)?,
         Format::Text if report.owners.is_empty() => {
-            cli::print(&format!("{}: not owned by any package\n", report.path))?
+            upkeep_cli::print(&format!("{}: not owned by any package\n", report.path))?
         }
         Format::Text => {
             let names: Vec<&str> = report.owners.iter().map(|o| o.package.as_str()).collect();
-            cli::print(&format!("{}: {}\n", names.join(", "), report.path))?
+            upkeep_cli::print(&format!("{}: {}\n", names.join(", "), report.path))?
         }
     }
     Ok(ExitCode::Ok)

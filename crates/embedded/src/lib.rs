@@ -6,42 +6,55 @@ use serde::Serialize;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::Path;
-use upkeep_core::cli::{self, CommonArgs, Format};
-use upkeep_core::configfile::ConfigFile;
-use upkeep_core::detect::{self, System};
-use upkeep_core::embedded::{self, Action, ConfigState, Located};
-use upkeep_core::gitlab_rb::GitlabRb;
-use upkeep_core::{host, plugin, Error, ExitCode, Result, SysRoot};
+use upkeep_cli::{self, CommonArgs, DryRun, Format, Manual};
+use upkeep_engine::detect::{self, System};
+use upkeep_engine::embedded::{self, Action, ConfigState, Located};
+use upkeep_engine::{host, plugin};
+use upkeep_formats::gitlab_rb::GitlabRb;
+use upkeep_sys::configfile::ConfigFile;
+use upkeep_sys::{Error, ExitCode, Result, SysRoot};
 
 pub const NAME: &str = "upkeep-embedded";
 
-const AFTER_HELP: &str = "Exit status:
-  0   done, or nothing to do
-  1   failed: reconfigure failed, or the instance is still running after it
-  2   usage error
-  3   refused: enabling an instance the host no longer bundles, or a symlinked
-      config whose target is not root-owned or is writable by others
-  65  bad input: the config is not valid Ruby, not readable or not a regular
-      file (the message names file and line; nothing is written)
-  75  busy: the config changed while upkeep was editing it
+pub const MANUAL: Manual = Manual {
+    exit: &[
+        ExitCode::Ok,
+        ExitCode::Failed,
+        ExitCode::Usage,
+        ExitCode::Refused,
+        ExitCode::BadInput,
+        ExitCode::Busy,
+    ],
+    files: &[(
+        "/var/log/upkeep/upkeep.log",
+        "what ran and what it returned",
+    )],
+    environment: &[],
+    notes: AFTER_HELP,
+};
 
-disable writes mattermost['enable'] = false (changing every active assignment,
-else the template's commented line, else at the end of the Mattermost section)
-on GitLab up to 18.11. GitLab 19.0 removed bundled Mattermost and 19.0 to 19.2
-abort reconfigure on any mattermost[...] setting: there, and with
---for-upgrade on any version, every active mattermost[...] setting (and
-mattermost_external_url) is commented out instead, each marked with why.
-A backup (0600) is written next to the file before it is replaced; owner,
-group, mode, CRLF line endings and a missing final newline are kept; the new
-text is checked with Ruby (the host's, else ruby on PATH) before it replaces
-the old. What to edit comes from the product's plugin manifest.";
+const AFTER_HELP: &str = "Failed (1): the reconfigure failed, or the instance still runs after it.
+Refused (3): enabling an instance the host no longer bundles, or a symlinked
+config whose target is not root-owned or is writable by others.
+Busy (75): the config changed while upkeep was editing it.
+
+disable sets the product's enable setting to false in the host's config
+(changing every active assignment, else uncommenting the template's line,
+else adding it at the end of the product's section). From the host release
+that removed the bundled product (the manifest's removed_in), and with
+--for-upgrade on any release, every active setting of the product is
+commented out instead, each marked with why, because that release rejects
+them. A backup (0600) is written next to the file before it is replaced;
+owner, group, mode, CRLF line endings and a missing final newline are kept;
+the new text is checked with Ruby (the host's, else ruby on PATH) before it
+replaces the old. What to edit comes from the product's plugin manifest.";
 
 #[derive(Debug, Parser)]
 #[command(
     name = NAME,
     version,
-    about = "Switch an embedded instance (Mattermost inside GitLab Omnibus) off or on",
-    after_help = AFTER_HELP
+    about = "Switch an embedded instance off or on in its host's config",
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -54,9 +67,8 @@ pub struct Args {
 pub struct EditArgs {
     /// The product whose embedded instance to switch (e.g. mattermost).
     pub product: String,
-    /// Print a unified diff of the config change; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry_run: DryRun,
     /// Edit the config only; do not run the host's reconfigure.
     #[arg(long)]
     pub no_reconfigure: bool,
@@ -73,7 +85,7 @@ pub enum Command {
     Disable {
         #[command(flatten)]
         edit: EditArgs,
-        /// Comment out every setting the host's removal release rejects (GitLab 19.0-19.2), on any version.
+        /// Comment out every setting the release that removed the bundled product rejects, on any host version.
         #[arg(long)]
         for_upgrade: bool,
     },
@@ -89,7 +101,7 @@ pub fn uu_app() -> clap::Command {
 }
 
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    cli::run::<Args, _>(NAME, args, run)
+    upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
 #[derive(Debug, Serialize)]
@@ -187,10 +199,10 @@ fn run(args: Args) -> Result<ExitCode> {
     report.changed = plan.changed;
     report.changes = plan.changes.clone();
     report.warnings = plan.warnings.clone();
-    report.dry_run = edit.dry_run;
+    report.dry_run = edit.dry_run.dry_run;
     let after_rb = GitlabRb::parse(&file.real, plan.new_text.clone())?;
     report.after = Some(embedded::state(&after_rb, &loc.embedded)?);
-    if edit.dry_run {
+    if edit.dry_run.dry_run {
         let d = embedded::unified_diff(&file.text, &plan.new_text, &loc.config, &loc.config);
         report.diff = Some(d);
         output(&report, json)?;
@@ -279,8 +291,9 @@ fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn service_link(root: &SysRoot, loc: &Located) -> bool {
-    std::fs::symlink_metadata(root.path(&loc.embedded.enabled_if_symlink))
-        .is_ok_and(|m| m.file_type().is_symlink())
+    upkeep_sys::safe::stat(root, &loc.embedded.enabled_if_symlink, false).is_ok_and(|st| {
+        st.is_some_and(|st| upkeep_sys::safe::Kind::of(&st) == upkeep_sys::safe::Kind::Symlink)
+    })
 }
 
 fn inside_path(root: &SysRoot, real: &Path) -> String {
@@ -292,7 +305,7 @@ fn inside_path(root: &SysRoot, real: &Path) -> String {
 
 fn output(r: &Report, json: bool) -> Result<()> {
     if json {
-        return cli::print_json(r);
+        return upkeep_cli::print_json(r);
     }
     let mut s = String::new();
     let state = |c: &ConfigState| {
@@ -372,5 +385,5 @@ fn output(r: &Report, json: bool) -> Result<()> {
             let _ = writeln!(s, "  - {n}");
         }
     }
-    cli::print(&s)
+    upkeep_cli::print(&s)
 }

@@ -6,21 +6,46 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::Read;
-use upkeep_core::cli::{self, CommonArgs, Format};
-use upkeep_core::detect::Options;
-use upkeep_core::guard::{self, Observation};
-use upkeep_core::{host, lease, ExitCode, Result, SysRoot};
+use upkeep_cli::{self, AllowExec, CommonArgs, Format, Manual, Strict};
+use upkeep_engine::detect::Options;
+use upkeep_engine::guard::{self, Observation};
+use upkeep_engine::{host, lease};
+use upkeep_sys::{ExitCode, Result, SysRoot};
 
 pub const NAME: &str = "upkeep-guard";
 
-const AFTER_HELP: &str = "Exit status:
-  0   nothing to say, or only warnings; always for the triggers
-  1   failed
-  2   usage error
-  3   apt-hook: vetoed (apt stops before dpkg runs)
-  4   check --strict: something is at risk or was reverted
-  65  check: bad input (a malformed config, database or manifest; named with its line)
-The apt hook never breaks apt by accident: a broken config, database or
+pub const MANUAL: Manual = Manual {
+    exit: &[
+        ExitCode::Ok,
+        ExitCode::Failed,
+        ExitCode::Usage,
+        ExitCode::Refused,
+        ExitCode::Finding,
+        ExitCode::BadInput,
+    ],
+    files: &[
+        (
+            "/etc/upkeep/upkeep.toml",
+            "policy per product: on_revert, on_downgrade",
+        ),
+        (
+            "/var/lib/upkeep/editions.json",
+            "what the triggers last saw, to tell a revert",
+        ),
+        (
+            "/var/log/upkeep/upkeep.log",
+            "reverts reported and runs vetoed",
+        ),
+    ],
+    environment: &[(
+        "APT_HOOK_INFO_FD",
+        "apt-hook: the descriptor apt writes the hook stream to (else stdin)",
+    )],
+    notes: AFTER_HELP,
+};
+
+const AFTER_HELP: &str = "Refused (3) is apt-hook's veto: apt stops before dpkg runs. The triggers
+always exit 0. The apt hook never breaks apt by accident: a broken config, database or
 stream is a warning and exit 0.
 
 Configuration: /etc/upkeep/upkeep.toml (every key optional):
@@ -38,7 +63,7 @@ scriptlets, and a gitlab-ctl command file adding `gitlab-ctl upkeep-check`.";
     name = NAME,
     version,
     about = "Warn before an upgrade or reconfigure undoes local work, and report it after",
-    after_help = AFTER_HELP
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -51,12 +76,10 @@ pub struct Args {
 pub enum Command {
     /// Report binaries a package upgrade, reinstall or reconfigure would revert, and reverts already done.
     Check {
-        /// Exit 4 when anything is at risk or was reverted.
-        #[arg(long)]
-        strict: bool,
-        /// Run binaries to tell their edition where a manifest allows it (with a timeout).
-        #[arg(long)]
-        allow_exec: bool,
+        #[command(flatten)]
+        strict: Strict,
+        #[command(flatten)]
+        exec: AllowExec,
     },
     /// apt DPkg::Pre-Install-Pkgs hook (protocol 3 on APT_HOOK_INFO_FD, else stdin).
     AptHook,
@@ -79,14 +102,15 @@ pub fn uu_app() -> clap::Command {
 }
 
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    cli::run::<Args, _>(NAME, args, run)
+    upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
 fn run(args: Args) -> Result<ExitCode> {
     let root = args.common.sys_root();
     let json = args.common.format == Format::Json;
     match args.command {
-        Command::Check { strict, allow_exec } => {
+        Command::Check { strict, exec } => {
+            let (strict, allow_exec) = (strict.strict, exec.allow_exec);
             // A broken configuration is bad input here (65); the hook only warns.
             guard::Config::load(&root)?;
             let obs = guard::observe(&root, &Options { allow_exec }, true)?;
@@ -94,9 +118,9 @@ fn run(args: Args) -> Result<ExitCode> {
                 report_revert(&root, r);
             }
             if json {
-                cli::print_json(&obs)?;
+                upkeep_cli::print_json(&obs)?;
             } else {
-                cli::print(&render(&obs))?;
+                upkeep_cli::print(&render(&obs))?;
             }
             let at_risk = !obs.findings.is_empty() || !obs.reverts.is_empty();
             Ok(if strict && at_risk {
@@ -133,6 +157,8 @@ fn run(args: Args) -> Result<ExitCode> {
 /// apt writes the stream to the descriptor named in APT_HOOK_INFO_FD (when
 /// configured), else to stdin. Read through /proc so no unsafe fd juggling
 /// is needed; anything unreadable becomes an empty stream (a warning).
+// apt's own pipe, not a path of the root.
+#[allow(clippy::disallowed_methods)]
 fn read_hook_stream() -> String {
     let mut s = String::new();
     match std::env::var("APT_HOOK_INFO_FD")

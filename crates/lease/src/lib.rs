@@ -6,21 +6,14 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::time::Duration;
-use upkeep_core::cli::{self, CommonArgs, Format};
-use upkeep_core::detect::{self, Options, System};
-use upkeep_core::lease::{self, GrantReport, GrantRequest, Lease, LeaseOutcome, RestoreReport};
-use upkeep_core::{plugin, state, Error, ExitCode, Result};
+use upkeep_cli::{self, CommonArgs, DryRun, Format, Manual, Wait};
+use upkeep_engine::lease::{self, GrantReport, GrantRequest, Lease, LeaseOutcome, RestoreReport};
+use upkeep_sys::{state, Error, ExitCode, Result};
 
 pub const NAME: &str = "upkeep-lease";
 
-const WALKTHROUGH: &str = "Exit status:
-  0   done (also when there was nothing to do)
-  1   failed
-  2   usage error
-  3   refused: a symlink, hard link, non-regular or setuid file, a parent writable by
-      others, an unknown user, or (restore, recover) a path that is no longer what it was
-  65  bad input (a malformed lease record or manifest)
-  75  busy: another upkeep holds the lock (see --wait)
+const WALKTHROUGH: &str = "Refused (3): a symlink, hard link, non-regular or setuid file, a parent
+writable by others, or (restore, recover) a path that is no longer what it was.
 
 Mattermost inside GitLab Omnibus, Team -> Enterprise in place:
   upkeep-lease grant --product mattermost --expires 30m
@@ -36,19 +29,42 @@ expires; the package hooks and the upkeep-lease-recover timer run it.
 State: ROOT/var/lib/upkeep/leases/*.json (0600, in a 0700 directory), written
 before anything changes, so recover can finish or roll back after a crash.";
 
+pub const MANUAL: Manual = Manual {
+    exit: &[
+        ExitCode::Ok,
+        ExitCode::Failed,
+        ExitCode::Usage,
+        ExitCode::Refused,
+        ExitCode::BadInput,
+        ExitCode::Busy,
+    ],
+    files: &[
+        (
+            "/var/lib/upkeep/leases/*.json",
+            "open leases: journal records written before anything changes",
+        ),
+        ("/var/lib/upkeep/lock", "the one writers' lock (see --wait)"),
+        (
+            "/var/lib/dpkg/statoverride",
+            "read to warn about paths dpkg re-owns on upgrade",
+        ),
+    ],
+    environment: &[],
+    notes: WALKTHROUGH,
+};
+
 #[derive(Debug, Parser)]
 #[command(
     name = NAME,
     version,
     about = "Lend file ownership for an in-place upgrade and give it back exactly",
-    after_help = WALKTHROUGH
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
-    /// Wait this many seconds for another upkeep's lock before giving up (exit 75).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30, global = true)]
-    pub wait: u64,
+    #[command(flatten)]
+    pub wait: Wait,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -72,9 +88,8 @@ pub enum Command {
         /// Lend what the product's manifest names for an in-place upgrade.
         #[arg(long, value_name = "PRODUCT")]
         product: Option<String>,
-        /// Show what would be lent; change nothing.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        dry_run: DryRun,
     },
     /// Give back exactly what was recorded and close the lease.
     Restore {
@@ -100,12 +115,12 @@ pub fn uu_app() -> clap::Command {
 }
 
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    cli::run::<Args, _>(NAME, args, run)
+    upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
 fn run(args: Args) -> Result<ExitCode> {
     let root = args.common.sys_root();
-    let wait = Duration::from_secs(args.wait);
+    let wait = args.wait.duration();
     let json = args.common.format == Format::Json;
     match args.command {
         Command::Grant {
@@ -117,7 +132,7 @@ fn run(args: Args) -> Result<ExitCode> {
             dry_run,
         } => {
             let (paths, to, dir) = match &product {
-                Some(name) => from_manifest(&root, name, paths, to, dir)?,
+                Some(name) => lease::from_manifest(&root, name, paths, to, dir)?,
                 None => (
                     paths,
                     to.ok_or_else(|| {
@@ -134,42 +149,42 @@ fn run(args: Args) -> Result<ExitCode> {
                     dir,
                     expires,
                     product,
-                    dry_run,
+                    dry_run: dry_run.dry_run,
                     wait,
                 },
             )?;
             if json {
-                cli::print_json(&report)?;
+                upkeep_cli::print_json(&report)?;
             } else {
-                cli::print(&render_grant(&report))?;
+                upkeep_cli::print(&render_grant(&report))?;
             }
             Ok(ExitCode::Ok)
         }
         Command::Restore { paths, all } => {
             let report = lease::restore(&root, if all { &[] } else { &paths }, wait)?;
             if json {
-                cli::print_json(&report)?;
+                upkeep_cli::print_json(&report)?;
             } else {
-                cli::print(&render_restore(&report))?;
+                upkeep_cli::print(&render_restore(&report))?;
             }
             Ok(exit_for(&report.leases))
         }
         Command::Status => {
             let leases = lease::status(&root)?;
             if json {
-                cli::print_json(&serde_json::json!({ "leases": leases }))?;
+                upkeep_cli::print_json(&serde_json::json!({ "leases": leases }))?;
             } else {
-                cli::print(&render_status(&leases))?;
+                upkeep_cli::print(&render_status(&leases))?;
             }
             Ok(ExitCode::Ok)
         }
         Command::Recover => {
             let outcomes = lease::recover(&root, wait)?;
             if json {
-                cli::print_json(&serde_json::json!({ "leases": outcomes }))?;
+                upkeep_cli::print_json(&serde_json::json!({ "leases": outcomes }))?;
             } else if !outcomes.is_empty() {
                 // Silent when there is nothing to do: it runs from hooks.
-                cli::print(&render_outcomes(&outcomes))?;
+                upkeep_cli::print(&render_outcomes(&outcomes))?;
             }
             Ok(exit_for(&outcomes))
         }
@@ -177,53 +192,14 @@ fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn exit_for(outcomes: &[LeaseOutcome]) -> ExitCode {
-    if outcomes.iter().any(|o| o.result == "kept") {
+    if outcomes
+        .iter()
+        .any(|o| o.result == lease::LeaseResult::Kept)
+    {
         ExitCode::Refused
     } else {
         ExitCode::Ok
     }
-}
-
-/// `--product`: the lease the manifest describes for the install found.
-fn from_manifest(
-    root: &upkeep_core::SysRoot,
-    name: &str,
-    paths: Vec<String>,
-    to: Option<String>,
-    dir: bool,
-) -> Result<(Vec<String>, String, bool)> {
-    let plugins = plugin::load(root)?;
-    let selected = detect::select(&plugins, &[name.to_string()])?;
-    let mut sys = System::open(root)?;
-    let report = detect::detect(&mut sys, &selected, &Options::default())?;
-    let specs: Vec<_> = report
-        .installs
-        .iter()
-        .filter_map(|i| i.lease.as_ref())
-        .collect();
-    let spec = match specs.as_slice() {
-        [] => {
-            return Err(Error::Refused(format!(
-                "no install of {name} with a lease in its manifest was found"
-            )))
-        }
-        [one] => *one,
-        _ => {
-            return Err(Error::Usage(format!(
-                "several installs of {name} found: name the PATH to lend"
-            )))
-        }
-    };
-    let paths = if paths.is_empty() {
-        spec.paths.clone()
-    } else {
-        paths
-    };
-    Ok((
-        paths,
-        to.unwrap_or_else(|| spec.to.clone()),
-        dir || spec.dir,
-    ))
 }
 
 fn render_grant(r: &GrantReport) -> String {
@@ -258,8 +234,8 @@ fn render_grant(r: &GrantReport) -> String {
 fn render_outcomes(outcomes: &[LeaseOutcome]) -> String {
     let mut s = String::new();
     for o in outcomes {
-        match o.result.as_str() {
-            "restored" => {
+        match o.result {
+            lease::LeaseResult::Restored => {
                 for e in &o.entries {
                     let what = match (e.content_changed, e.replaced) {
                         (true, _) => {

@@ -4,30 +4,44 @@
 
 use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
-use upkeep_core::cli::{self, CommonArgs};
-use upkeep_core::detect::Options;
-use upkeep_core::plugin::HostSpec;
-use upkeep_core::{guard, host, plugin, Error, ExitCode, Result};
+use upkeep_cli::{self, CommonArgs, Manual};
+use upkeep_engine::reconfigure;
+use upkeep_sys::{ExitCode, Result};
 
 pub const NAME: &str = "upkeep-reconfigure";
+
+const NOTES: &str = "Otherwise the exit status is the reconfigure's own.
+Before it runs, upkeep-guard's check warns about what the reconfigure may
+undo; after, it reports what was reverted (--no-check skips both).
+The command comes from the plugin manifests ([install.host] ctl and
+reconfigure); under --root only the root's own copy is run.";
+
+pub const MANUAL: Manual = Manual {
+    exit: &[
+        ExitCode::Ok,
+        ExitCode::Failed,
+        ExitCode::Usage,
+        ExitCode::BadInput,
+    ],
+    files: &[(
+        "/var/log/upkeep/upkeep.log",
+        "what ran and what it returned",
+    )],
+    environment: &[],
+    notes: NOTES,
+};
 
 #[derive(Debug, Parser)]
 #[command(
     name = NAME,
     version,
-    about = "Run the host's reconfigure (gitlab-ctl reconfigure), passing arguments through",
-    after_help = "Exit status: the reconfigure's own; 1 if it could not be run, 2 usage,\n\
-65 a malformed plugin manifest.\n\
-Before it runs, upkeep-guard's check warns about what the reconfigure may\n\
-undo; after, it reports what was reverted (--no-check skips both).\n\
-The command comes from the plugin manifests ([install.host] ctl and reconfigure);\n\
-under --root only the root's own copy is run. What ran is logged to\n\
-ROOT/var/log/upkeep/upkeep.log."
+    about = "Run the host's reconfigure, passing arguments through",
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
-    /// Which host product's reconfigure (as the manifests name it).
-    #[arg(long, default_value = "gitlab")]
-    pub host: String,
+    /// Which host product's reconfigure, as the manifests name it (default: the one host a manifest declares).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
     /// Skip upkeep-guard's check before and after the reconfigure.
     #[arg(long)]
     pub no_check: bool,
@@ -47,57 +61,18 @@ pub fn uu_app() -> clap::Command {
 }
 
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    cli::run::<Args, _>(NAME, args, run)
+    upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
 fn run(args: Args) -> Result<ExitCode> {
     let root = args.common.sys_root();
-    let plugins = plugin::load(&root)?;
-    let spec: HostSpec = plugins
-        .iter()
-        .flat_map(|p| p.manifest.installs.iter())
-        .filter_map(|i| i.host.clone())
-        .find(|h| h.product == args.host && h.ctl.is_some())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "no manifest names a control command for host '{}'",
-                args.host
-            ))
-        })?;
-    let ctl = host::find_ctl(&root, &spec).ok_or_else(|| {
-        Error::Failed(format!(
-            "{} not found under {}",
-            spec.ctl.as_deref().unwrap_or("?"),
-            root.dir().display()
-        ))
-    })?;
-    let mut argv = spec.reconfigure.clone();
-    argv.extend(args.args);
-    if !args.no_check {
-        // Before: what this reconfigure may undo (Mattermost's docs say a
-        // reconfigure can put Team Edition back), and record what is there.
-        match guard::observe(&root, &Options::default(), true) {
-            Ok(obs) => {
-                for f in &obs.findings {
-                    eprintln!("{NAME}: warning: a reconfigure may revert {}", f.message());
-                }
-            }
-            Err(e) => eprintln!("{NAME}: warning: could not check before reconfigure: {e}"),
-        }
-    }
-    let code = host::run_ctl(&root, &ctl, &argv, false)?;
-    if !args.no_check {
-        match guard::observe(&root, &Options::default(), true) {
-            Ok(obs) => {
-                for r in &obs.reverts {
-                    let msg = r.message();
-                    eprintln!("{NAME}: {msg}");
-                    host::syslog(&root, NAME, &msg);
-                    host::log_line(&root, &format!("{NAME}: {msg}"));
-                }
-            }
-            Err(e) => eprintln!("{NAME}: warning: could not check after reconfigure: {e}"),
-        }
-    }
-    std::process::exit(code)
+    let report = |msg: &str| eprintln!("{NAME}: {msg}");
+    let code = reconfigure::reconfigure(
+        &root,
+        args.host.as_deref(),
+        &args.args,
+        !args.no_check,
+        report,
+    )?;
+    Ok(ExitCode::Child(code))
 }

@@ -3,10 +3,11 @@
 //! overrides, ownership, capabilities last, start, health check; and on
 //! any failure after the first change, back to the old tree by itself.
 //!
-//! Every change is journaled first (`ROOT/var/lib/upkeep/upgrade/PRODUCT.journal`,
-//! written atomically and fsynced). What a crash leaves is decided from the
-//! journal and from what is on disk: before the commit point, `recover`
-//! puts the old install back; after it, it finishes the new one.
+//! Every step is journaled first in the shared write-ahead journal
+//! (`upkeep_sys::journal`, `ROOT/var/lib/upkeep/upgrade/`). After a crash,
+//! `recover` undoes the steps made, newest first, and the old install is
+//! back; once the new release has started and answers its health check,
+//! or once every step was made, it finishes the new one instead.
 
 use crate::archive::Checked;
 use crate::fsops;
@@ -17,32 +18,42 @@ use serde::{Deserialize, Serialize};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use upkeep_core::error::IoContext;
-use upkeep_core::fault::point;
-use upkeep_core::{state, users, Error, Result};
+use upkeep_sys::error::IoContext;
+use upkeep_sys::fault::point;
+use upkeep_sys::journal::{Journal, Phase as JPhase, Record};
+use upkeep_sys::{state, users, Error, Result};
 
+/// The shared write-ahead journal's name for upgrades.
+pub const JOURNAL: &str = "upgrade";
+
+/// One step of an upgrade, in journal order. Each is journaled before it
+/// changes anything, and each has an undo that is safe to run again and
+/// safe to run for a step that never happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// Unpacking next to the target; the install is untouched.
-    Staging,
-    /// The services are being stopped; the install is untouched.
-    Stopping,
-    /// Swapped (or about to be) and being finished: undone on a crash.
-    Swapping,
-    /// The new release was started (and may have migrated the database):
-    /// on a crash, finished if it answers its health check, else undone.
-    Started,
-    /// The new release answered its health check: finished on a crash.
-    Committing,
+pub enum Step {
+    /// Unpack next to the target and verify (the install is untouched).
+    Stage,
+    Stop,
+    /// One `renameat2(RENAME_EXCHANGE)` of the target and the staged tree.
+    Swap,
+    /// `moves[i]`, by rename.
+    Move(usize),
+    Overrides,
+    Ownership,
+    Capabilities,
+    Start,
+    Verify,
 }
 
+/// The journal record's body: everything an undo or a `recover` needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Journal {
+pub struct Body {
     pub product: String,
     pub from: String,
     pub to: String,
-    pub phase: Phase,
+    pub archive: PathBuf,
+    pub steps: Vec<Step>,
     pub target: PathBuf,
     pub stage: PathBuf,
     pub shipped: PathBuf,
@@ -50,25 +61,18 @@ pub struct Journal {
     pub old_ino: u64,
     /// Renames in order, as (from, to), in after-swap coordinates.
     pub moves: Vec<(PathBuf, PathBuf)>,
-    /// The config as it was before this step (restored on rollback).
+    /// The config as it was before this upgrade (restored on rollback).
     pub config_path: PathBuf,
     pub config_backup: PathBuf,
+    pub settings: Vec<(Vec<String>, serde_json::Value)>,
+    pub owner: Option<(u32, u32)>,
     /// The release's file list (recorded on commit).
     pub files: Vec<String>,
 }
 
-fn save(path: &Path, j: &Journal) -> Result<()> {
-    let data = serde_json::to_vec_pretty(j).map_err(|e| Error::Failed(e.to_string()))?;
-    state::write_atomic(path, &data)
-}
-
-fn load(path: &Path) -> Result<Option<Journal>> {
-    match std::fs::read(path) {
-        Ok(d) => serde_json::from_slice(&d)
-            .map(Some)
-            .map_err(|e| Error::bad_input(path, None, format!("unreadable journal: {e}"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
+impl Body {
+    fn swapped(&self) -> bool {
+        std::fs::symlink_metadata(&self.target).is_ok_and(|m| m.ino() != self.old_ino)
     }
 }
 
@@ -100,8 +104,8 @@ fn replace_keeping(path: &Path, text: &[u8]) -> Result<()> {
             .open(&tmp)
             .at(&tmp)?;
         std::io::Write::write_all(&mut f, text).at(&tmp)?;
-        upkeep_core::safefs::fchown(&f, meta.uid(), meta.gid())?;
-        upkeep_core::safefs::fchmod(&f, meta.mode())?;
+        upkeep_sys::safe::fchown(&f, meta.uid(), meta.gid())?;
+        upkeep_sys::safe::fchmod(&f, meta.mode())?;
         f.sync_all().at(&tmp)?;
         std::fs::rename(&tmp, path).at(path)?;
         fsops::sync_parent(path)
@@ -156,10 +160,10 @@ fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> R
         for (p, s) in &sums {
             text.push_str(&format!("{s}  {p}\n"));
         }
-        state::write_atomic(&dir.join("SHA256SUMS"), text.as_bytes())?;
+        fsops::write_atomic(&dir.join("SHA256SUMS"), text.as_bytes())?;
         let meta =
             serde_json::json!({ "product": rel.product, "version": from, "created": state::now() });
-        state::write_atomic(&dir.join("backup.json"), meta.to_string().as_bytes())?;
+        fsops::write_atomic(&dir.join("backup.json"), meta.to_string().as_bytes())?;
         verify_backup(&dir)?;
         Ok(())
     })();
@@ -186,7 +190,7 @@ fn dump_database(rel: &Release, config: &serde_json::Value, out: &Path) -> Resul
         .collect();
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..]);
-    let res = upkeep_core::process::run_with_timeout(&mut cmd, None, Duration::from_secs(3600));
+    let res = upkeep_sys::process::run_with_timeout(&mut cmd, None, Duration::from_secs(3600));
     let why = match res {
         Ok(Some(o)) if o.status.success() && fsops::exists(out) => return Ok(()),
         Ok(Some(o)) => format!(
@@ -260,7 +264,7 @@ fn retain(base: &Path, keep: usize) -> Result<()> {
 /// Plans, then (unless refused or `dry_run`) applies every archive of the
 /// chain in version order, each a full step with its own health check.
 pub fn apply(rel: &Release, archives: &[PathBuf], opts: &Options, dry_run: bool) -> Result<Report> {
-    let _lock = state::Lock::acquire(&rel.root, Duration::from_secs(10))?;
+    let _lock = Journal::lock(&rel.root, Duration::from_secs(10))?;
     recover_locked(rel)?;
     let (plan, inputs) = plan::plan(rel, archives, opts)?;
     if let Some(r) = &plan.refused {
@@ -307,7 +311,8 @@ fn owner_ids(rel: &Release) -> Result<Option<(u32, u32)>> {
 }
 
 /// One archive: stage, stop, swap, restore, overrides, ownership,
-/// capabilities, start, verify; rolled back on any failure after staging.
+/// capabilities, start, verify, each journaled first; any failure undoes
+/// what was made, newest first.
 fn step(
     rel: &Release,
     c: &Checked,
@@ -315,24 +320,54 @@ fn step(
     settings: &[Setting],
     backup_dir: &Path,
 ) -> Result<()> {
-    let jpath = rel.journal_path()?;
+    let journal = Journal::open(&rel.root, JOURNAL)?;
     let target = rel.target();
     let (stage, shipped) = (rel.stage(), rel.shipped());
     let config_path = rel.config_path(&target);
     let (_, config) = crate::read_config(&config_path)?;
-    let owner = owner_ids(rel)?;
-    let mut j = Journal {
+    // What moves across, in after-swap coordinates (old tree at `stage`),
+    // decided now from the old tree and the archive's own list.
+    let names = c.names();
+    let preserve = plan::preserved(rel, &config, &target);
+    let mut known = plan::recorded_files(rel);
+    known.extend(c.entries.iter().map(|e| e.rel.clone()));
+    let unknown = plan::unknown(&target, &known, &preserve);
+    let mut moves = Vec::new();
+    for p in preserve.iter().chain(&unknown) {
+        if names.contains(p.as_str()) {
+            moves.push((target.join(p), shipped.join(p)));
+        }
+        moves.push((stage.join(p), target.join(p)));
+    }
+    let mut steps = vec![Step::Stage, Step::Stop, Step::Swap];
+    steps.extend((0..moves.len()).map(Step::Move));
+    if !settings.is_empty() {
+        steps.push(Step::Overrides);
+    }
+    steps.extend([
+        Step::Ownership,
+        Step::Capabilities,
+        Step::Start,
+        Step::Verify,
+    ]);
+    let body = Body {
         product: rel.product.clone(),
         from: from.to_string(),
         to: c.version.clone(),
-        phase: Phase::Staging,
+        archive: c.path.clone(),
+        steps,
         target: target.clone(),
-        stage: stage.clone(),
-        shipped: shipped.clone(),
+        stage,
+        shipped,
         old_ino: std::fs::metadata(&target).at(&target)?.ino(),
-        moves: Vec::new(),
-        config_path: config_path.clone(),
+        moves,
+        config_path,
         config_backup: backup_dir.join("config.json"),
+        settings: settings
+            .iter()
+            .map(|s| (s.key.clone(), s.value.clone()))
+            .collect(),
+        owner: owner_ids(rel)?,
         files: c
             .entries
             .iter()
@@ -340,158 +375,159 @@ fn step(
             .filter(|r| !r.is_empty())
             .collect(),
     };
-    save(&jpath, &j)?;
-    point("upgrade:staging");
-    if let Err(e) = fsops::unpack(c, &rel.spec.top, &stage) {
-        let _ = undo(rel, &j);
-        return Err(e);
-    }
-    let staged = crate::archive::tree_version(&rel.spec, &stage);
-    if staged.as_deref() != Some(c.version.as_str()) {
-        let _ = undo(rel, &j);
-        return Err(Error::Failed(format!(
-            "the staged tree says version {staged:?}, expected {}",
-            c.version
-        )));
-    }
-    // What moves across, in after-swap coordinates (old tree at `stage`).
-    let preserve = plan::preserved(rel, &config, &target);
-    let mut known = plan::recorded_files(rel);
-    known.extend(c.entries.iter().map(|e| e.rel.clone()));
-    let unknown = plan::unknown(&target, &known, &preserve);
-    for p in preserve.iter().chain(&unknown) {
-        if fsops::exists(&stage.join(p)) {
-            j.moves.push((target.join(p), shipped.join(p)));
-        }
-        j.moves.push((stage.join(p), target.join(p)));
-    }
-    j.phase = Phase::Stopping;
-    save(&jpath, &j)?;
-    point("upgrade:stop");
-    if let Err(e) = service::control(&rel.root, &rel.spec.stop, &rel.spec.services) {
-        let _ = undo(rel, &j);
-        return Err(e);
-    }
-    j.phase = Phase::Swapping;
-    save(&jpath, &j)?;
-    let res = (|| {
-        point("upgrade:swap");
-        fsops::exchange(&target, &stage)?;
-        point("upgrade:swapped");
-        for (a, b) in &j.moves {
-            if let Some(parent) = b.parent() {
-                std::fs::create_dir_all(parent).at(parent)?;
-            }
-            fsops::rename_noreplace(a, b)?;
-            point("upgrade:moved");
-        }
-        if !settings.is_empty() {
-            let (text, _) = crate::read_config(&config_path)?;
-            let mut new = text;
-            for s in settings {
-                new = jsonedit::set(&new, s).map_err(Error::Failed)?;
-            }
-            replace_keeping(&config_path, new.as_bytes())?;
-            point("upgrade:overrides");
-        }
-        if let Some((uid, gid)) = owner {
-            for r in &j.files {
-                let p = target.join(r);
-                std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).at(&p)?;
-            }
-            std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).at(&target)?;
-        }
-        for m in &rel.spec.modes {
-            let p = target.join(&m.path);
-            if let Ok(mode) = u32::from_str_radix(&m.mode, 8) {
-                if fsops::exists(&p) {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).at(&p)?;
-                }
-            }
-        }
-        point("upgrade:ownership");
-        // Last: a chown clears file capabilities.
-        for cap in &rel.spec.capabilities {
-            let p = target.join(&cap.path);
-            if fsops::exists(&p) {
-                fsops::set_caps(&p, &cap.caps)?;
-            }
-        }
-        point("upgrade:capabilities");
-        service::control(&rel.root, &rel.spec.start, &rel.spec.services)?;
-        j.phase = Phase::Started;
-        save(&jpath, &j)?;
-        point("upgrade:started");
-        healthy(rel, &j)
-    })();
-    if let Err(e) = res {
-        log::warn!("{}: {e}; rolling back", rel.product);
-        if let Err(e2) = undo(rel, &j) {
-            return Err(Error::Failed(format!(
-                "{e}; and the rollback failed too: {e2}"
-            )));
-        }
-        return Err(e);
-    }
-    j.phase = Phase::Committing;
-    save(&jpath, &j)?;
-    point("upgrade:commit");
-    commit(rel, &j)
+    let count = body.steps.len();
+    let mut rec = Record::new(body);
+    journal.run(
+        &mut rec,
+        count,
+        |b, i| do_step(rel, c, b, b.steps[i]),
+        |b, i| undo_step(rel, b, b.steps[i]),
+    )?;
+    commit(rel, &journal, &rec)
 }
 
-fn healthy(rel: &Release, j: &Journal) -> Result<()> {
+fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Result<()> {
+    match step {
+        Step::Stage => {
+            fsops::remove_tree(&b.stage)?;
+            fsops::unpack(c, &rel.spec.top, &b.stage)?;
+            let staged = crate::archive::tree_version(&rel.spec, &b.stage);
+            if staged.as_deref() != Some(b.to.as_str()) {
+                return Err(Error::Failed(format!(
+                    "the staged tree says version {staged:?}, expected {}",
+                    b.to
+                )));
+            }
+            Ok(())
+        }
+        Step::Stop => service::control(&rel.root, &rel.spec.stop, &rel.spec.services),
+        Step::Swap => fsops::exchange(&b.target, &b.stage),
+        Step::Move(i) => {
+            let (from, to) = &b.moves[i];
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).at(parent)?;
+            }
+            fsops::rename_noreplace(from, to)
+        }
+        Step::Overrides => {
+            let (text, _) = crate::read_config(&b.config_path)?;
+            let mut new = text;
+            for (key, value) in &b.settings {
+                let s = Setting {
+                    key: key.clone(),
+                    value: value.clone(),
+                };
+                new = jsonedit::set(&new, &s).map_err(Error::Failed)?;
+            }
+            replace_keeping(&b.config_path, new.as_bytes())
+        }
+        Step::Ownership => {
+            if let Some((uid, gid)) = b.owner {
+                for r in &b.files {
+                    let p = b.target.join(r);
+                    std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).at(&p)?;
+                }
+                std::os::unix::fs::lchown(&b.target, Some(uid), Some(gid)).at(&b.target)?;
+            }
+            for m in &rel.spec.modes {
+                let p = b.target.join(&m.path);
+                if let Ok(mode) = u32::from_str_radix(&m.mode, 8) {
+                    if fsops::exists(&p) {
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+                            .at(&p)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        // Last: a chown clears file capabilities. Each is read back.
+        Step::Capabilities => {
+            for cap in &rel.spec.capabilities {
+                let p = b.target.join(&cap.path);
+                if fsops::exists(&p) {
+                    fsops::set_caps(&p, &cap.caps)?;
+                }
+            }
+            Ok(())
+        }
+        Step::Start => service::control(&rel.root, &rel.spec.start, &rel.spec.services),
+        Step::Verify => healthy(rel, b),
+    }
+}
+
+/// Undoes one step; safe to run again, and for a step never made.
+fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
+    match step {
+        // Only while the target is the old tree is the stage the new one.
+        Step::Stage => {
+            if !b.swapped() {
+                fsops::remove_tree(&b.stage)?;
+            }
+            fsops::remove_tree(&b.shipped)
+        }
+        Step::Stop => service::control(&rel.root, &rel.spec.start, &rel.spec.services),
+        Step::Swap => {
+            if b.swapped() {
+                fsops::exchange(&b.target, &b.stage)?;
+            }
+            Ok(())
+        }
+        // Before the swap the moves' paths name other trees: untouched.
+        Step::Move(i) => {
+            let (from, to) = &b.moves[i];
+            if b.swapped() && fsops::exists(to) && !fsops::exists(from) {
+                fsops::rename_noreplace(to, from)?;
+            }
+            Ok(())
+        }
+        Step::Overrides => {
+            if b.swapped() {
+                let saved = std::fs::read(&b.config_backup).at(&b.config_backup)?;
+                if fsops::exists(&b.config_path)
+                    && std::fs::read(&b.config_path).ok().as_deref() != Some(&saved[..])
+                {
+                    replace_keeping(&b.config_path, &saved)?;
+                }
+            }
+            Ok(())
+        }
+        // The new tree goes away whole: nothing to give back.
+        Step::Ownership | Step::Capabilities | Step::Verify => Ok(()),
+        Step::Start => {
+            let _ = service::control(&rel.root, &rel.spec.stop, &rel.spec.services);
+            Ok(())
+        }
+    }
+}
+
+fn healthy(rel: &Release, b: &Body) -> Result<()> {
     if let Some(h) = &rel.spec.health {
-        let (_, cfg) = crate::read_config(&j.config_path)?;
-        service::wait_healthy(h, &cfg, &j.to)?;
+        let (_, cfg) = crate::read_config(&b.config_path)?;
+        service::wait_healthy(h, &cfg, &b.to)?;
     }
     Ok(())
 }
 
-/// Keeps the old tree as the previous release, records the new file list,
-/// and closes the journal.
-fn commit(rel: &Release, j: &Journal) -> Result<()> {
-    let prev = rel.previous();
-    if fsops::exists(&j.stage) {
-        fsops::remove_tree(&prev)?;
-        fsops::rename_noreplace(&j.stage, &prev)?;
-    }
-    fsops::remove_tree(&j.shipped)?;
-    let mut files = j.files.join("\n");
-    files.push('\n');
-    state::write_atomic(&rel.files_path()?, files.as_bytes())?;
-    state::remove_durable(&rel.journal_path()?)
-}
+/// The release's file list as upkeep recorded it, in its own state.
+pub const RELEASES: &str = "releases";
 
-/// Puts the old install back from whatever state the journal describes.
-fn undo(rel: &Release, j: &Journal) -> Result<()> {
-    if matches!(j.phase, Phase::Swapping | Phase::Started) {
-        let _ = service::control(&rel.root, &rel.spec.stop, &rel.spec.services);
-        // Nothing moves before the swap: before it, the moves' paths
-        // name other trees and must not be touched.
-        let swapped = std::fs::metadata(&j.target).at(&j.target)?.ino() != j.old_ino;
-        if swapped {
-            for (a, b) in j.moves.iter().rev() {
-                if fsops::exists(b) && !fsops::exists(a) {
-                    fsops::rename_noreplace(b, a)?;
-                }
-            }
-            fsops::exchange(&j.target, &j.stage)?;
-        }
-        if let Ok(saved) = std::fs::read(&j.config_backup) {
-            if std::fs::read(&j.config_path).ok().as_deref() != Some(&saved[..]) {
-                replace_keeping(&j.config_path, &saved)?;
-            }
-        }
+/// Keeps the old tree as the previous release, records the new file list,
+/// and closes the record.
+fn commit(rel: &Release, journal: &Journal, rec: &Record<Body>) -> Result<()> {
+    let b = &rec.body;
+    let prev = rel.previous();
+    if b.swapped() && fsops::exists(&b.stage) {
+        fsops::remove_tree(&prev)?;
+        fsops::rename_noreplace(&b.stage, &prev)?;
     }
-    if std::fs::metadata(&j.target).map(|m| m.ino()).ok() == Some(j.old_ino) {
-        fsops::remove_tree(&j.stage)?;
-    }
-    fsops::remove_tree(&j.shipped)?;
-    if j.phase != Phase::Staging {
-        service::control(&rel.root, &rel.spec.start, &rel.spec.services)?;
-    }
-    state::remove_durable(&rel.journal_path()?)
+    fsops::remove_tree(&b.shipped)?;
+    point("upgrade:committing");
+    let mut files = b.files.join("\n");
+    files.push('\n');
+    let dir = state::private_dir(&rel.root, RELEASES)?;
+    state::write_private(&dir, &format!("{}.files", b.product), files.as_bytes())?;
+    journal.remove(&rec.id)
 }
 
 /// What `recover` did: nothing, rolled back, or finished.
@@ -504,37 +540,50 @@ pub enum Recovered {
 }
 
 fn recover_locked(rel: &Release) -> Result<Recovered> {
-    let jpath = rel.journal_path()?;
-    let Some(j) = load(&jpath)? else {
+    let Some(journal) = Journal::existing(&rel.root, JOURNAL)? else {
         return Ok(Recovered::Nothing);
     };
-    if j.phase == Phase::Started && healthy(rel, &j).is_ok() {
-        let mut j = j;
-        j.phase = Phase::Committing;
-        save(&jpath, &j)?;
+    journal.clean_temps()?;
+    let mut out = Recovered::Nothing;
+    let records: Vec<Record<Body>> = journal.load_all()?;
+    for mut rec in records {
+        if rec.body.product != rel.product {
+            continue;
+        }
+        // Started, or perhaps started (step `done` may be half made), and
+        // so perhaps the database migrated: if the new release answers,
+        // finishing is the way forward.
+        let started = rec
+            .body
+            .steps
+            .iter()
+            .position(|s| *s == Step::Start)
+            .is_some_and(|i| rec.done >= i);
+        if rec.phase == JPhase::Doing && started && healthy(rel, &rec.body).is_ok() {
+            rec.done = rec.count;
+            rec.phase = JPhase::Done;
+            journal.write(&rec)?;
+        }
+        if rec.phase == JPhase::Done {
+            commit(rel, &journal, &rec)?;
+            out = Recovered::Finished;
+        } else {
+            journal.undo(&mut rec, |b, i| undo_step(rel, b, b.steps[i]))?;
+            out = Recovered::RolledBack;
+        }
     }
-    let Some(j) = load(&jpath)? else {
-        return Ok(Recovered::Nothing);
-    };
-    if j.phase == Phase::Committing {
-        commit(rel, &j)?;
-        return Ok(Recovered::Finished);
-    }
-    undo(rel, &j)?;
-    Ok(Recovered::RolledBack)
+    Ok(out)
 }
 
 /// Finishes or undoes an interrupted run; `Nothing` (and nothing written)
 /// when there is none.
 pub fn recover(rel: &Release) -> Result<Recovered> {
-    // The fast path: no state directory, no journal, nothing to do.
-    match upkeep_core::state::existing_state_dir(&rel.root, "upgrade")? {
+    // The fast path: no journal, nothing to do, nothing created.
+    match Journal::existing(&rel.root, JOURNAL)? {
         None => return Ok(Recovered::Nothing),
-        Some(d) if !d.join(format!("{}.journal", rel.product)).exists() => {
-            return Ok(Recovered::Nothing)
-        }
+        Some(j) if j.is_empty()? => return Ok(Recovered::Nothing),
         Some(_) => {}
     }
-    let _lock = state::Lock::acquire(&rel.root, Duration::from_secs(10))?;
+    let _lock = Journal::lock(&rel.root, Duration::from_secs(10))?;
     recover_locked(rel)
 }

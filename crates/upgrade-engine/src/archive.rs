@@ -10,8 +10,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use tar::EntryType;
-use upkeep_core::release::ReleaseSpec;
-use upkeep_core::Error;
+use upkeep_engine::release::ReleaseSpec;
+use upkeep_sys::Error;
 
 /// What an entry is, once checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,14 +161,14 @@ pub fn tree_version(spec: &ReleaseSpec, dir: &Path) -> Option<String> {
     })
 }
 
-pub fn open_tar(path: &Path) -> upkeep_core::Result<tar::Archive<GzDecoder<File>>> {
+pub fn open_tar(path: &Path) -> upkeep_sys::Result<tar::Archive<GzDecoder<File>>> {
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
     Ok(tar::Archive::new(GzDecoder::new(f)))
 }
 
 /// Reads and checks the whole archive. Bad archives are bad input (65);
 /// the wrong architecture is a refusal (3).
-pub fn check(spec: &ReleaseSpec, path: &Path) -> upkeep_core::Result<Checked> {
+pub fn check(spec: &ReleaseSpec, path: &Path) -> upkeep_sys::Result<Checked> {
     let mut ar = open_tar(path)?;
     let rd = |e: std::io::Error| bad(path, format!("cannot read the archive: {e}"));
     let mut entries: Vec<Entry> = Vec::new();

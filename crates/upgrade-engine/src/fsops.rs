@@ -11,8 +11,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use upkeep_core::error::IoContext;
-use upkeep_core::{Error, Result};
+use upkeep_sys::error::IoContext;
+use upkeep_sys::{Error, Result};
 
 fn io(p: &Path, e: nix::errno::Errno) -> Error {
     Error::io(p, e.into())
@@ -34,7 +34,42 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
 }
 
 pub fn sync_parent(p: &Path) -> Result<()> {
-    upkeep_core::state::sync_dir(p.parent().unwrap_or(p))
+    sync_dir(p.parent().unwrap_or(p))
+}
+
+/// fsync of a directory (renames and unlinks in it made durable).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// Writes `data` to `path` atomically and durably, 0600 (upkeep's own files).
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.upkeep-tmp.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let res = (|| {
+        let mut f = create_file(&tmp)?;
+        f.write_all(data).at(&tmp)?;
+        f.sync_all().at(&tmp)?;
+        std::fs::rename(&tmp, path).at(path)?;
+        sync_parent(path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Removes a file durably; nothing there is fine.
+pub fn remove_durable(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => sync_parent(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
 }
 
 pub fn exists(p: &Path) -> bool {
@@ -71,7 +106,7 @@ fn create_file(p: &Path) -> Result<File> {
 /// A file's sha256, read back from disk.
 pub fn sha256_path(p: &Path) -> Result<String> {
     let f = File::open(p).at(p)?;
-    upkeep_core::fsutil::hex_digest::<Sha256>(f).at(p)
+    upkeep_sys::fsutil::hex_digest::<Sha256>(f).at(p)
 }
 
 /// Unpacks a checked archive into `stage` (which must not exist; it is
@@ -147,8 +182,8 @@ pub fn unpack(checked: &Checked, top: &str, stage: &Path) -> Result<()> {
                     f.write_all(&buf[..n]).at(&dst)?;
                     left = left.saturating_sub(n as u64);
                 }
-                upkeep_core::safefs::fchmod(&f, entry.mode & 0o7777)?;
-                digests.push((dst, upkeep_core::fsutil::hex(&h.finalize())));
+                upkeep_sys::safe::fchmod(&f, entry.mode & 0o7777)?;
+                digests.push((dst, upkeep_sys::fsutil::hex(&h.finalize())));
             }
             Kind::Symlink { target } => std::os::unix::fs::symlink(target, &dst).at(&dst)?,
             Kind::HardLink { target } => std::fs::hard_link(stage.join(target), &dst).at(&dst)?,
@@ -222,9 +257,9 @@ pub fn copy_tree(
                 dst.display()
             )));
         }
-        if let Some(cap) = upkeep_core::safefs::get_capability(&File::open(src).at(src)?)? {
+        if let Some(cap) = upkeep_sys::safe::get_capability(&File::open(src).at(src)?)? {
             std::os::unix::fs::chown(dst, Some(m.uid()), Some(m.gid())).at(dst)?;
-            upkeep_core::safefs::set_capability(&f, &cap)?;
+            upkeep_sys::safe::set_capability(&f, &cap)?;
         }
         sums.push((rel.to_string(), got));
     } else {
@@ -332,8 +367,8 @@ pub fn set_caps(path: &Path, text: &str) -> Result<()> {
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
         .at(path)?;
-    upkeep_core::safefs::set_capability(&f, &value)?;
-    let back = upkeep_core::safefs::get_capability(&f)?;
+    upkeep_sys::safe::set_capability(&f, &value)?;
+    let back = upkeep_sys::safe::get_capability(&f)?;
     if back.as_deref() != Some(&value[..]) {
         return Err(Error::Failed(format!(
             "{}: the capability {text} did not stick",
@@ -352,7 +387,7 @@ mod tests {
         // getfattr -e hex -n security.capability after setcap cap_net_bind_service=+ep
         let v = encode_caps("cap_net_bind_service=+ep").unwrap();
         assert_eq!(
-            upkeep_core::fsutil::hex(&v),
+            upkeep_sys::fsutil::hex(&v),
             "0100000200040000000000000000000000000000"
         );
         assert!(encode_caps("cap_bogus=+ep").is_err());
@@ -371,7 +406,7 @@ mod tests {
                 .status()
                 .unwrap();
             assert!(st.success());
-            let real = upkeep_core::safefs::get_capability(&File::open(&f).unwrap()).unwrap();
+            let real = upkeep_sys::safe::get_capability(&File::open(&f).unwrap()).unwrap();
             assert_eq!(
                 real.as_deref(),
                 Some(&encode_caps(text).unwrap()[..]),

@@ -10,9 +10,9 @@ use crate::preflight;
 use crate::versioning::{self, Change};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use upkeep_core::release::{ReleaseSpec, ReleaseVersionSource};
-use upkeep_core::{Error, Result, SysRoot};
 use upkeep_dbcheck::Finding;
+use upkeep_engine::release::{ReleaseSpec, ReleaseVersionSource};
+use upkeep_sys::{Error, Result, SysRoot};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,7 +246,7 @@ pub fn plan(
     root: &SysRoot,
     product: &str,
     title: &str,
-    manifest: &upkeep_core::plugin::Manifest,
+    manifest: &upkeep_engine::plugin::Manifest,
     source: &Path,
     archive: &Path,
     pre: &preflight::Options,

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use upkeep_core::SysRoot;
+use upkeep_sys::SysRoot;
 
 /// Inside the system root.
 pub const RECORD_DIR: &str = "/var/lib/upkeep/upgrade";
@@ -24,13 +24,10 @@ pub fn record_path(product: &str) -> String {
     format!("{RECORD_DIR}/{product}.installed.json")
 }
 
-fn sha256(path: &Path) -> Option<String> {
-    crate::fsops::sha256_path(path).ok()
-}
-
 /// The record, if there is one and it parses.
 pub fn load(root: &SysRoot, product: &str) -> Option<Record> {
-    let text = crate::preflight_io::read_text(&root.path(record_path(product)), 1 << 24).ok()??;
+    let text =
+        crate::preflight_io::read_text(root, Path::new(&record_path(product)), 1 << 24).ok()??;
     serde_json::from_str(&text).ok()
 }
 
@@ -38,15 +35,20 @@ pub fn load(root: &SysRoot, product: &str) -> Option<Record> {
 pub fn current(root: &SysRoot, product: &str) -> Option<String> {
     let r = load(root, product)?;
     let all_match = !r.files.is_empty()
-        && r.files
-            .iter()
-            .all(|(p, d)| sha256(&root.path(p)).as_deref() == Some(d.as_str()));
+        && r.files.iter().all(|(p, d)| {
+            crate::preflight_io::sha256(root, Path::new(p))
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some(d.as_str())
+        });
     all_match.then_some(r.version)
 }
 
 /// `DIR/VERSION`, first line.
 pub fn version_file(root: &SysRoot, dir: &str) -> Option<String> {
-    let text = crate::preflight_io::read_text(&root.path(dir).join("VERSION"), 4096).ok()??;
+    let text =
+        crate::preflight_io::read_text(root, &Path::new(dir).join("VERSION"), 4096).ok()??;
     text.lines()
         .next()
         .map(|l| l.trim().to_string())
@@ -55,36 +57,7 @@ pub fn version_file(root: &SysRoot, dir: &str) -> Option<String> {
 
 /// Files of the install (relative to it) that the copy does not touch.
 pub fn kept_files(root: &SysRoot, dir: &str, placed: &[(String, String)]) -> Vec<String> {
-    fn walk(base: &Path, rel: &str, out: &mut Vec<String>, depth: usize) {
-        if depth > 16 {
-            return;
-        }
-        let Ok(rd) = std::fs::read_dir(base.join(rel)) else {
-            return;
-        };
-        let mut names: Vec<(String, bool)> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| {
-                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-                (e.file_name().to_string_lossy().into_owned(), is_dir)
-            })
-            .collect();
-        names.sort();
-        for (n, is_dir) in names {
-            let r = if rel.is_empty() {
-                n
-            } else {
-                format!("{rel}/{n}")
-            };
-            if is_dir {
-                walk(base, &r, out, depth + 1);
-            } else {
-                out.push(r);
-            }
-        }
-    }
-    let mut all = Vec::new();
-    walk(&root.path(dir), "", &mut all, 0);
+    let mut all = crate::preflight_io::walk_files(root, Path::new(dir)).unwrap_or_default();
     all.retain(|f| !placed.iter().any(|(_, d)| d == f));
     all
 }

@@ -8,8 +8,8 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use upkeep_core::version::ProductVersion;
-use upkeep_core::{Error, Result};
+use upkeep_pkg::version::ProductVersion;
+use upkeep_sys::{Error, Result};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -128,8 +128,8 @@ pub fn unknown(tree: &Path, known: &BTreeSet<String>, preserve: &[String]) -> Ve
 pub fn recorded_files(rel: &Release) -> BTreeSet<String> {
     let p = rel
         .root
-        .path(upkeep_core::state::STATE_DIR)
-        .join("upgrade")
+        .path(upkeep_sys::state::STATE_DIR)
+        .join(crate::apply::RELEASES)
         .join(format!("{}.files", rel.product));
     std::fs::read_to_string(p)
         .map(|t| t.lines().map(str::to_string).collect())
@@ -155,7 +155,7 @@ fn database_version(
     let (prog, args) = argv.split_first().ok_or("no database_version command")?;
     let mut cmd = std::process::Command::new(prog);
     cmd.args(args);
-    let out = upkeep_core::process::run_with_timeout(&mut cmd, None, Duration::from_secs(20))
+    let out = upkeep_sys::process::run_with_timeout(&mut cmd, None, Duration::from_secs(20))
         .map_err(|e| format!("{prog}: {e}"))?
         .ok_or_else(|| format!("{prog}: timed out"))?;
     if !out.status.success() {

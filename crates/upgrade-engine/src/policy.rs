@@ -2,8 +2,8 @@
 //! the previous-ESR rule and database minimums.
 
 use serde::Serialize;
-use upkeep_core::release::ReleasePolicy;
-use upkeep_core::version::ProductVersion;
+use upkeep_engine::release::ReleasePolicy;
+use upkeep_pkg::version::ProductVersion;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Refusal {
@@ -112,7 +112,7 @@ pub fn check_database(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use upkeep_core::release::{DatabaseMinimum, RequiredStop};
+    use upkeep_engine::release::{DatabaseMinimum, RequiredStop};
 
     fn pol() -> ReleasePolicy {
         ReleasePolicy {

@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use upkeep_core::{Error, Result, SysRoot};
 use upkeep_dbcheck::target::{read_settings, DbTarget};
 use upkeep_dbcheck::{checks, logscan, Finding, PreflightSpec};
+use upkeep_sys::{Error, Result, SysRoot};
 
 /// Largest configuration or log file read.
 const MAX_TEXT: u64 = 64 << 20;
@@ -37,10 +37,6 @@ pub fn spec_of(raw: Option<&toml::Value>, source: &Path) -> Result<Option<Prefli
         .map_err(|e| Error::bad_input(source, None, format!("[preflight]: {e}")))
 }
 
-fn read_text(path: &Path) -> Result<Option<String>> {
-    crate::preflight_io::read_text(path, MAX_TEXT)
-}
-
 /// Runs every declared check. `config` is the product's configuration file
 /// as seen inside the system (where the database settings are).
 pub fn run(
@@ -67,7 +63,7 @@ pub fn run(
                 }
                 Some(c) => {
                     let path = root.path(c);
-                    match read_text(&path)? {
+                    match crate::preflight_io::read_text(root, Path::new(c), MAX_TEXT)? {
                         None => {
                             out.push(Finding::refused(
                                 "connect",
@@ -100,11 +96,17 @@ pub fn run(
             .map_err(|e| Error::Usage(format!("[preflight.log]: {e}")))?;
         let now = opts.now.unwrap_or_else(SystemTime::now);
         let window = Duration::from_secs(log.window_hours.saturating_mul(3600));
-        let mut files: Vec<(PathBuf, bool)> =
-            log.files.iter().map(|f| (root.path(f), false)).collect();
-        files.extend(opts.log_files.iter().map(|f| (f.clone(), true)));
-        for (path, given) in files {
-            match read_text(&path)? {
+        let mut files: Vec<(PathBuf, Option<String>, bool)> = Vec::new();
+        for f in &log.files {
+            let text = crate::preflight_io::read_text(root, Path::new(f), MAX_TEXT)?;
+            files.push((root.path(f), text, false));
+        }
+        for f in &opts.log_files {
+            let text = crate::preflight_io::read_operator_file(f, MAX_TEXT)?;
+            files.push((f.clone(), text, true));
+        }
+        for (path, text, given) in files {
+            match text {
                 Some(text) => {
                     let found = logscan::scan(
                         &text,
@@ -146,7 +148,7 @@ fn contrib_package(root: &SysRoot, pg: &upkeep_dbcheck::PostgresSpec) -> Result<
         return Ok(None);
     };
     if let Some(name) = &want.dpkg {
-        if let Some(db) = upkeep_core::dpkg::Dpkg::open(root)? {
+        if let Some(db) = upkeep_pkg::dpkg::Dpkg::open(root)? {
             return Ok(Some(match db.package(name)? {
                 Some(p) if p.state == "installed" => Finding::ok(
                     "contrib-package",
@@ -160,7 +162,7 @@ fn contrib_package(root: &SysRoot, pg: &upkeep_dbcheck::PostgresSpec) -> Result<
         }
     }
     if let Some(name) = &want.rpm {
-        if let Some(db) = upkeep_core::rpm::Rpm::open(root) {
+        if let Some(db) = upkeep_pkg::rpm::Rpm::open(root) {
             return Ok(Some(match db.package(name)? {
                 Some(p) => Finding::ok(
                     "contrib-package",
@@ -200,7 +202,7 @@ pub struct Report {
 
 /// Loads the product's manifest and runs its `[preflight]`.
 pub fn for_product(root: &SysRoot, product: &str, opts: &Options) -> Result<Report> {
-    let plugins = upkeep_core::plugin::load(root)?;
+    let plugins = upkeep_engine::plugin::load(root)?;
     let p = plugins
         .iter()
         .find(|p| p.name() == product)

@@ -7,8 +7,8 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use upkeep_core::release::ReleaseHealth;
-use upkeep_core::{Error, Result, SysRoot};
+use upkeep_engine::release::ReleaseHealth;
+use upkeep_sys::{Error, Result, SysRoot};
 
 /// Runs one service command (`{service}` expanded) for each service.
 pub fn control(root: &SysRoot, argv: &[String], services: &[String]) -> Result<()> {
@@ -24,7 +24,7 @@ pub fn control(root: &SysRoot, argv: &[String], services: &[String]) -> Result<(
             c
         };
         cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        let out = upkeep_core::process::run_with_timeout(&mut cmd, None, Duration::from_secs(120))
+        let out = upkeep_sys::process::run_with_timeout(&mut cmd, None, Duration::from_secs(120))
             .map_err(|e| Error::Failed(format!("{}: {e}", args.join(" "))))?
             .ok_or_else(|| Error::Failed(format!("{}: timed out", args.join(" "))))?;
         if !out.status.success() {

@@ -2,8 +2,8 @@
 //! them, reported together; exit 3 when any refuses.
 
 use std::path::PathBuf;
-use upkeep_core::cli::{self, Format};
-use upkeep_core::{ExitCode, Result, SysRoot};
+use upkeep_cli::{self as cli, Format};
+use upkeep_sys::{ExitCode, Result, SysRoot};
 use upkeep_upgrade_engine::preflight::{self, Options};
 
 pub fn run(

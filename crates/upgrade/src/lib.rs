@@ -6,8 +6,36 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use upkeep_core::cli::{self, CommonArgs, Format};
-use upkeep_core::{Error, ExitCode, Result};
+use upkeep_cli::{self as cli, CommonArgs, DryRun, Format, Manual};
+use upkeep_sys::{Error, ExitCode, Result};
+
+pub const MANUAL: Manual = Manual {
+    exit: &[
+        ExitCode::Ok,
+        ExitCode::Failed,
+        ExitCode::Usage,
+        ExitCode::Refused,
+        ExitCode::BadInput,
+        ExitCode::Busy,
+    ],
+    files: &[
+        (
+            "/var/lib/upkeep/upgrade/PRODUCT.journal",
+            "the upgrade under way, written before each change; recover reads it",
+        ),
+        (
+            "/var/lib/upkeep/upgrade/PRODUCT.files",
+            "the file list of the release installed last",
+        ),
+        (
+            "/var/lib/upkeep/backups/PRODUCT/",
+            "backups: config, local data, database dump, SHA256SUMS",
+        ),
+        ("/var/lib/upkeep/lock", "the one writers' lock"),
+    ],
+    environment: &[],
+    notes: "",
+};
 use upkeep_upgrade_engine::apply::{self, Recovered};
 use upkeep_upgrade_engine::plan::{self, Options, Plan};
 use upkeep_upgrade_engine::{jsonedit, Release};
@@ -27,7 +55,7 @@ anything, backs up config, data and database, unpacks next to the install, swaps
 with one rename, moves preserved paths across by rename, re-applies ownership and then \
 file capabilities, starts the service and checks its health; any failure after the first \
 change rolls back to the old install by itself. Files nothing declares are kept and reported.",
-    after_help = cli::EXIT_STATUS
+    after_help = MANUAL.after_help()
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -67,9 +95,8 @@ pub enum Cmd {
         /// Upgrade without dumping the database first (on purpose).
         #[arg(long)]
         skip_db_backup: bool,
-        /// Check and plan only.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        dry_run: DryRun,
     },
     /// Finish or undo an interrupted upgrade; silent when there is none.
     Recover {
@@ -147,6 +174,7 @@ fn run(args: Args) -> Result<ExitCode> {
             skip_db_backup,
             dry_run,
         } => {
+            let dry_run = dry_run.dry_run;
             let rel = Release::load(&root, &product)?;
             let report = apply::apply(&rel, &archives, &options(&set, skip_db_backup)?, dry_run)?;
             match format {
@@ -174,7 +202,7 @@ fn run(args: Args) -> Result<ExitCode> {
         Cmd::Recover { product } => {
             let products: Vec<String> = match product {
                 Some(p) => vec![p],
-                None => upkeep_core::plugin::load(&root)?
+                None => upkeep_engine::plugin::load(&root)?
                     .into_iter()
                     .filter(|p| p.manifest.release.is_some())
                     .map(|p| p.manifest.name)

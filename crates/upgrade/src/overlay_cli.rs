@@ -2,8 +2,8 @@
 //! install rather than swap the tree).
 
 use std::path::PathBuf;
-use upkeep_core::cli::{self, Format};
-use upkeep_core::{Error, ExitCode, Result, SysRoot};
+use upkeep_cli::{self as cli, Format};
+use upkeep_sys::{Error, ExitCode, Result, SysRoot};
 use upkeep_upgrade_engine::{overlay, preflight};
 
 /// `Ok(None)` when the product has no `[overlay]`: the release engine plans it.
@@ -15,7 +15,7 @@ pub fn plan(
     db_url: Option<String>,
     log_files: Vec<PathBuf>,
 ) -> Result<Option<ExitCode>> {
-    let plugins = upkeep_core::plugin::load(root)?;
+    let plugins = upkeep_engine::plugin::load(root)?;
     let Some(p) = plugins.iter().find(|p| p.name() == product) else {
         return Ok(None);
     };

@@ -7,6 +7,7 @@
 //! Other crates' tests use it with
 //! `#[path = "…/crates/dbcheck/tests/support/pgcluster.rs"] mod pgcluster;`.
 #![allow(dead_code)]
+#![allow(clippy::disallowed_methods)] // tests build their clusters by path
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;

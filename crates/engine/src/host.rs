@@ -1,0 +1,150 @@
+//! The host product's own tools: its control command (`gitlab-ctl`) and
+//! its Ruby. Under a `--root` other than `/` only the root's own copies are
+//! used, never the machine's.
+
+use crate::plugin::HostSpec;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use upkeep_sys::error::{Error, Result};
+use upkeep_sys::root::SysRoot;
+use upkeep_sys::safe;
+
+/// The root's own regular file at `inside`, its links resolved inside the
+/// root (never a program of the machine's through an absolute link).
+fn in_root_file(root: &SysRoot, inside: &str) -> Option<PathBuf> {
+    let st = safe::stat(root, inside, true).ok()??;
+    if safe::Kind::of(&st) != safe::Kind::File {
+        return None;
+    }
+    safe::resolve(root, inside).ok()?
+}
+
+/// The root's executable at `inside`, or on `/` the same name on PATH.
+fn find_tool(root: &SysRoot, inside: &str) -> Option<PathBuf> {
+    if let Some(p) = in_root_file(root, inside) {
+        return Some(p);
+    }
+    if root.is_host() {
+        let name = Path::new(inside).file_name()?;
+        return which::which(name).ok();
+    }
+    None
+}
+
+pub fn find_ctl(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
+    host.ctl.as_deref().and_then(|c| find_tool(root, c))
+}
+
+/// The host's Ruby, else any `ruby` on PATH (a syntax check needs no
+/// particular version).
+pub fn find_ruby(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
+    host.ruby
+        .as_deref()
+        .and_then(|r| in_root_file(root, r))
+        .or_else(|| which::which("ruby").ok())
+}
+
+/// `ruby -c` on `text`; a syntax error is bad input naming `path` and the
+/// line Ruby reports.
+pub fn ruby_syntax_check(ruby: &Path, text: &str, path: &Path) -> Result<()> {
+    let mut cmd = Command::new(ruby);
+    cmd.arg("-c").env("LC_ALL", "C.UTF-8");
+    let out = upkeep_sys::process::run_with_timeout(
+        &mut cmd,
+        Some(text.as_bytes()),
+        Duration::from_secs(60),
+    )
+    .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ruby.display())))?
+    .ok_or_else(|| Error::Failed(format!("{} -c did not finish within 60 s", ruby.display())))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    // "-:12: syntax error, unexpected end-of-input"
+    let first = err
+        .lines()
+        .find(|l| l.starts_with("-:"))
+        .unwrap_or_else(|| err.lines().next().unwrap_or("syntax error"));
+    let mut parts = first.splitn(3, ':');
+    let (_, line, msg) = (
+        parts.next(),
+        parts.next().and_then(|l| l.parse().ok()),
+        parts.next(),
+    );
+    Err(Error::bad_input(
+        path,
+        line,
+        format!(
+            "the edited text is not valid Ruby ({}): nothing written",
+            msg.unwrap_or(first).trim()
+        ),
+    ))
+}
+
+/// Runs the host's control command with `args`, its output streamed to
+/// ours (to stderr when stdout carries JSON), and returns its exit code.
+/// What ran is logged to `ROOT/var/log/upkeep/upkeep.log`.
+pub fn run_ctl(root: &SysRoot, ctl: &Path, args: &[String], output_to_stderr: bool) -> Result<i32> {
+    let mut cmd = Command::new(ctl);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env("UPKEEP_ROOT", root.dir());
+    if output_to_stderr {
+        let fd = std::io::stderr().lock();
+        use std::os::fd::AsFd;
+        let owned = fd
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::Failed(e.to_string()))?;
+        cmd.stdout(Stdio::from(owned));
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ctl.display())))?;
+    let code = status.code().unwrap_or(128 + 9);
+    log_line(
+        root,
+        &format!("ran {} {}: exit {code}", ctl.display(), args.join(" ")),
+    );
+    Ok(code)
+}
+
+/// `ctl status SERVICE` says it is running (a `run:` line).
+pub fn service_running(root: &SysRoot, ctl: &Path, service: &str) -> Result<bool> {
+    let out = Command::new(ctl)
+        .args(["status", service])
+        .stdin(Stdio::null())
+        .env("UPKEEP_ROOT", root.dir())
+        .output()
+        .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ctl.display())))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("run:") && l.contains(service)))
+}
+
+/// Appends a line to upkeep's log; logging never fails a command.
+pub fn log_line(root: &SysRoot, line: &str) {
+    let file = safe::create_dir_all(root, "/var/log/upkeep", 0o755)
+        .and_then(|d| d.open_append(std::ffi::OsStr::new("upkeep.log"), 0o640));
+    if let Ok(mut f) = file {
+        let _ = writeln!(
+            f,
+            "{} {line}",
+            upkeep_sys::state::utc_stamp(upkeep_sys::state::now())
+        );
+    }
+}
+
+/// Sends a warning to the system log (`/dev/log`) when acting on the real
+/// system; a test root has no syslog of its own. Never fails.
+pub fn syslog(root: &SysRoot, tag: &str, msg: &str) {
+    if !root.is_host() {
+        return;
+    }
+    if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
+        // facility user (1), severity warning (4)
+        let _ = sock.send_to(format!("<12>{tag}: {msg}").as_bytes(), "/dev/log");
+    }
+}

@@ -1,0 +1,12 @@
+//! upkeep's operations, driven by product manifests: detect, lease,
+//! embedded, guard and the host's reconfigure.
+
+pub mod detect;
+pub mod embedded;
+pub mod guard;
+pub mod hooks;
+pub mod host;
+pub mod lease;
+pub mod plugin;
+pub mod reconfigure;
+pub mod release;

@@ -1,0 +1,4 @@
+//! File formats upkeep reads and edits without losing a byte it did not
+//! mean to change.
+
+pub mod gitlab_rb;
