@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 use upkeep_pkg::dpkg::{self, Dpkg};
 use upkeep_pkg::rpm::Rpm;
+use upkeep_pkg::ManagerKind;
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::fsutil::file_contains;
 use upkeep_sys::root::SysRoot;
@@ -42,7 +43,10 @@ pub struct Install {
     /// For embedded instances: whether the host runs it (`null` otherwise).
     pub embedded_enabled: Option<bool>,
     pub host: Option<Host>,
+    /// Declared services whose unit or run directory is in the root.
     pub services: Vec<String>,
+    /// Declared services with no unit or run directory in the root.
+    pub services_missing: Vec<String>,
     pub service_manager: Option<String>,
     pub user: Option<String>,
     /// What upkeep-lease lends for an in-place upgrade (paths expanded).
@@ -68,9 +72,8 @@ pub struct FileInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Manager {
-    /// dpkg, rpm or tarball.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ManagerKind,
     pub package: Option<String>,
     pub version: Option<String>,
 }
@@ -182,8 +185,8 @@ fn detect_install(
 
     let kind = match spec.kind {
         InstallKind::GitlabOmnibus => "gitlab-omnibus".to_string(),
-        InstallKind::Standalone => match manager.kind.as_str() {
-            "dpkg" => "deb".to_string(),
+        InstallKind::Standalone => match manager.kind {
+            ManagerKind::Dpkg => "deb".to_string(),
             other => other.to_string(),
         },
     };
@@ -208,6 +211,11 @@ fn detect_install(
             .is_ok_and(|st| st.is_some_and(|st| safe::Kind::of(&st) == safe::Kind::Symlink))
     });
 
+    let (services, services_missing) = find_services(
+        root,
+        spec,
+        spec.services.clone().unwrap_or_else(|| m.services.clone()),
+    );
     Ok(Some(Install {
         product: m.name.clone(),
         kind,
@@ -220,7 +228,8 @@ fn detect_install(
         modified_from_package: modified,
         embedded_enabled,
         host,
-        services: spec.services.clone().unwrap_or_else(|| m.services.clone()),
+        services,
+        services_missing,
         service_manager: spec.service_manager.clone(),
         user: spec.user.clone().or_else(|| m.user.clone()),
         lease: spec.lease.as_ref().map(|l| LeaseSpec {
@@ -233,9 +242,45 @@ fn detect_install(
     }))
 }
 
+/// Where a service manager keeps what defines a service, when the
+/// manifest does not say.
+fn default_service_paths(manager: Option<&str>) -> &'static [&'static str] {
+    match manager {
+        Some("systemd") => &[
+            "/etc/systemd/system/{service}.service",
+            "/lib/systemd/system/{service}.service",
+            "/usr/lib/systemd/system/{service}.service",
+        ],
+        Some("runit") => &["/etc/sv/{service}", "/etc/service/{service}"],
+        _ => &[],
+    }
+}
+
+/// Splits the declared services into those found in the root and those
+/// declared but not found: a service is reported only when it is there.
+fn find_services(
+    root: &SysRoot,
+    spec: &InstallSpec,
+    declared: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    let defaults = default_service_paths(spec.service_manager.as_deref());
+    let patterns: Vec<&str> = if spec.service_paths.is_empty() {
+        defaults.to_vec()
+    } else {
+        spec.service_paths.iter().map(String::as_str).collect()
+    };
+    declared.into_iter().partition(|svc| {
+        // `tegu.service` and `tegu` name the same systemd unit.
+        let name = svc.strip_suffix(".service").unwrap_or(svc);
+        patterns.iter().any(|p| {
+            safe::stat(root, p.replace("{service}", name), true).is_ok_and(|st| st.is_some())
+        })
+    })
+}
+
 fn tarball() -> Manager {
     Manager {
-        kind: "tarball".into(),
+        kind: ManagerKind::Tarball,
         package: None,
         version: None,
     }
@@ -258,7 +303,7 @@ fn find_manager(
             };
             return Ok((
                 Manager {
-                    kind: "dpkg".into(),
+                    kind: ManagerKind::Dpkg,
                     package: Some(pkg),
                     version,
                 },
@@ -275,7 +320,7 @@ fn find_manager(
             };
             return Ok((
                 Manager {
-                    kind: "rpm".into(),
+                    kind: ManagerKind::Rpm,
                     package: Some(pkg.name),
                     version: Some(pkg.evr),
                 },
@@ -421,6 +466,42 @@ fn decide_edition(
         }
     }
     Edition::Unknown
+}
+
+/// One package that owns a path, and which database said so.
+#[derive(Debug, Clone, Serialize)]
+pub struct Owner {
+    pub manager: ManagerKind,
+    pub package: String,
+}
+
+/// The packages owning `path` (as `dpkg -S`, `rpm -qf` answer): the dpkg
+/// database first, hinted by the manifests' package names, then rpm's.
+pub fn owners(root: &SysRoot, path: &Path) -> Result<Vec<Owner>> {
+    let hints: Vec<String> = crate::plugin::load(root)?
+        .iter()
+        .flat_map(|p| p.manifest.all_packages().cloned())
+        .collect();
+    let mut owners = Vec::new();
+    if let Some(db) = Dpkg::open(root)? {
+        for package in db.owners(path, &hints)? {
+            owners.push(Owner {
+                manager: ManagerKind::Dpkg,
+                package,
+            });
+        }
+    }
+    if owners.is_empty() {
+        if let Some(rpm) = Rpm::open(root) {
+            if let Some(p) = rpm.owner(path)? {
+                owners.push(Owner {
+                    manager: ManagerKind::Rpm,
+                    package: p.name,
+                });
+            }
+        }
+    }
+    Ok(owners)
 }
 
 /// Picks the plugins named on the command line (all if none); an unknown

@@ -52,6 +52,16 @@ pub fn locate(
         install.dir.as_deref(),
         &crate::detect::Options::default(),
     );
+    // Not installed is a plain failure, not malformed input.
+    let config_there = upkeep_sys::safe::stat(sys.root, &config, true)?.is_some();
+    if raw.is_none() && !config_there {
+        return Err(Error::Failed(format!(
+            "no {} install with an embedded {} was found under {}",
+            host.product,
+            m.name,
+            sys.root.dir().display()
+        )));
+    }
     Ok(Located {
         host_version: raw.as_deref().and_then(ProductVersion::parse),
         host_version_raw: raw,

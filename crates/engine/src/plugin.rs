@@ -126,6 +126,10 @@ pub struct InstallSpec {
     pub services: Option<Vec<String>>,
     #[serde(default)]
     pub service_manager: Option<String>,
+    /// Where a service's unit or run directory stands (`{service}` is
+    /// replaced); default: the usual places of the service manager.
+    #[serde(default)]
+    pub service_paths: Vec<String>,
     #[serde(default)]
     pub user: Option<String>,
     /// Where the version comes from: the first source that yields one wins.
@@ -340,7 +344,20 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
         if inst.binary.is_none() && inst.dir.is_none() {
             return bad(format!("[[install]] #{}: needs 'binary' or 'dir'", i + 1));
         }
-        for p in inst.binary.iter().chain(&inst.dir).chain(&inst.config) {
+        let host_paths = inst.host.iter().flat_map(|h| h.ctl.iter().chain(&h.ruby));
+        let embedded_paths = inst.embedded.iter().flat_map(|e| {
+            e.config
+                .iter()
+                .chain(std::iter::once(&e.enabled_if_symlink))
+        });
+        for p in inst
+            .binary
+            .iter()
+            .chain(&inst.dir)
+            .chain(&inst.config)
+            .chain(host_paths)
+            .chain(embedded_paths)
+        {
             if !p.starts_with('/') {
                 return bad(format!(
                     "[[install]] #{}: path '{p}' must be absolute",
@@ -383,6 +400,9 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
                 "[[edition]] #{}: needs exactly one of binary_contains, binary_lacks, file_exists, package, exec",
                 i + 1
             ));
+        }
+        if r.exec.as_ref().is_some_and(Vec::is_empty) {
+            return bad(format!("[[edition]] #{}: 'exec' is empty", i + 1));
         }
         if r.exec.is_some() != r.output_contains.is_some() {
             return bad(format!(
