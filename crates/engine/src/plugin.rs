@@ -89,6 +89,10 @@ pub struct Manifest {
     /// (upkeep-upgrade's overlay, which holds the schema).
     #[serde(default)]
     pub overlay: Option<toml::Value>,
+    /// A version-up by the vendor's installer, one step list per source
+    /// version (upkeep-upgrade's versionup, which holds the schema).
+    #[serde(default)]
+    pub versionup: Option<toml::Value>,
 }
 
 impl Manifest {

@@ -25,6 +25,7 @@ pub mod preflight;
 mod preflight_io;
 pub mod service;
 pub mod versioning;
+pub mod versionup;
 
 use std::path::{Path, PathBuf};
 use upkeep_engine::plugin;

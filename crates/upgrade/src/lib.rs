@@ -69,7 +69,7 @@ pub enum Cmd {
     /// Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing.
     Plan {
         product: String,
-        #[arg(required = true, value_name = "ARCHIVE")]
+        #[arg(value_name = "ARCHIVE")]
         archives: Vec<PathBuf>,
         /// Override a config.json setting (JSON value): Section.Key=JSON.
         #[arg(long = "set", value_name = "Section.Key=JSON")]
@@ -152,6 +152,11 @@ fn run(args: Args) -> Result<ExitCode> {
                 overlay_cli::plan(&root, format, &product, &archives, db_url, log_files)?
             {
                 return Ok(code);
+            }
+            if archives.is_empty() {
+                return Err(Error::Usage(format!(
+                    "plan {product}: give at least one ARCHIVE"
+                )));
             }
             let rel = Release::load(&root, &product)?;
             let (p, _) = plan::plan(&rel, &archives, &options(&set, skip_db_backup)?)?;

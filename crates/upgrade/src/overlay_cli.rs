@@ -1,10 +1,11 @@
 //! `plan` for products whose manifest has an `[overlay]` (copy over the
-//! install rather than swap the tree).
+//! install rather than swap the tree) or a `[versionup]` (the vendor's
+//! installer, one step list per source version).
 
 use std::path::PathBuf;
 use upkeep_cli::{self as cli, Format};
 use upkeep_sys::{Error, ExitCode, Result, SysRoot};
-use upkeep_upgrade_engine::{overlay, preflight};
+use upkeep_upgrade_engine::{overlay, preflight, versionup};
 
 /// `Ok(None)` when the product has no `[overlay]`: the release engine plans it.
 pub fn plan(
@@ -19,6 +20,23 @@ pub fn plan(
     let Some(p) = plugins.iter().find(|p| p.name() == product) else {
         return Ok(None);
     };
+    if let Some(spec) = versionup::spec_of(p.manifest.versionup.as_ref(), &p.source)? {
+        if !archives.is_empty() {
+            return Err(Error::Usage(format!(
+                "{product} is versioned up by the vendor's installer: plan {product} takes no ARCHIVE"
+            )));
+        }
+        let plan = versionup::plan(root, product, &spec)?;
+        match format {
+            Format::Json => cli::print_json(&plan)?,
+            Format::Text => cli::print(&versionup::render(&plan))?,
+        }
+        return Ok(Some(if plan.refused.is_some() {
+            ExitCode::Refused
+        } else {
+            ExitCode::Ok
+        }));
+    }
     if p.manifest.overlay.is_none() {
         return Ok(None);
     }
