@@ -186,6 +186,8 @@ struct Site {
     root: TestRoot,
     port: u16,
     work: tempfile::TempDir,
+    /// `opt` is a small tmpfs of the test's own.
+    mounted: bool,
 }
 
 impl Drop for Site {
@@ -194,10 +196,21 @@ impl Drop for Site {
             .arg(self.root.root())
             .args(["/usr/bin/systemctl", "stop", "mattermost"])
             .output();
+        if self.mounted {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.root.path("opt"))
+                .status();
+        }
     }
 }
 
 fn site(first: &'static str) -> Site {
+    site_on(first, None)
+}
+
+/// With `opt_size`, the root's /opt is a tmpfs of that size.
+fn site_on(first: &'static str, opt_size: Option<&str>) -> Site {
     let root = TestRoot::new();
     let work = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -224,6 +237,14 @@ fn site(first: &'static str) -> Site {
     assert!(st.success());
     // The stand-in server is dynamically linked: its libraries go in too.
     copy_with_libs(&root, &standin(), "usr/local/lib/standin-probe");
+    if let Some(size) = opt_size {
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "upkeep-test"])
+            .arg(root.path("opt"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount a tmpfs (the tests run as root)");
+    }
     let tgz = tarball(work.path(), &rel(first));
     let st = Command::new("tar")
         .arg("-xzf")
@@ -259,7 +280,12 @@ fn site(first: &'static str) -> Site {
         .status()
         .unwrap();
     assert!(st.success());
-    let s = Site { root, port, work };
+    let s = Site {
+        root,
+        port,
+        work,
+        mounted: opt_size.is_some(),
+    };
     s.systemctl("start");
     assert_eq!(
         s.ping().as_deref(),
@@ -778,6 +804,36 @@ fn a_chain_of_three_versions_each_verified() {
 }
 
 #[test]
+fn a_full_disk_while_staging_changes_nothing() {
+    // The install fits in the small tmpfs; a second copy of it next to
+    // it, with a 4 MiB file more, does not.
+    let installed = fs::metadata(standin()).unwrap().len();
+    let size = format!(
+        "{}k",
+        (installed + (2 << 20)) / 1024 * 2 - (installed / 1024)
+    );
+    let s = site_on("9.11.0", Some(&size));
+    let before = s.snapshot();
+    let big = Release {
+        extra: vec![("client/big.js", vec![7u8; 4 << 20])],
+        ..rel("10.5.1")
+    };
+    let a = s.tarball(&big);
+    let o = s.up(&["apply", "mattermost", &a]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("No space left on device"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"));
+    assert!(!s.root.path("opt/.mattermost.upkeep-stage").exists());
+    let o = s.up(&["recover"]);
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
 fn object_storage_data_is_not_backed_up() {
     let s = site("9.11.0");
     let cfg = s.root.path("opt/mattermost/config/config.json");
@@ -808,7 +864,11 @@ fn sigkill_at_every_step_then_recover_leaves_old_or_new() {
     points.extend(["journal:done".into(), "upgrade:committing".into()]);
     let mut seen_new = false;
     let mut killed = 0;
+    let mut steps_past_the_end = false;
     for point in &points {
+        if steps_past_the_end && point.starts_with("journal:step") {
+            continue;
+        }
         let s = site("9.11.0");
         let before = s.snapshot();
         let a = s.tarball(&rel("10.5.1"));
@@ -830,6 +890,7 @@ fn sigkill_at_every_step_then_recover_leaves_old_or_new() {
             // No such step: the upgrade ran through. Steps are numbered
             // from 0, so every later step number is absent too.
             assert_eq!(s.ping().as_deref(), Some("10.5.1"));
+            steps_past_the_end = true;
             continue;
         }
         assert_eq!(o.status.code(), None, "{point}: not killed: {}", stderr(&o));
@@ -875,4 +936,105 @@ fn sigkill_at_every_step_then_recover_leaves_old_or_new() {
         "some crash points come after the new release started"
     );
     assert!(killed >= 14, "only {killed} crash points reached");
+}
+
+/// A throwaway PostgreSQL 15 cluster (scripts/pg-test-cluster: initdb and
+/// pg_ctl as the postgres user, loopback only), stopped and removed on drop.
+struct Pg {
+    url: String,
+    dir: String,
+}
+
+impl Pg {
+    fn start() -> Pg {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-test-cluster");
+        let o = Command::new(&script)
+            .args(["start", &free_port().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "PostgreSQL 15 is needed (scripts/test installs it): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let get = |k: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap()
+                .to_string()
+        };
+        Pg {
+            url: get("PGURL="),
+            dir: get("PGDIR="),
+        }
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let o = Command::new("/usr/lib/postgresql/15/bin/psql")
+            .args(["-Atc", sql, &self.url])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-test-cluster");
+        let _ = Command::new(script).args(["stop", &self.dir]).status();
+    }
+}
+
+#[test]
+fn the_database_is_dumped_by_real_pg_dump_and_its_version_checked() {
+    let pg = Pg::start();
+    pg.psql("CREATE TABLE upkeep_marker (v text); INSERT INTO upkeep_marker VALUES ('kept')");
+    let s = site("10.5.1");
+    let cfg = s.root.path("opt/mattermost/config/config.json");
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("file:/var/lib/mmdb/schema", &pg.url);
+    fs::write(&cfg, text).unwrap();
+    let a = s.tarball(&rel("11.0.0"));
+    // Mattermost 11 needs PostgreSQL 14; this one is 15: allowed.
+    let o = s.up(&["plan", "mattermost", &a, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let p = json(&o);
+    assert!(p["refused"].is_null(), "{p}");
+    assert!(p["backup_database"] == true);
+    // A manifest asking for PostgreSQL 16 (a local override): refused.
+    let manifest =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/mattermost.toml"))
+            .unwrap()
+            .replace("minimum = \"14\"", "minimum = \"16\"");
+    s.root
+        .write("etc/upkeep/plugins.d/mattermost.toml", manifest, 0o644);
+    let o = s.up(&["plan", "mattermost", &a, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let p = json(&o);
+    assert_eq!(p["refused"]["rule"], "database-minimum");
+    assert!(
+        p["refused"]["message"].as_str().unwrap().contains("15."),
+        "{p}"
+    );
+    fs::remove_file(s.root.path("etc/upkeep/plugins.d/mattermost.toml")).unwrap();
+    // The upgrade dumps it first with the real pg_dump -Fc.
+    let o = upkeep(UP, &["--root", s.r(), "apply", "mattermost", &a]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("11.0.0"));
+    let o = s.up(&["backups", "mattermost", "--format", "json"]);
+    let list = json(&o);
+    assert_eq!(list[0]["verified"], true, "{list}");
+    let dump = PathBuf::from(list[0]["path"].as_str().unwrap()).join("database.dump");
+    let o = Command::new("/usr/lib/postgresql/15/bin/pg_restore")
+        .arg("--list")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("upkeep_marker"));
+    let sums = fs::read_to_string(dump.with_file_name("SHA256SUMS")).unwrap();
+    assert!(sums.contains("  database.dump\n"), "{sums}");
 }

@@ -5,7 +5,9 @@
 //!   directory) and its own version from `VERSION` there;
 //! - refuses to start when the database's schema is newer than itself,
 //!   otherwise "migrates" it by writing its own version there. The
-//!   database is `SqlSettings.DataSource`: a `file:PATH` stands in for one;
+//!   database is `SqlSettings.DataSource`: a `file:PATH` stands in for one
+//!   (a real `postgres://` data source is left alone: the stand-in has no
+//!   PostgreSQL client; upkeep-upgrade dumps it with the real pg_dump);
 //! - refuses to start when the release carries `FAIL_START` (a broken
 //!   release, for the rollback tests);
 //! - answers every HTTP request on `ServiceSettings.ListenAddress` with

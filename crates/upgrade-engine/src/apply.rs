@@ -15,13 +15,12 @@ use crate::jsonedit::{self, Setting};
 use crate::plan::{self, Options, Plan};
 use crate::{service, Release};
 use serde::{Deserialize, Serialize};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use upkeep_sys::error::IoContext;
 use upkeep_sys::fault::point;
 use upkeep_sys::journal::{Journal, Phase as JPhase, Record};
-use upkeep_sys::{state, users, Error, Result};
+use upkeep_sys::safe;
+use upkeep_sys::{state, users, Error, Result, SysRoot};
 
 /// The shared write-ahead journal's name for upgrades.
 pub const JOURNAL: &str = "upgrade";
@@ -71,8 +70,8 @@ pub struct Body {
 }
 
 impl Body {
-    fn swapped(&self) -> bool {
-        std::fs::symlink_metadata(&self.target).is_ok_and(|m| m.ino() != self.old_ino)
+    fn swapped(&self, root: &SysRoot) -> bool {
+        matches!(fsops::lstat(root, &self.target), Ok(Some(st)) if st.st_ino != self.old_ino)
     }
 }
 
@@ -85,49 +84,11 @@ pub struct Report {
     pub rolled_back: bool,
 }
 
-/// Writes `text` over `path` atomically, keeping owner, group and mode.
-fn replace_keeping(path: &Path, text: &[u8]) -> Result<()> {
-    let meta = std::fs::metadata(path).at(path)?;
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::Failed(format!("{}: no parent", path.display())))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.upkeep-tmp.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let res = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .at(&tmp)?;
-        std::io::Write::write_all(&mut f, text).at(&tmp)?;
-        upkeep_sys::safe::fchown(&f, meta.uid(), meta.gid())?;
-        upkeep_sys::safe::fchmod(&f, meta.mode())?;
-        f.sync_all().at(&tmp)?;
-        std::fs::rename(&tmp, path).at(path)?;
-        fsops::sync_parent(path)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res?;
-    if std::fs::read(path).at(path)? != text {
-        return Err(Error::Failed(format!(
-            "{}: reads back differently than written",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
 /// Backs up config, data (when stored locally) and the database, each
 /// verified; returns the backup directory.
 fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> Result<PathBuf> {
     let base = rel.backup_base();
-    std::fs::create_dir_all(&base).at(&base)?;
+    fsops::create_dir_all(&rel.root, &base, 0o700)?;
     let stamp = state::utc_stamp(state::now());
     let dir = (0..100)
         .map(|i| {
@@ -137,41 +98,46 @@ fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> R
                 format!("{stamp}-{from}-{i}")
             })
         })
-        .find(|p| !fsops::exists(p))
+        .find(|p| !fsops::exists(&rel.root, p))
         .ok_or_else(|| Error::Failed("too many backups this second".into()))?;
-    fsops::create_private_dir(&dir)?;
+    fsops::create_private_dir(&rel.root, &dir)?;
     let res = (|| {
         let mut sums = Vec::new();
         fsops::copy_tree(
+            &rel.root,
             &inputs.config_path,
             &dir.join("config.json"),
             "config.json",
             &mut sums,
         )?;
         if let Some(data) = plan::data_to_back_up(rel, &inputs.config, &rel.target()) {
-            fsops::copy_tree(&data, &dir.join("data"), "data", &mut sums)?;
+            fsops::copy_tree(&rel.root, &data, &dir.join("data"), "data", &mut sums)?;
         }
         if !rel.spec.backup.dump.is_empty() && !opts.skip_db_backup {
             dump_database(rel, &inputs.config, &dir.join("database.dump"))?;
-            let s = fsops::sha256_path(&dir.join("database.dump"))?;
+            let s = fsops::sha256(&rel.root, &dir.join("database.dump"))?;
             sums.push(("database.dump".into(), s));
         }
         let mut text = String::new();
         for (p, s) in &sums {
             text.push_str(&format!("{s}  {p}\n"));
         }
-        fsops::write_atomic(&dir.join("SHA256SUMS"), text.as_bytes())?;
+        fsops::write_private(&rel.root, &dir.join("SHA256SUMS"), text.as_bytes())?;
         let meta =
             serde_json::json!({ "product": rel.product, "version": from, "created": state::now() });
-        fsops::write_atomic(&dir.join("backup.json"), meta.to_string().as_bytes())?;
-        verify_backup(&dir)?;
+        fsops::write_private(
+            &rel.root,
+            &dir.join("backup.json"),
+            meta.to_string().as_bytes(),
+        )?;
+        verify_backup(&rel.root, &dir)?;
         Ok(())
     })();
     if let Err(e) = res {
-        let _ = fsops::remove_tree(&dir);
+        let _ = fsops::remove_tree(&rel.root, &dir);
         return Err(e);
     }
-    retain(&base, rel.spec.backup.keep.unwrap_or(3))?;
+    retain(rel, rel.spec.backup.keep.unwrap_or(3))?;
     Ok(dir)
 }
 
@@ -192,7 +158,7 @@ fn dump_database(rel: &Release, config: &serde_json::Value, out: &Path) -> Resul
     cmd.args(&argv[1..]);
     let res = upkeep_sys::process::run_with_timeout(&mut cmd, None, Duration::from_secs(3600));
     let why = match res {
-        Ok(Some(o)) if o.status.success() && fsops::exists(out) => return Ok(()),
+        Ok(Some(o)) if o.status.success() && fsops::exists(&rel.root, out) => return Ok(()),
         Ok(Some(o)) => format!(
             "{} ({})",
             String::from_utf8_lossy(&o.stderr).trim(),
@@ -208,9 +174,11 @@ fn dump_database(rel: &Release, config: &serde_json::Value, out: &Path) -> Resul
 }
 
 /// Reads a backup back against its SHA256SUMS.
-pub fn verify_backup(dir: &Path) -> Result<()> {
+pub fn verify_backup(root: &SysRoot, dir: &Path) -> Result<()> {
     let sums = dir.join("SHA256SUMS");
-    let text = std::fs::read_to_string(&sums).at(&sums)?;
+    let bytes = fsops::read(root, &sums)?
+        .ok_or_else(|| Error::Failed(format!("{}: missing", sums.display())))?;
+    let text = safe::utf8(bytes, &sums)?;
     for (n, line) in text.lines().enumerate() {
         let (want, rel) = line
             .split_once("  ")
@@ -218,7 +186,7 @@ pub fn verify_backup(dir: &Path) -> Result<()> {
         if rel.split('/').any(|c| c == ".." || c.is_empty()) {
             return Err(Error::bad_input(&sums, Some(n + 1), "bad path"));
         }
-        let got = fsops::sha256_path(&dir.join(rel))?;
+        let got = fsops::sha256(root, &dir.join(rel))?;
         if got != want {
             return Err(Error::Failed(format!(
                 "{}: {rel} does not match its checksum",
@@ -232,31 +200,21 @@ pub fn verify_backup(dir: &Path) -> Result<()> {
 /// Backups of a product, oldest first.
 pub fn list_backups(rel: &Release) -> Result<Vec<PathBuf>> {
     let base = rel.backup_base();
-    let rd = match std::fs::read_dir(&base) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(&base, e)),
-    };
-    let mut out: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.join("backup.json").is_file())
+    let mut out: Vec<PathBuf> = fsops::entries(&rel.root, &base)?
+        .into_iter()
+        .filter(|(_, k)| *k == safe::Kind::Dir)
+        .map(|(n, _)| base.join(n))
+        .filter(|p| fsops::is_file(&rel.root, &p.join("backup.json")))
         .collect();
     out.sort();
     Ok(out)
 }
 
-fn retain(base: &Path, keep: usize) -> Result<()> {
-    let mut all: Vec<PathBuf> = std::fs::read_dir(base)
-        .at(base)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.join("backup.json").is_file())
-        .collect();
-    all.sort();
+fn retain(rel: &Release, keep: usize) -> Result<()> {
+    let mut all = list_backups(rel)?;
     while all.len() > keep {
         let old = all.remove(0);
-        fsops::remove_tree(&old)?;
+        fsops::remove_tree(&rel.root, &old)?;
     }
     Ok(())
 }
@@ -324,14 +282,14 @@ fn step(
     let target = rel.target();
     let (stage, shipped) = (rel.stage(), rel.shipped());
     let config_path = rel.config_path(&target);
-    let (_, config) = crate::read_config(&config_path)?;
+    let (_, config) = crate::read_config(&rel.root, &config_path)?;
     // What moves across, in after-swap coordinates (old tree at `stage`),
     // decided now from the old tree and the archive's own list.
     let names = c.names();
     let preserve = plan::preserved(rel, &config, &target);
     let mut known = plan::recorded_files(rel);
     known.extend(c.entries.iter().map(|e| e.rel.clone()));
-    let unknown = plan::unknown(&target, &known, &preserve);
+    let unknown = plan::unknown(&rel.root, &target, &known, &preserve);
     let mut moves = Vec::new();
     for p in preserve.iter().chain(&unknown) {
         if names.contains(p.as_str()) {
@@ -359,7 +317,9 @@ fn step(
         target: target.clone(),
         stage,
         shipped,
-        old_ino: std::fs::metadata(&target).at(&target)?.ino(),
+        old_ino: fsops::lstat(&rel.root, &target)?
+            .ok_or_else(|| Error::Failed(format!("{}: not there", target.display())))?
+            .st_ino,
         moves,
         config_path,
         config_backup: backup_dir.join("config.json"),
@@ -389,9 +349,9 @@ fn step(
 fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Result<()> {
     match step {
         Step::Stage => {
-            fsops::remove_tree(&b.stage)?;
-            fsops::unpack(c, &rel.spec.top, &b.stage)?;
-            let staged = crate::archive::tree_version(&rel.spec, &b.stage);
+            fsops::remove_tree(&rel.root, &b.stage)?;
+            fsops::unpack(&rel.root, c, &rel.spec.top, &b.stage)?;
+            let staged = crate::archive::tree_version(&rel.spec, &rel.root, &b.stage);
             if staged.as_deref() != Some(b.to.as_str()) {
                 return Err(Error::Failed(format!(
                     "the staged tree says version {staged:?}, expected {}",
@@ -401,16 +361,16 @@ fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Result<()> {
             Ok(())
         }
         Step::Stop => service::control(&rel.root, &rel.spec.stop, &rel.spec.services),
-        Step::Swap => fsops::exchange(&b.target, &b.stage),
+        Step::Swap => fsops::exchange(&rel.root, &b.target, &b.stage),
         Step::Move(i) => {
             let (from, to) = &b.moves[i];
             if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).at(parent)?;
+                fsops::create_dir_all(&rel.root, parent, 0o755)?;
             }
-            fsops::rename_noreplace(from, to)
+            fsops::rename_noreplace(&rel.root, from, to)
         }
         Step::Overrides => {
-            let (text, _) = crate::read_config(&b.config_path)?;
+            let (text, _) = crate::read_config(&rel.root, &b.config_path)?;
             let mut new = text;
             for (key, value) in &b.settings {
                 let s = Setting {
@@ -419,23 +379,20 @@ fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Result<()> {
                 };
                 new = jsonedit::set(&new, &s).map_err(Error::Failed)?;
             }
-            replace_keeping(&b.config_path, new.as_bytes())
+            fsops::replace_keeping(&rel.root, &b.config_path, new.as_bytes())
         }
         Step::Ownership => {
             if let Some((uid, gid)) = b.owner {
                 for r in &b.files {
-                    let p = b.target.join(r);
-                    std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).at(&p)?;
+                    fsops::chown_nofollow(&rel.root, &b.target.join(r), uid, gid)?;
                 }
-                std::os::unix::fs::lchown(&b.target, Some(uid), Some(gid)).at(&b.target)?;
+                fsops::chown_nofollow(&rel.root, &b.target, uid, gid)?;
             }
             for m in &rel.spec.modes {
                 let p = b.target.join(&m.path);
                 if let Ok(mode) = u32::from_str_radix(&m.mode, 8) {
-                    if fsops::exists(&p) {
-                        use std::os::unix::fs::PermissionsExt;
-                        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-                            .at(&p)?;
+                    if fsops::exists(&rel.root, &p) {
+                        fsops::chmod(&rel.root, &p, mode)?;
                     }
                 }
             }
@@ -445,8 +402,8 @@ fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Result<()> {
         Step::Capabilities => {
             for cap in &rel.spec.capabilities {
                 let p = b.target.join(&cap.path);
-                if fsops::exists(&p) {
-                    fsops::set_caps(&p, &cap.caps)?;
+                if fsops::exists(&rel.root, &p) {
+                    fsops::set_caps(&rel.root, &p, &cap.caps)?;
                 }
             }
             Ok(())
@@ -461,33 +418,42 @@ fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
     match step {
         // Only while the target is the old tree is the stage the new one.
         Step::Stage => {
-            if !b.swapped() {
-                fsops::remove_tree(&b.stage)?;
+            if !b.swapped(&rel.root) {
+                fsops::remove_tree(&rel.root, &b.stage)?;
             }
-            fsops::remove_tree(&b.shipped)
+            fsops::remove_tree(&rel.root, &b.shipped)
         }
         Step::Stop => service::control(&rel.root, &rel.spec.start, &rel.spec.services),
         Step::Swap => {
-            if b.swapped() {
-                fsops::exchange(&b.target, &b.stage)?;
+            if b.swapped(&rel.root) {
+                fsops::exchange(&rel.root, &b.target, &b.stage)?;
             }
             Ok(())
         }
         // Before the swap the moves' paths name other trees: untouched.
         Step::Move(i) => {
             let (from, to) = &b.moves[i];
-            if b.swapped() && fsops::exists(to) && !fsops::exists(from) {
-                fsops::rename_noreplace(to, from)?;
+            if b.swapped(&rel.root)
+                && fsops::exists(&rel.root, to)
+                && !fsops::exists(&rel.root, from)
+            {
+                fsops::rename_noreplace(&rel.root, to, from)?;
             }
             Ok(())
         }
         Step::Overrides => {
-            if b.swapped() {
-                let saved = std::fs::read(&b.config_backup).at(&b.config_backup)?;
-                if fsops::exists(&b.config_path)
-                    && std::fs::read(&b.config_path).ok().as_deref() != Some(&saved[..])
+            if b.swapped(&rel.root) {
+                let saved = fsops::read(&rel.root, &b.config_backup)?.ok_or_else(|| {
+                    Error::Failed(format!("{}: missing", b.config_backup.display()))
+                })?;
+                if fsops::exists(&rel.root, &b.config_path)
+                    && fsops::read(&rel.root, &b.config_path)
+                        .ok()
+                        .flatten()
+                        .as_deref()
+                        != Some(&saved[..])
                 {
-                    replace_keeping(&b.config_path, &saved)?;
+                    fsops::replace_keeping(&rel.root, &b.config_path, &saved)?;
                 }
             }
             Ok(())
@@ -503,7 +469,7 @@ fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
 
 fn healthy(rel: &Release, b: &Body) -> Result<()> {
     if let Some(h) = &rel.spec.health {
-        let (_, cfg) = crate::read_config(&b.config_path)?;
+        let (_, cfg) = crate::read_config(&rel.root, &b.config_path)?;
         service::wait_healthy(h, &cfg, &b.to)?;
     }
     Ok(())
@@ -517,11 +483,11 @@ pub const RELEASES: &str = "releases";
 fn commit(rel: &Release, journal: &Journal, rec: &Record<Body>) -> Result<()> {
     let b = &rec.body;
     let prev = rel.previous();
-    if b.swapped() && fsops::exists(&b.stage) {
-        fsops::remove_tree(&prev)?;
-        fsops::rename_noreplace(&b.stage, &prev)?;
+    if b.swapped(&rel.root) && fsops::exists(&rel.root, &b.stage) {
+        fsops::remove_tree(&rel.root, &prev)?;
+        fsops::rename_noreplace(&rel.root, &b.stage, &prev)?;
     }
-    fsops::remove_tree(&b.shipped)?;
+    fsops::remove_tree(&rel.root, &b.shipped)?;
     point("upgrade:committing");
     let mut files = b.files.join("\n");
     files.push('\n');

@@ -154,15 +154,15 @@ fn first_line(data: &[u8], prefix: Option<&str>) -> Option<String> {
 }
 
 /// Reads the version from a tree on disk (the installed release).
-pub fn tree_version(spec: &ReleaseSpec, dir: &Path) -> Option<String> {
+pub fn tree_version(spec: &ReleaseSpec, root: &upkeep_sys::SysRoot, dir: &Path) -> Option<String> {
     spec.version.iter().find_map(|v| {
-        let data = std::fs::read(dir.join(&v.file)).ok()?;
+        let data = crate::fsops::read(root, &dir.join(&v.file)).ok()??;
         first_line(&data, v.prefix.as_deref())
     })
 }
 
 pub fn open_tar(path: &Path) -> upkeep_sys::Result<tar::Archive<GzDecoder<File>>> {
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let f = crate::fsops::open_archive(path)?;
     Ok(tar::Archive::new(GzDecoder::new(f)))
 }
 

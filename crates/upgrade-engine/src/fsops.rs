@@ -1,126 +1,223 @@
-//! The file operations the engine needs, in one place so that they can be
-//! swapped for the shared descriptor-based layer (`upkeep_sys::safe`) once
-//! it exists: rename with RENAME_EXCHANGE / RENAME_NOREPLACE, directory
-//! fsync, unpacking a checked archive, verified copies, ownership and file
-//! capabilities.
+//! The file operations of an upgrade, on the shared descriptor-based layer
+//! (`upkeep_sys::safe`). Paths are the machine's paths under the system
+//! root (`root.path(...)`); each is resolved again from the root's
+//! descriptor, and every change is made relative to an opened directory:
+//! renames with RENAME_EXCHANGE / RENAME_NOREPLACE, mkdir, create, unlink,
+//! symlink and link, owner and mode on descriptors, file capabilities.
 
-use crate::archive::{open_tar, Checked, Kind};
-use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+use crate::archive::{Checked, Kind};
+use nix::fcntl::AtFlags;
+use nix::sys::stat::FileStat;
 use sha2::{Digest, Sha256};
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use upkeep_sys::error::IoContext;
-use upkeep_sys::{Error, Result};
+use upkeep_sys::safe::{self, Dir, Keep, Kind as SKind, Rename, Resolve};
+use upkeep_sys::{Error, Result, SysRoot};
 
-fn io(p: &Path, e: nix::errno::Errno) -> Error {
+fn errno(p: &Path, e: nix::errno::Errno) -> Error {
     Error::io(p, e.into())
 }
 
+/// `p` (under the root) as seen inside the system.
+pub fn inside(root: &SysRoot, p: &Path) -> Result<PathBuf> {
+    let rest = p
+        .strip_prefix(root.dir())
+        .map_err(|_| Error::Failed(format!("{}: not under the root", p.display())))?;
+    Ok(Path::new("/").join(rest))
+}
+
+/// The opened parent directory of `p` and the final name.
+fn parent(root: &SysRoot, p: &Path) -> Result<(Dir, OsString)> {
+    safe::parent_of(root, &inside(root, p)?)?
+        .ok_or_else(|| Error::Failed(format!("{}: its directory is missing", p.display())))
+}
+
+/// `lstat`, resolved in the root.
+pub fn lstat(root: &SysRoot, p: &Path) -> Result<Option<FileStat>> {
+    safe::stat(root, inside(root, p)?, false)
+}
+
+pub fn exists(root: &SysRoot, p: &Path) -> bool {
+    matches!(lstat(root, p), Ok(Some(_)))
+}
+
+pub fn is_dir(root: &SysRoot, p: &Path) -> bool {
+    matches!(lstat(root, p), Ok(Some(st)) if SKind::of(&st) == SKind::Dir)
+}
+
+pub fn is_file(root: &SysRoot, p: &Path) -> bool {
+    matches!(lstat(root, p), Ok(Some(st)) if SKind::of(&st) == SKind::File)
+}
+
+/// A small file's content (bounded), `None` if absent.
+pub fn read(root: &SysRoot, p: &Path) -> Result<Option<Vec<u8>>> {
+    safe::read(root, inside(root, p)?, safe::limit::CONFIG)
+}
+
+/// The names in a directory with their kinds; none if it is not there.
+pub fn entries(root: &SysRoot, p: &Path) -> Result<Vec<(OsString, SKind)>> {
+    match safe::open_dir(root, inside(root, p)?)? {
+        Some(d) => d.entries(),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn rename(root: &SysRoot, from: &Path, to: &Path, how: Rename) -> Result<()> {
+    let (fd, fname) = parent(root, from)?;
+    let (td, tname) = parent(root, to)?;
+    fd.rename(&fname, &td, &tname, how)?;
+    fd.sync()?;
+    td.sync()
+}
+
 /// Swaps two paths atomically (both must exist).
-pub fn exchange(a: &Path, b: &Path) -> Result<()> {
-    renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE).map_err(|e| io(a, e))?;
-    sync_parent(a)?;
-    sync_parent(b)
+pub fn exchange(root: &SysRoot, a: &Path, b: &Path) -> Result<()> {
+    rename(root, a, b, Rename::Exchange)
 }
 
 /// Renames without ever replacing what is at `to`.
-pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
-    renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE)
-        .map_err(|e| io(from, e))?;
-    sync_parent(from)?;
-    sync_parent(to)
+pub fn rename_noreplace(root: &SysRoot, from: &Path, to: &Path) -> Result<()> {
+    rename(root, from, to, Rename::NoReplace)
 }
 
-pub fn sync_parent(p: &Path) -> Result<()> {
-    sync_dir(p.parent().unwrap_or(p))
+/// Missing directories up to `p`, created with `mode`.
+pub fn create_dir_all(root: &SysRoot, p: &Path, mode: u32) -> Result<()> {
+    safe::create_dir_all(root, inside(root, p)?, mode).map(|_| ())
 }
 
-/// fsync of a directory (renames and unlinks in it made durable).
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
-}
-
-/// Writes `data` to `path` atomically and durably, 0600 (upkeep's own files).
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.upkeep-tmp.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let res = (|| {
-        let mut f = create_file(&tmp)?;
-        f.write_all(data).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-        std::fs::rename(&tmp, path).at(path)?;
-        sync_parent(path)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// Creates `dir` 0700; something already there is an error.
+pub fn create_private_dir(root: &SysRoot, dir: &Path) -> Result<()> {
+    let (d, n) = parent(root, dir)?;
+    if !d.mkdir(&n, 0o700)? {
+        return Err(Error::Failed(format!("{}: already exists", dir.display())));
     }
-    res
+    d.sync()
 }
 
-/// Removes a file durably; nothing there is fine.
-pub fn remove_durable(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => sync_parent(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(path, e)),
+/// upkeep's own file, written atomically (0600).
+pub fn write_private(root: &SysRoot, p: &Path, data: &[u8]) -> Result<()> {
+    let (d, n) = parent(root, p)?;
+    d.replace(&n, data, &Keep::private())
+}
+
+/// Replaces a file's content atomically, keeping owner, group, mode and
+/// capabilities, then reads it back.
+pub fn replace_keeping(root: &SysRoot, p: &Path, data: &[u8]) -> Result<()> {
+    let (d, n) = parent(root, p)?;
+    let (f, st) = d
+        .open_file(Path::new(&n), Resolve::NoLinks)?
+        .ok_or_else(|| Error::Failed(format!("{}: missing", p.display())))?;
+    let keep = Keep::of(&f, &st)?;
+    d.replace(&n, data, &keep)?;
+    if read(root, p)?.as_deref() != Some(data) {
+        return Err(Error::Failed(format!(
+            "{}: reads back differently than written",
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+pub fn remove_durable(root: &SysRoot, p: &Path) -> Result<()> {
+    let (d, n) = parent(root, p)?;
+    d.unlink(&n)?;
+    d.sync()
+}
+
+fn remove_at(d: &Dir, name: &OsStr) -> Result<()> {
+    match d.stat(Path::new(name), Resolve::NoLinks, false)? {
+        None => Ok(()),
+        Some(st) if SKind::of(&st) == SKind::Dir => {
+            if let Some(sub) = d.open_dir(Path::new(name), Resolve::NoLinks)? {
+                for (n, _) in sub.entries()? {
+                    remove_at(&sub, &n)?;
+                }
+            }
+            d.rmdir(name).map(|_| ())
+        }
+        Some(_) => d.unlink(name).map(|_| ()),
     }
 }
 
-pub fn exists(p: &Path) -> bool {
-    std::fs::symlink_metadata(p).is_ok()
+/// Removes a tree if it is there (never following a link out of it).
+pub fn remove_tree(root: &SysRoot, p: &Path) -> Result<()> {
+    let Some((d, n)) = safe::parent_of(root, &inside(root, p)?)? else {
+        return Ok(());
+    };
+    remove_at(&d, &n)?;
+    d.sync()
 }
 
-/// Removes a tree if it is there.
-pub fn remove_tree(p: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p).at(p)?,
-        Ok(_) => std::fs::remove_file(p).at(p)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(p, e)),
+/// sha256 of a regular file.
+pub fn sha256(root: &SysRoot, p: &Path) -> Result<String> {
+    let (f, _) = safe::open_file(root, inside(root, p)?)?
+        .ok_or_else(|| Error::Failed(format!("{}: missing", p.display())))?;
+    safe::sha256_file(&f)
+}
+
+/// chown without following a link at the end.
+pub fn chown_nofollow(root: &SysRoot, p: &Path, uid: u32, gid: u32) -> Result<()> {
+    let (d, n) = parent(root, p)?;
+    nix::unistd::fchownat(
+        &d,
+        n.as_os_str(),
+        Some(uid.into()),
+        Some(gid.into()),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| errno(p, e))
+}
+
+/// chmod through the opened file or directory (a link is refused).
+pub fn chmod(root: &SysRoot, p: &Path, mode: u32) -> Result<()> {
+    let (d, n) = parent(root, p)?;
+    if is_dir(root, p) {
+        let sub = d
+            .open_dir(Path::new(&n), Resolve::NoLinks)?
+            .ok_or_else(|| Error::Failed(format!("{}: missing", p.display())))?;
+        return safe::fchmod(&sub, mode);
     }
-    sync_parent(p)
+    let (f, _) = d
+        .open_file(Path::new(&n), Resolve::NoLinks)?
+        .ok_or_else(|| Error::Failed(format!("{}: missing", p.display())))?;
+    safe::fchmod(&f, mode)
 }
 
-/// Creates `dir` 0700 (never through a symlink: it must not exist).
-pub fn create_private_dir(dir: &Path) -> Result<()> {
-    std::fs::DirBuilder::new().create(dir).at(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).at(dir)
+/// The archive the user named (a path on the machine, not in the root).
+pub fn open_archive(path: &Path) -> Result<File> {
+    let abs = std::path::absolute(path).at(path)?;
+    safe::open_file(&SysRoot::new("/"), &abs)?
+        .map(|(f, _)| f)
+        .ok_or_else(|| Error::bad_input(path, None, "no such file"))
 }
 
-fn create_file(p: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(p)
-        .at(p)
+fn open_sub(top: &Dir, rel: &str) -> Result<Dir> {
+    let p = if rel.is_empty() { "." } else { rel };
+    top.open_dir(Path::new(p), Resolve::NoLinks)?
+        .ok_or_else(|| Error::Failed(format!("{}/{p}: missing", top.shown().display())))
 }
 
-/// A file's sha256, read back from disk.
-pub fn sha256_path(p: &Path) -> Result<String> {
-    let f = File::open(p).at(p)?;
-    upkeep_sys::fsutil::hex_digest::<Sha256>(f).at(p)
+fn split(rel: &str) -> (&str, &str) {
+    rel.rsplit_once('/').unwrap_or(("", rel))
 }
 
 /// Unpacks a checked archive into `stage` (which must not exist; it is
 /// created 0700, so nobody else can touch what is inside while it is
 /// built), then reads every file back against the digest taken while
 /// writing. Ownership is left to the caller.
-pub fn unpack(checked: &Checked, top: &str, stage: &Path) -> Result<()> {
-    create_private_dir(stage)?;
-    let mut ar = open_tar(&checked.path)?;
+pub fn unpack(root: &SysRoot, checked: &Checked, top: &str, stage: &Path) -> Result<()> {
+    create_private_dir(root, stage)?;
+    let sd = safe::open_dir(root, inside(root, stage)?)?
+        .ok_or_else(|| Error::Failed(format!("{}: vanished", stage.display())))?;
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(open_archive(&checked.path)?));
     let rd = |e: std::io::Error| {
         Error::bad_input(&checked.path, None, format!("cannot read the archive: {e}"))
     };
-    let mut digests: Vec<(PathBuf, String)> = Vec::new();
-    let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
+    let mut digests: Vec<(String, String)> = Vec::new();
+    let mut dir_modes: Vec<(String, u32)> = Vec::new();
     let mut idx = 0usize;
     for e in ar.entries().map_err(rd)? {
         let mut e = e.map_err(rd)?;
@@ -152,20 +249,23 @@ pub fn unpack(checked: &Checked, top: &str, stage: &Path) -> Result<()> {
                 "the archive changed while upkeep read it",
             ));
         }
-        let dst = if entry.rel.is_empty() {
-            stage.to_path_buf()
-        } else {
-            stage.join(&entry.rel)
-        };
+        if entry.rel.is_empty() {
+            dir_modes.push((String::new(), entry.mode & 0o7777));
+            continue;
+        }
+        let (up, leaf) = split(&entry.rel);
+        let pd = open_sub(&sd, up)?;
+        let leaf = OsStr::new(leaf);
+        let shown = stage.join(&entry.rel);
         match &entry.kind {
             Kind::Dir => {
-                if !entry.rel.is_empty() {
-                    std::fs::DirBuilder::new().create(&dst).at(&dst)?;
+                if !pd.mkdir(leaf, 0o700)? {
+                    return Err(Error::Failed(format!("{}: already there", shown.display())));
                 }
-                dir_modes.push((dst, entry.mode & 0o7777));
+                dir_modes.push((entry.rel.clone(), entry.mode & 0o7777));
             }
             Kind::File { size } => {
-                let mut f = create_file(&dst)?;
+                let mut f = pd.create_new(leaf, 0o600)?;
                 let mut h = Sha256::new();
                 let mut buf = vec![0u8; 1 << 16];
                 let mut left = *size;
@@ -179,95 +279,143 @@ pub fn unpack(checked: &Checked, top: &str, stage: &Path) -> Result<()> {
                         ));
                     }
                     h.update(&buf[..n]);
-                    f.write_all(&buf[..n]).at(&dst)?;
+                    f.write_all(&buf[..n]).at(&shown)?;
                     left = left.saturating_sub(n as u64);
                 }
-                upkeep_sys::safe::fchmod(&f, entry.mode & 0o7777)?;
-                digests.push((dst, upkeep_sys::fsutil::hex(&h.finalize())));
+                safe::fchmod(&f, entry.mode & 0o7777)?;
+                digests.push((entry.rel.clone(), upkeep_sys::fsutil::hex(&h.finalize())));
             }
-            Kind::Symlink { target } => std::os::unix::fs::symlink(target, &dst).at(&dst)?,
-            Kind::HardLink { target } => std::fs::hard_link(stage.join(target), &dst).at(&dst)?,
+            Kind::Symlink { target } => {
+                nix::unistd::symlinkat(target.as_path(), &pd, leaf).map_err(|e| errno(&shown, e))?
+            }
+            Kind::HardLink { target } => {
+                nix::unistd::linkat(&sd, Path::new(target), &pd, leaf, AtFlags::empty())
+                    .map_err(|e| errno(&shown, e))?
+            }
         }
     }
     // Directories get their modes last, deepest first (a read-only
     // directory must not stop its own contents from being written).
-    for (d, mode) in dir_modes.iter().rev() {
-        let m = if d == stage { mode | 0o700 } else { *mode };
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(m)).at(d)?;
+    for (rel, mode) in dir_modes.iter().rev() {
+        let d = open_sub(&sd, rel)?;
+        let m = if rel.is_empty() { mode | 0o700 } else { *mode };
+        safe::fchmod(&d, m)?;
     }
-    let sf = File::open(stage).at(stage)?;
-    nix::unistd::syncfs(&sf).map_err(|e| io(stage, e))?;
-    for (p, want) in &digests {
-        let got = sha256_path(p)?;
-        if &got != want {
+    nix::unistd::syncfs(&sd).map_err(|e| errno(stage, e))?;
+    for (rel, want) in &digests {
+        let (f, _) = sd
+            .open_file(Path::new(rel), Resolve::NoLinks)?
+            .ok_or_else(|| Error::Failed(format!("{rel}: vanished from the stage")))?;
+        if &safe::sha256_file(&f)? != want {
             return Err(Error::Failed(format!(
                 "{}: reads back differently than written",
-                p.display()
+                stage.join(rel).display()
             )));
         }
     }
     Ok(())
 }
 
+fn copy_at(
+    sd: &Dir,
+    sn: &OsStr,
+    dd: &Dir,
+    dn: &OsStr,
+    rel: &str,
+    sums: &mut Vec<(String, String)>,
+) -> Result<()> {
+    let shown = dd.shown().join(dn);
+    let Some(st) = sd.stat(Path::new(sn), Resolve::NoLinks, false)? else {
+        return Ok(());
+    };
+    match SKind::of(&st) {
+        SKind::Dir => {
+            dd.mkdir(dn, 0o700)?;
+            let s2 = sd
+                .open_dir(Path::new(sn), Resolve::NoLinks)?
+                .ok_or_else(|| Error::Failed(format!("{}: vanished", shown.display())))?;
+            let d2 = dd
+                .open_dir(Path::new(dn), Resolve::NoLinks)?
+                .ok_or_else(|| Error::Failed(format!("{}: vanished", shown.display())))?;
+            for (name, _) in s2.entries()? {
+                let r = format!("{rel}/{}", name.to_string_lossy());
+                copy_at(&s2, &name, &d2, &name, &r, sums)?;
+            }
+            safe::fchown(&d2, st.st_uid, st.st_gid)?;
+            safe::fchmod(&d2, st.st_mode & 0o7777)
+        }
+        SKind::File => {
+            let (mut f, st) = sd
+                .open_file(Path::new(sn), Resolve::NoLinks)?
+                .ok_or_else(|| Error::Failed(format!("{}: vanished", shown.display())))?;
+            let mut out = dd.create_new(dn, 0o600)?;
+            // copy_file_range underneath (a reflink where the filesystem can).
+            std::io::copy(&mut f, &mut out).at(&shown)?;
+            Keep::of(&f, &st)?.apply(&out, &shown)?;
+            out.sync_all().at(&shown)?;
+            let want = safe::sha256_file(&f)?;
+            let (back, _) = dd
+                .open_file(Path::new(dn), Resolve::NoLinks)?
+                .ok_or_else(|| Error::Failed(format!("{}: vanished", shown.display())))?;
+            let got = safe::sha256_file(&back)?;
+            if got != want {
+                return Err(Error::Failed(format!(
+                    "{}: the copy reads back differently",
+                    shown.display()
+                )));
+            }
+            sums.push((rel.to_string(), got));
+            Ok(())
+        }
+        SKind::Symlink => {
+            let t = nix::fcntl::readlinkat(sd, sn).map_err(|e| errno(&shown, e))?;
+            nix::unistd::symlinkat(t.as_os_str(), dd, dn).map_err(|e| errno(&shown, e))?;
+            nix::unistd::fchownat(
+                dd,
+                dn,
+                Some(st.st_uid.into()),
+                Some(st.st_gid.into()),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| errno(&shown, e))
+        }
+        // Sockets, FIFOs and devices are not data: skipped.
+        SKind::Other => Ok(()),
+    }
+}
+
 /// Copies a tree (files, dirs, symlinks; owner, mode, capabilities kept)
-/// and returns `relative path  sha256` lines of every file, each read back
-/// from the copy and compared.
+/// and adds `relative path, sha256` of every file, each read back from
+/// the copy and compared.
 pub fn copy_tree(
+    root: &SysRoot,
     src: &Path,
     dst: &Path,
     rel: &str,
     sums: &mut Vec<(String, String)>,
 ) -> Result<()> {
-    let m = std::fs::symlink_metadata(src).at(src)?;
-    let ft = m.file_type();
-    if ft.is_dir() {
-        std::fs::DirBuilder::new().create(dst).at(dst)?;
-        let mut names: Vec<_> = std::fs::read_dir(src)
-            .at(src)?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name())
-            .collect();
-        names.sort();
-        for n in names {
-            let r = if rel.is_empty() {
-                n.to_string_lossy().into_owned()
-            } else {
-                format!("{rel}/{}", n.to_string_lossy())
-            };
-            copy_tree(&src.join(&n), &dst.join(&n), &r, sums)?;
-        }
-    } else if ft.is_symlink() {
-        let t = std::fs::read_link(src).at(src)?;
-        std::os::unix::fs::symlink(t, dst).at(dst)?;
-        std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid())).at(dst)?;
-        return Ok(());
-    } else if ft.is_file() {
-        let want = sha256_path(src)?;
-        {
-            let _ = create_file(dst)?;
-        }
-        // copy_file_range underneath (a reflink where the filesystem can).
-        std::fs::copy(src, dst).at(dst)?;
-        let f = File::open(dst).at(dst)?;
-        f.sync_all().at(dst)?;
-        let got = sha256_path(dst)?;
-        if got != want {
-            return Err(Error::Failed(format!(
-                "{}: the copy reads back differently",
-                dst.display()
-            )));
-        }
-        if let Some(cap) = upkeep_sys::safe::get_capability(&File::open(src).at(src)?)? {
-            std::os::unix::fs::chown(dst, Some(m.uid()), Some(m.gid())).at(dst)?;
-            upkeep_sys::safe::set_capability(&f, &cap)?;
-        }
-        sums.push((rel.to_string(), got));
-    } else {
-        // Sockets and FIFOs are not data: skipped.
-        return Ok(());
+    let (sd, sn) = parent(root, src)?;
+    let (dd, dn) = parent(root, dst)?;
+    copy_at(&sd, &sn, &dd, &dn, rel, sums)?;
+    dd.sync()
+}
+
+/// Sets a file capability through the opened file, then reads it back.
+pub fn set_caps(root: &SysRoot, path: &Path, text: &str) -> Result<()> {
+    let value = encode_caps(text).map_err(Error::Failed)?;
+    let (d, n) = parent(root, path)?;
+    let (f, _) = d
+        .open_file(Path::new(&n), Resolve::NoLinks)?
+        .ok_or_else(|| Error::Failed(format!("{}: missing", path.display())))?;
+    safe::set_capability(&f, &value)?;
+    let back = safe::get_capability(&f)?;
+    if back.as_deref() != Some(&value[..]) {
+        return Err(Error::Failed(format!(
+            "{}: the capability {text} did not stick",
+            path.display()
+        )));
     }
-    std::os::unix::fs::chown(dst, Some(m.uid()), Some(m.gid())).at(dst)?;
-    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(m.mode() & 0o7777)).at(dst)
+    Ok(())
 }
 
 /// The kernel's capability names, by number.
@@ -359,26 +507,8 @@ pub fn encode_caps(text: &str) -> std::result::Result<Vec<u8>, String> {
     Ok(v)
 }
 
-/// Sets a file capability through the opened file, then reads it back.
-pub fn set_caps(path: &Path, text: &str) -> Result<()> {
-    let value = encode_caps(text).map_err(Error::Failed)?;
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .at(path)?;
-    upkeep_sys::safe::set_capability(&f, &value)?;
-    let back = upkeep_sys::safe::get_capability(&f)?;
-    if back.as_deref() != Some(&value[..]) {
-        return Err(Error::Failed(format!(
-            "{}: the capability {text} did not stick",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their files by path
 mod tests {
     use super::*;
 

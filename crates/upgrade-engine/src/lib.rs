@@ -9,10 +9,6 @@
 //! service does not come up. Every step is journaled first; `recover`
 //! finishes or undoes an interrupted run.
 
-// The file operations are still path-based stand-ins (fsops.rs), to be
-// moved onto upkeep_sys::safe; until then the lint is allowed here only.
-#![allow(clippy::disallowed_methods)]
-
 pub mod apply;
 pub mod archive;
 pub mod fsops;
@@ -112,15 +108,16 @@ impl Release {
 
     /// The installed version, read from the tree.
     pub fn installed_version(&self) -> Option<String> {
-        archive::tree_version(&self.spec, &self.target())
+        archive::tree_version(&self.spec, &self.root, &self.target())
     }
 }
 
 /// Reads and parses config.json; malformed is bad input (65) naming line
 /// and column.
-pub fn read_config(path: &Path) -> Result<(String, serde_json::Value)> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::bad_input(path, None, format!("cannot read: {e}")))?;
+pub fn read_config(root: &SysRoot, path: &Path) -> Result<(String, serde_json::Value)> {
+    let bytes = fsops::read(root, path)?
+        .ok_or_else(|| Error::bad_input(path, None, "cannot read: missing"))?;
+    let text = upkeep_sys::safe::utf8(bytes, path)?;
     let doc = jsonedit::parse(&text).map_err(|e| {
         Error::bad_input(
             path,

@@ -67,7 +67,7 @@ pub fn preserved(rel: &Release, config: &serde_json::Value, tree: &Path) -> Vec<
     }
     let mut out: Vec<String> = Vec::new();
     for p in all {
-        if std::fs::symlink_metadata(tree.join(&p)).is_err() {
+        if !crate::fsops::exists(&rel.root, &tree.join(&p)) {
             continue;
         }
         if out
@@ -84,23 +84,25 @@ pub fn preserved(rel: &Release, config: &serde_json::Value, tree: &Path) -> Vec<
 
 /// Old-tree paths that neither release ships nor the manifest preserves;
 /// a directory is reported once, not each file in it.
-pub fn unknown(tree: &Path, known: &BTreeSet<String>, preserve: &[String]) -> Vec<String> {
+pub fn unknown(
+    root: &upkeep_sys::SysRoot,
+    tree: &Path,
+    known: &BTreeSet<String>,
+    preserve: &[String],
+) -> Vec<String> {
     fn walk(
+        root: &upkeep_sys::SysRoot,
         dir: &Path,
         rel: &str,
         known: &BTreeSet<String>,
         preserve: &[String],
         out: &mut Vec<String>,
     ) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
+        let Ok(entries) = crate::fsops::entries(root, dir) else {
             return;
         };
-        let mut names: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        for n in names {
+        for (n, kind) in entries {
+            let n = n.to_string_lossy().into_owned();
             let r = if rel.is_empty() {
                 n.clone()
             } else {
@@ -113,14 +115,13 @@ pub fn unknown(tree: &Path, known: &BTreeSet<String>, preserve: &[String]) -> Ve
                 out.push(r);
                 continue;
             }
-            let p = dir.join(&n);
-            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
-                walk(&p, &r, known, preserve, out);
+            if kind == upkeep_sys::safe::Kind::Dir {
+                walk(root, &dir.join(&n), &r, known, preserve, out);
             }
         }
     }
     let mut out = Vec::new();
-    walk(tree, "", known, preserve, &mut out);
+    walk(root, tree, "", known, preserve, &mut out);
     out
 }
 
@@ -131,8 +132,15 @@ pub fn recorded_files(rel: &Release) -> BTreeSet<String> {
         .path(upkeep_sys::state::STATE_DIR)
         .join(crate::apply::RELEASES)
         .join(format!("{}.files", rel.product));
-    std::fs::read_to_string(p)
-        .map(|t| t.lines().map(str::to_string).collect())
+    crate::fsops::read(&rel.root, &p)
+        .ok()
+        .flatten()
+        .map(|t| {
+            String::from_utf8_lossy(&t)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -187,7 +195,7 @@ pub fn data_to_back_up(rel: &Release, config: &serde_json::Value, tree: &Path) -
         None if v.starts_with('/') => rel.root.path(v),
         None => return None,
     };
-    p.is_dir().then_some(p)
+    crate::fsops::is_dir(&rel.root, &p).then_some(p)
 }
 
 /// Reads the installed tree, its config and every archive; decides.
@@ -195,13 +203,13 @@ pub fn plan(rel: &Release, archives: &[PathBuf], opts: &Options) -> Result<(Plan
     let target = rel.target();
     let config_path = rel.config_path(&target);
     let from = rel.installed_version();
-    if from.is_none() && std::fs::symlink_metadata(&target).is_err() {
+    if from.is_none() && !crate::fsops::exists(&rel.root, &target) {
         return Err(Error::Refused(format!(
             "{} is not installed in {} (for a first install: upkeep-upgrade install {} ARCHIVE)",
             rel.product, rel.spec.dir, rel.product
         )));
     }
-    let (config_text, config) = read_config(&config_path)?;
+    let (config_text, config) = read_config(&rel.root, &config_path)?;
     let mut edited = config_text.clone();
     for s in &opts.settings {
         edited = jsonedit::set(&edited, s)
@@ -288,7 +296,7 @@ pub fn plan(rel: &Release, archives: &[PathBuf], opts: &Options) -> Result<(Plan
     for c in &checked {
         known.extend(c.entries.iter().map(|e| e.rel.clone()));
     }
-    let unknown = unknown(&target, &known, &preserve);
+    let unknown = unknown(&rel.root, &target, &known, &preserve);
     let backup_data = data_to_back_up(rel, &config, &target);
     let backup_database = !rel.spec.backup.dump.is_empty() && !opts.skip_db_backup;
     let dir = rel.spec.dir.clone();

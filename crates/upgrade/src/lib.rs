@@ -242,7 +242,7 @@ fn run(args: Args) -> Result<ExitCode> {
             let mut bad = 0;
             let mut rows = Vec::new();
             for b in apply::list_backups(&rel)? {
-                let ok = apply::verify_backup(&b);
+                let ok = apply::verify_backup(&rel.root, &b);
                 if ok.is_err() {
                     bad += 1;
                 }
