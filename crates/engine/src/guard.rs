@@ -98,22 +98,26 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn message(&self) -> String {
+    /// The one sentence template of a binary at risk, after `lead` (who
+    /// says it: "AT RISK:", "warning: upgrading gitlab-ee will revert",
+    /// "warning: a reconfigure may revert"), then what to do.
+    pub fn message(&self, lead: &str) -> String {
         let what = match self.edition {
             Edition::Enterprise => "an Enterprise Edition binary",
             _ => "a locally replaced binary",
         };
         let mut s = format!(
-            "{} ({} {}) is {what} in a path package {} owns; it will be put back by {}",
-            self.binary.as_deref().unwrap_or("?"),
+            "{lead} {} ({} {}): it is {what} in a path that package {} owns, and {} puts the package's own binary back.",
+            self.binary.as_deref().unwrap_or("(unknown path)"),
             self.product,
             self.kind,
             self.package,
             self.reverted_by.join(", or ")
         );
-        for a in &self.advice {
-            s.push_str("\n  - ");
-            s.push_str(a);
+        if !self.advice.is_empty() {
+            s.push_str(" What to do: ");
+            s.push_str(&self.advice.join("; or "));
+            s.push('.');
         }
         s
     }
@@ -167,6 +171,10 @@ pub struct Record {
     pub package_version: Option<String>,
     pub modified_from_package: Option<bool>,
     pub seen: u64,
+    /// A revert reported and not yet converted back or acknowledged
+    /// (`upkeep-guard ack`): reported on every check until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted: Option<Revert>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -202,8 +210,11 @@ pub fn load_records(root: &SysRoot) -> Result<Records> {
 }
 
 /// A local change a package action already undid.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Revert {
+    /// Seen for the first time by this run (not recorded before).
+    #[serde(default)]
+    pub new: bool,
     pub product: String,
     pub binary: Option<String>,
     pub was: Edition,
@@ -233,15 +244,22 @@ impl Revert {
             _ => String::new(),
         };
         format!(
-            "REVERTED: {} ({}) was {} when last seen ({}), and is now {}: it was put back{by}. Data is unharmed; the features of {} are gone until the change is made again.",
+            "REVERTED: {} ({}) was {} when last seen ({}), and is now {}: it was put back{by}. Data is unharmed; the features of {} are gone until the change is made again. This is reported on every check until then, or until `upkeep-guard ack {}`.",
             self.binary.as_deref().unwrap_or("?"),
             self.product,
             ed(self.was),
             state::utc_human(self.seen),
             ed(self.now),
-            ed(self.was)
+            ed(self.was),
+            self.product
         )
     }
+}
+
+/// The reverts of the installs in `report`: new ones and those recorded
+/// and neither converted back nor acknowledged.
+pub fn reverts_of(root: &SysRoot, report: &Report) -> Result<Vec<Revert>> {
+    Ok(reverts(&load_records(root)?, report))
 }
 
 fn reverts(records: &Records, report: &Report) -> Vec<Revert> {
@@ -250,11 +268,27 @@ fn reverts(records: &Records, report: &Report) -> Vec<Revert> {
         let Some(r) = records.installs.get(&key(i)) else {
             continue;
         };
+        if let Some(p) = &r.reverted {
+            // Still reported until the change is made again.
+            let converted_back = if p.was == Edition::Enterprise {
+                i.edition == Edition::Enterprise
+            } else {
+                i.modified_from_package == Some(true)
+            };
+            if !converted_back {
+                out.push(Revert {
+                    new: false,
+                    ..p.clone()
+                });
+            }
+            continue;
+        }
         let edition_back = r.edition == Edition::Enterprise && i.edition == Edition::Team;
         let local_change_gone =
             r.modified_from_package == Some(true) && i.modified_from_package == Some(false);
         if edition_back || local_change_gone {
             out.push(Revert {
+                new: true,
                 product: i.product.clone(),
                 binary: i.binary.as_ref().map(|b| b.path.clone()),
                 was: if edition_back {
@@ -296,7 +330,7 @@ pub fn observe(root: &SysRoot, opts: &Options, record: bool) -> Result<Observati
     let reverts = reverts(&records, &report);
     let mut warnings = report.warnings.clone();
     if record {
-        if let Err(e) = save_records(root, &report) {
+        if let Err(e) = save_records(root, &report, &reverts) {
             warnings.push(format!("could not record what was seen: {e}"));
         }
     }
@@ -308,28 +342,72 @@ pub fn observe(root: &SysRoot, opts: &Options, record: bool) -> Result<Observati
     })
 }
 
-fn save_records(root: &SysRoot, report: &Report) -> Result<()> {
+fn save_records(root: &SysRoot, report: &Report, reverts: &[Revert]) -> Result<()> {
     let _lock = Lock::acquire(root, Duration::from_secs(10))?;
     let mut records = load_records(root)?;
     let now = state::now();
     for i in &report.installs {
-        records.installs.insert(
-            key(i),
-            Record {
-                product: i.product.clone(),
-                kind: i.kind.clone(),
-                edition: i.edition,
-                version: i.version.clone(),
-                package: i.manager.package.clone(),
-                package_version: i.manager.version.clone(),
-                modified_from_package: i.modified_from_package,
-                seen: now,
-            },
-        );
+        let reverted = reverts
+            .iter()
+            .find(|r| {
+                r.product == i.product && r.binary == i.binary.as_ref().map(|b| b.path.clone())
+            })
+            .map(|r| Revert {
+                new: false,
+                ..r.clone()
+            });
+        records.installs.insert(key(i), record_of(i, now, reverted));
     }
     let dir = state::private_dir(root, "")?;
     let data = serde_json::to_vec_pretty(&records).map_err(|e| Error::Failed(e.to_string()))?;
     state::write_private(&dir, RECORDS, &data)
+}
+
+/// Acknowledges the reverts of `product` (at `path`, or all of them), new
+/// or recorded: what is there now is recorded as seen, so they are no
+/// longer reported. Returns how many there were.
+pub fn ack(root: &SysRoot, opts: &Options, product: &str, path: Option<&str>) -> Result<usize> {
+    let plugins = plugin::load(root)?;
+    let all: Vec<&Plugin> = plugins.iter().collect();
+    let mut sys = System::open(root)?;
+    let report = detect::detect(&mut sys, &all, opts)?;
+    let _lock = Lock::acquire(root, Duration::from_secs(10))?;
+    let mut records = load_records(root)?;
+    let matching: Vec<Revert> = reverts(&records, &report)
+        .into_iter()
+        .filter(|r| r.product == product && path.is_none_or(|p| r.binary.as_deref() == Some(p)))
+        .collect();
+    if matching.is_empty() {
+        return Ok(0);
+    }
+    let now = state::now();
+    for i in &report.installs {
+        let bin = i.binary.as_ref().map(|b| b.path.clone());
+        if matching
+            .iter()
+            .any(|r| r.product == i.product && r.binary == bin)
+        {
+            records.installs.insert(key(i), record_of(i, now, None));
+        }
+    }
+    let dir = state::private_dir(root, "")?;
+    let data = serde_json::to_vec_pretty(&records).map_err(|e| Error::Failed(e.to_string()))?;
+    state::write_private(&dir, RECORDS, &data)?;
+    Ok(matching.len())
+}
+
+fn record_of(i: &Install, now: u64, reverted: Option<Revert>) -> Record {
+    Record {
+        product: i.product.clone(),
+        kind: i.kind.clone(),
+        edition: i.edition,
+        version: i.version.clone(),
+        package: i.manager.package.clone(),
+        package_version: i.manager.version.clone(),
+        modified_from_package: i.modified_from_package,
+        seen: now,
+        reverted,
+    }
 }
 
 /// One package action from apt's `Pre-Install-Pkgs` stream.
@@ -446,8 +524,9 @@ pub struct HookOutcome {
 /// downgrades) sets `veto`.
 pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
     let mut out = HookOutcome::default();
-    let unreadable =
-        |e: String| format!("warning: cannot read apt's hook stream ({e}); not checking this run");
+    let unreadable = |e: String| {
+        format!("warning: apt's hook stream cannot be read ({e}), so this run is not checked.")
+    };
     let (version, lines) = match scan_hook_stream(stream) {
         Ok(v) => v,
         Err(e) => {
@@ -477,7 +556,7 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
         Ok(p) => p,
         Err(e) => {
             out.messages.push(format!(
-                "warning: plugin manifests are broken ({e}); not checking this run"
+                "warning: the plugin manifests are broken ({e}), so this run is not checked."
             ));
             return out;
         }
@@ -495,19 +574,20 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
         Ok(c) => (c, true),
         Err(e) => {
             out.messages.push(format!(
-                "warning: the configuration is broken ({e}); warning only, blocking nothing"
+                "warning: the configuration is broken ({e}), so upkeep only warns and blocks nothing."
             ));
             (Config::default(), false)
         }
     };
     let mut detection: Option<Report> = None;
+    let mut reverts_reported = false;
     for a in relevant {
         for p in plugins.iter().filter(|p| p.manifest.carried_by(&a.name)) {
             if let (Some(old), Some(new), Action::Unpack(_)) = (&a.old, &a.new, &a.action) {
                 if compare_deb(new, old) == Some(std::cmp::Ordering::Less) {
                     let policy = config.on_downgrade(p);
                     out.messages.push(format!(
-                        "{}: {} would be downgraded from {old} to {new}; {} forbids downgrades (its schema may have moved on)",
+                        "{}: {} would be downgraded from {old} to {new}, and {} forbids downgrades because its database schema may have moved on.",
                         if policy == Policy::Block && may_block { "refusing" } else { "warning" },
                         a.name,
                         p.name()
@@ -526,9 +606,17 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
                 Ok(r) => detection = Some(r),
                 Err(e) => {
                     out.messages.push(format!(
-                        "warning: cannot inspect the installs ({e}); not checking for reverts"
+                        "warning: the installs cannot be inspected ({e}), so nothing is checked for reverts."
                     ));
                     return out;
+                }
+            }
+        }
+        if let (Some(report), false) = (&detection, reverts_reported) {
+            reverts_reported = true;
+            if let Ok(records) = load_records(root) {
+                for r in reverts(&records, report) {
+                    out.messages.push(format!("warning: {}", r.message()));
                 }
             }
         }
@@ -541,19 +629,18 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
                 };
                 let policy = config.on_revert(&f.product);
                 let block = policy == Policy::Block && may_block;
-                out.messages.push(format!(
-                    "{}: {verb} {} will revert {}",
+                out.messages.push(f.message(&format!(
+                    "{}: {verb} {} will revert",
                     if block { "refusing" } else { "warning" },
                     a.name,
-                    f.message()
-                ));
+                )));
                 out.veto |= block;
             }
         }
     }
     if out.veto {
         out.messages.push(format!(
-            "stopping apt before dpkg runs (to allow it, set on_revert / on_downgrade = \"warn\" for the product in {CONFIG})"
+            "Stopping apt before dpkg runs. To let it through, set on_revert or on_downgrade = \"warn\" for the product in {CONFIG}."
         ));
     }
     out
@@ -584,14 +671,26 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
         let Some(config) = &emb.config else {
             continue;
         };
-        let state = upkeep_sys::configfile::ConfigFile::open(root, config)
-            .and_then(|f| upkeep_formats::gitlab_rb::GitlabRb::parse(&f.real, f.text))
-            .and_then(|rb| embedded::state(&rb, emb));
+        // What the file means as Ruby computes it (run inside the root),
+        // else a static reading.
+        let state = upkeep_sys::configfile::ConfigFile::open(root, config).and_then(|f| {
+            let rb = upkeep_formats::gitlab_rb::GitlabRb::parse(&f.real, f.text.clone())?;
+            let evaluated = inst
+                .host
+                .as_ref()
+                .and_then(|h| crate::rb_eval::Ruby::find(root, h))
+                .and_then(|r| r.evaluate(&[&f.text]).ok())
+                .and_then(|mut v| v.pop());
+            match evaluated {
+                Some(ev) => embedded::state_from_eval(&rb, emb, &ev, &f.real),
+                None => embedded::state(&rb, emb),
+            }
+        });
         match state {
             Ok(st) => {
                 if embedded::upgrade_aborts(emb, &st, &n) {
                     out.messages.push(format!(
-                        "warning: upgrading {} from {old} to {new}: {config} still has active {} settings ({}), so the package's preinst will abort. First run: upkeep-embedded disable --for-upgrade {}",
+                        "warning: upgrading {} from {old} to {new} will fail, because {config} still has active {} settings ({}), so the package's preinst will abort. Run `upkeep-embedded disable --for-upgrade {}` first.",
                         a.name,
                         emb.setting.as_deref().unwrap_or(p.name()),
                         st.active_settings.join("; "),
@@ -600,7 +699,7 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
                 }
             }
             Err(e) => out.messages.push(format!(
-                "warning: cannot read {config} to check the upgrade ({e})"
+                "warning: {config} cannot be read to check the upgrade ({e})."
             )),
         }
     }
@@ -610,6 +709,66 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
 #[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
+
+    fn a_finding() -> Finding {
+        Finding {
+            product: "mattermost".into(),
+            kind: "gitlab-omnibus".into(),
+            binary: Some("/opt/gitlab/embedded/bin/mattermost".into()),
+            edition: Edition::Enterprise,
+            package: "gitlab-ee".into(),
+            package_version: Some("18.11.1-ee.0".into()),
+            reason: "edition".into(),
+            reverted_by: vec![
+                "an upgrade or reinstall of gitlab-ee".into(),
+                "gitlab-ctl reconfigure (per Mattermost's documentation)".into(),
+            ],
+            advice: vec![
+                "move to a standalone server".into(),
+                "re-run the conversion".into(),
+            ],
+        }
+    }
+
+    #[test]
+    fn every_finding_template_is_a_full_sentence() {
+        let f = a_finding();
+        let tail = "/opt/gitlab/embedded/bin/mattermost (mattermost gitlab-omnibus): it is an Enterprise Edition binary in a path that package gitlab-ee owns, and an upgrade or reinstall of gitlab-ee, or gitlab-ctl reconfigure (per Mattermost's documentation) puts the package's own binary back. What to do: move to a standalone server; or re-run the conversion.";
+        assert_eq!(f.message("AT RISK:"), format!("AT RISK: {tail}"));
+        assert_eq!(
+            f.message("warning: upgrading gitlab-ee will revert"),
+            format!("warning: upgrading gitlab-ee will revert {tail}")
+        );
+        assert_eq!(
+            f.message("warning: a reconfigure may revert"),
+            format!("warning: a reconfigure may revert {tail}")
+        );
+        let local = Finding {
+            edition: Edition::Team,
+            advice: Vec::new(),
+            reverted_by: vec!["an upgrade or reinstall of mattermost".into()],
+            ..a_finding()
+        };
+        assert_eq!(
+            local.message("AT RISK:"),
+            "AT RISK: /opt/gitlab/embedded/bin/mattermost (mattermost gitlab-omnibus): it is a locally replaced binary in a path that package gitlab-ee owns, and an upgrade or reinstall of mattermost puts the package's own binary back."
+        );
+        let r = Revert {
+            new: true,
+            product: "mattermost".into(),
+            binary: Some("/opt/gitlab/embedded/bin/mattermost".into()),
+            was: Edition::Enterprise,
+            now: Edition::Team,
+            seen: 0,
+            package: Some("gitlab-ee".into()),
+            package_version_before: Some("18.11.1-ee.0".into()),
+            package_version_now: Some("18.11.2-ee.0".into()),
+        };
+        assert_eq!(
+            r.message(),
+            format!("REVERTED: /opt/gitlab/embedded/bin/mattermost (mattermost) was Enterprise Edition when last seen ({}), and is now Team Edition: it was put back by the upgrade of gitlab-ee from 18.11.1-ee.0 to 18.11.2-ee.0. Data is unharmed; the features of Enterprise Edition are gone until the change is made again. This is reported on every check until then, or until `upkeep-guard ack mattermost`.", state::utc_human(0))
+        );
+    }
 
     /// Parses a whole stream (protocol 2 or 3).
     fn parse_hook_stream(text: &str) -> std::result::Result<Vec<PkgAction>, String> {

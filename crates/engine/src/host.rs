@@ -6,14 +6,13 @@ use crate::plugin::HostSpec;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::root::SysRoot;
 use upkeep_sys::safe;
 
 /// The root's own regular file at `inside`, its links resolved inside the
 /// root (never a program of the machine's through an absolute link).
-fn in_root_file(root: &SysRoot, inside: &str) -> Option<PathBuf> {
+pub(crate) fn in_root_file(root: &SysRoot, inside: &str) -> Option<PathBuf> {
     let st = safe::stat(root, inside, true).ok()??;
     if safe::Kind::of(&st) != safe::Kind::File {
         return None;
@@ -35,52 +34,6 @@ fn find_tool(root: &SysRoot, inside: &str) -> Option<PathBuf> {
 
 pub fn find_ctl(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
     host.ctl.as_deref().and_then(|c| find_tool(root, c))
-}
-
-/// The host's Ruby, else any `ruby` on PATH (a syntax check needs no
-/// particular version).
-pub fn find_ruby(root: &SysRoot, host: &HostSpec) -> Option<PathBuf> {
-    host.ruby
-        .as_deref()
-        .and_then(|r| in_root_file(root, r))
-        .or_else(|| which::which("ruby").ok())
-}
-
-/// `ruby -c` on `text`; a syntax error is bad input naming `path` and the
-/// line Ruby reports.
-pub fn ruby_syntax_check(ruby: &Path, text: &str, path: &Path) -> Result<()> {
-    let mut cmd = Command::new(ruby);
-    cmd.arg("-c").env("LC_ALL", "C.UTF-8");
-    let out = upkeep_sys::process::run_with_timeout(
-        &mut cmd,
-        Some(text.as_bytes()),
-        Duration::from_secs(60),
-    )
-    .map_err(|e| Error::Failed(format!("cannot run {}: {e}", ruby.display())))?
-    .ok_or_else(|| Error::Failed(format!("{} -c did not finish within 60 s", ruby.display())))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    // "-:12: syntax error, unexpected end-of-input"
-    let first = err
-        .lines()
-        .find(|l| l.starts_with("-:"))
-        .unwrap_or_else(|| err.lines().next().unwrap_or("syntax error"));
-    let mut parts = first.splitn(3, ':');
-    let (_, line, msg) = (
-        parts.next(),
-        parts.next().and_then(|l| l.parse().ok()),
-        parts.next(),
-    );
-    Err(Error::bad_input(
-        path,
-        line,
-        format!(
-            "the edited text is not valid Ruby ({}): nothing written",
-            msg.unwrap_or(first).trim()
-        ),
-    ))
 }
 
 /// Runs the host's control command with `args`, its output streamed to

@@ -8,5 +8,6 @@ pub mod hooks;
 pub mod host;
 pub mod lease;
 pub mod plugin;
+pub mod rb_eval;
 pub mod reconfigure;
 pub mod release;
