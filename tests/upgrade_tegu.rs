@@ -145,10 +145,12 @@ fn plan_tells_build_from_minor_refuses_every_downgrade_and_writes_nothing() {
     ] {
         assert!(commands.contains(&c), "{c}: {commands:?}");
     }
-    assert!(
-        commands.iter().any(|c| c.starts_with("pg_dump -Fc")),
-        "{commands:?}"
+    // The dump reads the database TEGU's config names (no password shown).
+    let dump = format!(
+        "pg_dump -Fc -f {{backup}}/database.dump postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
+        db.port
     );
+    assert!(commands.contains(&dump.as_str()), "{commands:?}");
     assert!(
         commands.iter().any(|c| c.starts_with("pg_restore --list")),
         "{commands:?}"

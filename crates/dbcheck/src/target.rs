@@ -76,6 +76,23 @@ impl DbTarget {
         )
     }
 
+    /// As a URL for `pg_dump` and for messages: never with the password
+    /// (the dump gets it through the environment).
+    pub fn url(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!(
+            "postgres://{}@{host}:{}/{}?sslmode={}",
+            self.user,
+            self.port,
+            self.dbname,
+            self.sslmode.as_str()
+        )
+    }
+
     /// Parses `postgres://user:password@host:port/dbname?sslmode=…`.
     pub fn from_url(url: &str, spec: &PostgresSpec) -> Result<Self, DbError> {
         let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");

@@ -313,6 +313,19 @@ pub fn plan(
             .collect()
     };
     let mandatory = change.as_ref().is_none_or(|c| c.backup_mandatory);
+    // The database the dump reads, as the preflight found it.
+    let database = match preflight::spec_of(manifest.preflight.as_ref(), source)?
+        .and_then(|ps| ps.postgresql)
+    {
+        Some(pg) => {
+            let config = manifest.installs.iter().find_map(|i| i.config.clone());
+            match preflight::target(root, &pg, config.as_deref(), pre)? {
+                Ok(t) => t.url(),
+                Err(_) => "{database}".to_string(),
+            }
+        }
+        None => "{database}".to_string(),
+    };
     let mut steps = vec![Step {
         phase: "prepare".into(),
         name: "preflight".into(),
@@ -330,8 +343,8 @@ pub fn plan(
             },
             touches: vec![out.into()],
             commands: [
-                expand(&b.dump, &[("out", out), ("url", "{database}")]),
-                expand(&b.verify, &[("out", out), ("url", "{database}")]),
+                expand(&b.dump, &[("out", out), ("url", &database)]),
+                expand(&b.verify, &[("out", out), ("url", &database)]),
             ]
             .into_iter()
             .filter(|c| !c.is_empty())

@@ -37,6 +37,41 @@ pub fn spec_of(raw: Option<&toml::Value>, source: &Path) -> Result<Option<Prefli
         .map_err(|e| Error::bad_input(source, None, format!("[preflight]: {e}")))
 }
 
+/// The database to check: `--db-url`, else the product's configuration.
+/// `Ok(Err(finding))` when neither says where it is.
+pub fn target(
+    root: &SysRoot,
+    pg: &upkeep_dbcheck::PostgresSpec,
+    config: Option<&str>,
+    opts: &Options,
+) -> Result<std::result::Result<DbTarget, Finding>> {
+    if let Some(url) = &opts.db_url {
+        return DbTarget::from_url(url, pg)
+            .map(Ok)
+            .map_err(|e| Error::Usage(e.to_string()));
+    }
+    let Some(c) = config else {
+        return Ok(Err(Finding::refused(
+            "connect",
+            "the manifest names no configuration file to read the database address from: give --db-url",
+        )));
+    };
+    let path = root.path(c);
+    Ok(
+        match crate::preflight_io::read_text(root, Path::new(c), MAX_TEXT)? {
+            None => Err(Finding::refused(
+                "connect",
+                format!(
+                    "{} is not there: cannot tell where the database is (give --db-url)",
+                    path.display()
+                ),
+            )),
+            Some(text) => DbTarget::from_settings(&read_settings(&text), pg, c)
+                .map_err(|e| Finding::refused("connect", e.to_string())),
+        },
+    )
+}
+
 /// Runs every declared check. `config` is the product's configuration file
 /// as seen inside the system (where the database settings are).
 pub fn run(
@@ -49,38 +84,12 @@ pub fn run(
     let timeout = opts.timeout.unwrap_or(Duration::from_secs(10));
     let mut out = Vec::new();
     if let Some(pg) = &spec.postgresql {
-        let target = match &opts.db_url {
-            Some(url) => {
-                Some(DbTarget::from_url(url, pg).map_err(|e| Error::Usage(e.to_string()))?)
+        let target = match target(root, pg, config, opts)? {
+            Ok(t) => Some(t),
+            Err(f) => {
+                out.push(f);
+                None
             }
-            None => match config {
-                None => {
-                    out.push(Finding::refused(
-                        "connect",
-                        "the manifest names no configuration file to read the database address from: give --db-url",
-                    ));
-                    None
-                }
-                Some(c) => {
-                    let path = root.path(c);
-                    match crate::preflight_io::read_text(root, Path::new(c), MAX_TEXT)? {
-                        None => {
-                            out.push(Finding::refused(
-                                "connect",
-                                format!("{} is not there: cannot tell where the database is (give --db-url)", path.display()),
-                            ));
-                            None
-                        }
-                        Some(text) => match DbTarget::from_settings(&read_settings(&text), pg, c) {
-                            Ok(t) => Some(t),
-                            Err(e) => {
-                                out.push(Finding::refused("connect", e.to_string()));
-                                None
-                            }
-                        },
-                    }
-                }
-            },
         };
         if let Some(t) = target {
             out.extend(checks::run_postgres(&t, pg, title, timeout));
