@@ -180,6 +180,10 @@ fn plan_tells_build_from_minor_refuses_every_downgrade_and_writes_nothing() {
             .any(|f| f["check"] == "extensions" && f["ok"] == true),
         "{j}"
     );
+    assert!(
+        pf.iter().any(|f| f["check"] == "disk" && f["ok"] == true),
+        "{j}"
+    );
 
     // Minor: the backup is mandatory, and the text says so.
     let minor = archive(a.path(), "1.20.0", arch, "1.20.0");

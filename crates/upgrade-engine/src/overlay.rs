@@ -297,6 +297,12 @@ pub fn plan(
         }
         None => vec![],
     };
+    let mut pf = pf;
+    pf.push(disk_finding(
+        root,
+        &spec.dir,
+        checked.total_bytes.saturating_mul(2),
+    ));
     let refused = refused.or_else(|| {
         let n = pf.iter().filter(|f| !f.ok).count();
         (n > 0).then(|| format!("{n} preflight check(s) refused: see the findings"))
@@ -464,6 +470,40 @@ pub fn render(p: &OverlayPlan) -> String {
         let _ = writeln!(s, "  warning    {w}");
     }
     s
+}
+
+/// Free space on the install's filesystem for the staged release and the
+/// replaced files kept for a rollback (twice the archive's content). The
+/// database dump goes to the backup directory and is not counted here.
+pub fn disk_finding(root: &SysRoot, dir: &str, need: u64) -> Finding {
+    let d = match upkeep_sys::safe::open_dir(root, dir) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Finding::refused("disk", format!("{dir} is not there")),
+        Err(e) => return Finding::refused("disk", e.to_string()),
+    };
+    match nix::sys::statvfs::fstatvfs(&d) {
+        Ok(st) => {
+            let free = st.blocks_available().saturating_mul(st.fragment_size());
+            if free >= need {
+                Finding::ok(
+                    "disk",
+                    format!(
+                        "{} MiB free where {dir} is, {} MiB needed",
+                        free >> 20,
+                        need.div_ceil(1 << 20)
+                    ),
+                )
+            } else {
+                Finding::refused(
+                    "disk",
+                    format!(
+                        "only {free} bytes free where {dir} is; the staged release and the kept old files need {need}"
+                    ),
+                )
+            }
+        }
+        Err(e) => Finding::refused("disk", format!("{dir}: statvfs: {e}")),
+    }
 }
 
 /// Where a file of the install is, on this machine.
