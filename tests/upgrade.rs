@@ -1038,3 +1038,33 @@ fn the_database_is_dumped_by_real_pg_dump_and_its_version_checked() {
     let sums = fs::read_to_string(dump.with_file_name("SHA256SUMS")).unwrap();
     assert!(sums.contains("  database.dump\n"), "{sums}");
 }
+
+#[test]
+fn dry_run_changes_nothing_and_a_planted_link_is_never_followed() {
+    let s = site("9.11.0");
+    let a = s.tarball(&rel("10.5.1"));
+    let before = s.snapshot();
+    let o = s.up(&["apply", "mattermost", &a, "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("dry run: nothing was changed"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(s.snapshot(), before);
+    assert!(!s.root.path("var/lib/upkeep/backups").exists());
+    // Someone plants a link where the release is staged, pointing at a
+    // directory of the machine: it is removed as a link, never followed.
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("precious"), b"keep me").unwrap();
+    std::os::unix::fs::symlink(outside.path(), s.root.path("opt/.mattermost.upkeep-stage"))
+        .unwrap();
+    let o = s.up(&["apply", "mattermost", &a]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("10.5.1"));
+    assert_eq!(
+        fs::read(outside.path().join("precious")).unwrap(),
+        b"keep me"
+    );
+    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
+}
