@@ -56,11 +56,8 @@ fn gitlab_root(version: &str, gitlab_rb: &str) -> TestRoot {
         r.path("opt/gitlab/bin/gitlab-ctl"),
     )
     .expect("cp");
-    std::fs::copy(
-        support("gitlab_rb_eval.rb"),
-        r.path("opt/gitlab/bin/gitlab_rb_eval.rb"),
-    )
-    .expect("cp");
+    r.install_busybox();
+    r.install_ruby();
     r
 }
 
@@ -693,4 +690,39 @@ fn without_ruby_the_reading_is_static_and_says_so() {
         "This is a static reading of /etc/gitlab/gitlab.rb, because no Ruby was found: settings inside conditionals, blocks or computed keys may differ from what the host sees.",
         "{j}"
     );
+}
+
+/// The root's gitlab-ctl runs inside the root (chroot), never on the live
+/// machine: what it writes lands in the root. Where it cannot run there (a
+/// script with no shell in the root) it does not run at all.
+#[test]
+fn the_roots_gitlab_ctl_runs_inside_the_root_or_not_at_all() {
+    let r = gitlab_root("18.11.1", "external_url 'x'\n");
+    let root = r.root().to_str().expect("utf8");
+    let marker = format!("/tmp/upkeep-ctl-escape-{}", std::process::id());
+    let o = upkeep_env(
+        "upkeep-reconfigure",
+        &["--root", root],
+        &[("STANDIN_ESCAPE", marker.as_str())],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(r.path(&marker).exists(), "written inside the root");
+    assert!(!Path::new(&marker).exists(), "never on the machine");
+
+    let bare = gitlab_root("18.11.1", "external_url 'x'\n");
+    std::fs::remove_file(bare.path("bin/sh")).expect("rm");
+    let o = upkeep_env(
+        "upkeep-reconfigure",
+        &["--root", bare.root().to_str().expect("utf8")],
+        &[("STANDIN_ESCAPE", marker.as_str())],
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("could not be started inside")
+            && stderr(&o).contains("upkeep never runs it on this machine instead."),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!Path::new(&marker).exists(), "never on the machine");
+    assert!(!bare.path(&marker).exists(), "did not run at all");
 }

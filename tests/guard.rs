@@ -671,17 +671,14 @@ fn upkeep_reconfigure_checks_before_and_reports_a_revert_after() {
         std::fs::read(repo("tests/support/gitlab-ctl-standin")).expect("standin"),
         0o755,
     );
-    r.write(
-        "/opt/gitlab/bin/gitlab_rb_eval.rb",
-        std::fs::read(repo("tests/support/gitlab_rb_eval.rb")).expect("eval"),
-        0o644,
-    );
-    let team = work.path().join("team-binary");
-    std::fs::write(&team, mattermost_binary(false)).expect("w");
+    r.install_busybox();
+    r.install_ruby();
+    // Inside the root: the stand-in runs there (chroot).
+    r.write("/tmp/team-binary", mattermost_binary(false), 0o755);
     let o = upkeep_env(
         "upkeep-reconfigure",
         &["--root", root],
-        &[("STANDIN_REVERT_WITH", team.to_str().expect("utf8"))],
+        &[("STANDIN_REVERT_WITH", "/tmp/team-binary")],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let err = stderr(&o);

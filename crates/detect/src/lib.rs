@@ -161,11 +161,7 @@ pub fn render_text(report: &Report) -> String {
 }
 
 fn render_install(s: &mut String, i: &Install) {
-    let edition = match i.edition {
-        plugin::Edition::Team => "Team Edition",
-        plugin::Edition::Enterprise => "Enterprise Edition",
-        plugin::Edition::Unknown => "edition unknown",
-    };
+    let edition = &i.edition_title;
     let _ = writeln!(
         s,
         "{} {} ({}), {}",

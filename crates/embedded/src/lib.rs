@@ -62,7 +62,8 @@ verified before it is written: Ruby must see exactly the old settings plus the
 intended change, and a second run must change nothing; otherwise exit 1 and
 nothing is written. A backup (0600) is written next to the file before it is
 replaced; owner, group, mode, CRLF line endings and a missing final newline
-are kept; the file is read back after writing. What to edit comes from the product's plugin manifest.";
+are kept; the file is read back after writing. Under --root the host's control
+command runs inside the root (chroot), never on this machine. What to edit comes from the product's plugin manifest.";
 
 #[derive(Debug, Parser)]
 #[command(

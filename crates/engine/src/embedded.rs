@@ -188,6 +188,10 @@ pub fn state_from_eval(
             .get(name.as_str())
             .is_some_and(|v| truthy(v) && !v.is_object())
     });
+    let set = |v: &Value| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty());
+    let removed_seen = std::iter::once(n.setting)
+        .chain(spec.removed_settings.iter().map(String::as_str))
+        .any(|name| settings.get(name).is_some_and(set));
     let (enabled, reason, line) = match (enable, implied) {
         (Some(v), _) => (
             truthy(v),
@@ -201,7 +205,13 @@ pub fn state_from_eval(
         enabled,
         reason: reason.into(),
         line,
-        active_settings: active_settings(rb, spec, n.setting),
+        // Where they are, when Ruby saw any of them set (code that never
+        // runs sets nothing).
+        active_settings: if removed_seen {
+            active_settings(rb, spec, n.setting)
+        } else {
+            Vec::new()
+        },
         source: "ruby".into(),
     })
 }
@@ -1031,6 +1041,30 @@ mod tests {
             &st("external_url 'x'\n"),
             &v("19.0.0")
         ));
+    }
+
+    #[test]
+    fn settings_in_code_that_never_runs_are_not_active_for_ruby() {
+        let ruby = crate::rb_eval::Ruby::plain().expect("ruby");
+        let st = |src: &str| {
+            let rb = GitlabRb::parse(Path::new("g"), src.to_string()).unwrap();
+            let ev = ruby.evaluate(&[src]).unwrap().pop().unwrap();
+            state_from_eval(&rb, &spec(), &ev, Path::new("g")).unwrap()
+        };
+        let never = st("if false\n  mattermost['enable'] = true\nend\n");
+        assert!(
+            !never.enabled && never.active_settings.is_empty(),
+            "{never:?}"
+        );
+        assert_eq!(never.source, "ruby");
+        let runs = st("if true\n  mattermost['enable'] = true\nend\n");
+        assert!(runs.enabled);
+        assert_eq!(runs.active_settings, ["2: mattermost['enable'] = true"]);
+        let url = st("mattermost_external_url 'http://m'\nmattermost['enable'] = nil\n");
+        assert!(
+            url.enabled && url.reason == "implied" && url.line == Some(1),
+            "{url:?}"
+        );
     }
 
     #[test]

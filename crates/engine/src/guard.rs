@@ -88,6 +88,10 @@ pub struct Finding {
     pub kind: String,
     pub binary: Option<String>,
     pub edition: Edition,
+    /// How people call it ("Enterprise Edition"), per the manifest.
+    pub edition_title: String,
+    /// Not the edition the package ships.
+    pub other_edition: bool,
     pub package: String,
     pub package_version: Option<String>,
     /// "modified" (differs from the package's checksum) or "edition" (not
@@ -102,9 +106,14 @@ impl Finding {
     /// says it: "AT RISK:", "warning: upgrading gitlab-ee will revert",
     /// "warning: a reconfigure may revert"), then what to do.
     pub fn message(&self, lead: &str) -> String {
-        let what = match self.edition {
-            Edition::Enterprise => "an Enterprise Edition binary",
-            _ => "a locally replaced binary",
+        let what = if self.other_edition {
+            format!(
+                "{} {} binary",
+                article(&self.edition_title),
+                self.edition_title
+            )
+        } else {
+            "a locally replaced binary".to_string()
         };
         let mut s = format!(
             "{lead} {} ({} {}): it is {what} in a path that package {} owns, and {} puts the package's own binary back.",
@@ -123,6 +132,14 @@ impl Finding {
     }
 }
 
+/// "a" or "an" before a title, by its first letter.
+fn article(title: &str) -> &'static str {
+    match title.chars().next().map(|c| c.to_ascii_lowercase()) {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
+    }
+}
+
 pub fn findings(report: &Report) -> Vec<Finding> {
     report.installs.iter().filter_map(finding).collect()
 }
@@ -131,7 +148,8 @@ fn finding(i: &Install) -> Option<Finding> {
     let package = i.manager.package.clone()?;
     let other_edition = i
         .ships_edition
-        .is_some_and(|shipped| i.edition != Edition::Unknown && i.edition != shipped);
+        .as_ref()
+        .is_some_and(|shipped| i.edition.is_known() && &i.edition != shipped);
     let reason = match i.modified_from_package {
         Some(true) => "modified",
         _ if other_edition => "edition",
@@ -151,7 +169,9 @@ fn finding(i: &Install) -> Option<Finding> {
         product: i.product.clone(),
         kind: i.kind.clone(),
         binary: i.binary.as_ref().map(|b| b.path.clone()),
-        edition: i.edition,
+        edition: i.edition.clone(),
+        edition_title: i.edition_title.clone(),
+        other_edition,
         package_version: i.manager.version.clone(),
         reason: reason.into(),
         reverted_by,
@@ -166,6 +186,8 @@ pub struct Record {
     pub product: String,
     pub kind: String,
     pub edition: Edition,
+    #[serde(default)]
+    pub edition_title: String,
     pub version: Option<String>,
     pub package: Option<String>,
     pub package_version: Option<String>,
@@ -219,6 +241,11 @@ pub struct Revert {
     pub binary: Option<String>,
     pub was: Edition,
     pub now: Edition,
+    /// How people call them, per the manifest (empty in old records).
+    #[serde(default)]
+    pub was_title: String,
+    #[serde(default)]
+    pub now_title: String,
     pub seen: u64,
     pub package: Option<String>,
     pub package_version_before: Option<String>,
@@ -227,10 +254,14 @@ pub struct Revert {
 
 impl Revert {
     pub fn message(&self) -> String {
-        let ed = |e: Edition| match e {
-            Edition::Enterprise => "Enterprise Edition",
-            Edition::Team => "Team Edition",
-            Edition::Unknown => "a locally replaced binary",
+        let ed = |e: &Edition, title: &str| {
+            if e.is_known() && !title.is_empty() {
+                title.to_string()
+            } else if e.is_known() {
+                e.to_string()
+            } else {
+                "a locally replaced binary".to_string()
+            }
         };
         let by = match (
             &self.package,
@@ -247,10 +278,10 @@ impl Revert {
             "REVERTED: {} ({}) was {} when last seen ({}), and is now {}: it was put back{by}. Data is unharmed; the features of {} are gone until the change is made again. This is reported on every check until then, or until `upkeep-guard ack {}`.",
             self.binary.as_deref().unwrap_or("?"),
             self.product,
-            ed(self.was),
+            ed(&self.was, &self.was_title),
             state::utc_human(self.seen),
-            ed(self.now),
-            ed(self.was),
+            ed(&self.now, &self.now_title),
+            ed(&self.was, &self.was_title),
             self.product
         )
     }
@@ -270,8 +301,8 @@ fn reverts(records: &Records, report: &Report) -> Vec<Revert> {
         };
         if let Some(p) = &r.reverted {
             // Still reported until the change is made again.
-            let converted_back = if p.was == Edition::Enterprise {
-                i.edition == Edition::Enterprise
+            let converted_back = if p.was.is_known() {
+                i.edition == p.was
             } else {
                 i.modified_from_package == Some(true)
             };
@@ -283,7 +314,10 @@ fn reverts(records: &Records, report: &Report) -> Vec<Revert> {
             }
             continue;
         }
-        let edition_back = r.edition == Edition::Enterprise && i.edition == Edition::Team;
+        // The edition the package ships replaced a different, recorded one.
+        let edition_back = r.edition.is_known()
+            && r.edition != i.edition
+            && i.ships_edition.as_ref() == Some(&i.edition);
         let local_change_gone =
             r.modified_from_package == Some(true) && i.modified_from_package == Some(false);
         if edition_back || local_change_gone {
@@ -292,14 +326,24 @@ fn reverts(records: &Records, report: &Report) -> Vec<Revert> {
                 product: i.product.clone(),
                 binary: i.binary.as_ref().map(|b| b.path.clone()),
                 was: if edition_back {
-                    r.edition
+                    r.edition.clone()
                 } else {
-                    Edition::Unknown
+                    Edition::unknown()
                 },
                 now: if edition_back {
-                    i.edition
+                    i.edition.clone()
                 } else {
-                    Edition::Unknown
+                    Edition::unknown()
+                },
+                was_title: if edition_back {
+                    r.edition_title.clone()
+                } else {
+                    String::new()
+                },
+                now_title: if edition_back {
+                    i.edition_title.clone()
+                } else {
+                    String::new()
                 },
                 seen: r.seen,
                 package: i.manager.package.clone(),
@@ -400,7 +444,8 @@ fn record_of(i: &Install, now: u64, reverted: Option<Revert>) -> Record {
     Record {
         product: i.product.clone(),
         kind: i.kind.clone(),
-        edition: i.edition,
+        edition: i.edition.clone(),
+        edition_title: i.edition_title.clone(),
         version: i.version.clone(),
         package: i.manager.package.clone(),
         package_version: i.manager.version.clone(),
@@ -715,7 +760,9 @@ mod tests {
             product: "mattermost".into(),
             kind: "gitlab-omnibus".into(),
             binary: Some("/opt/gitlab/embedded/bin/mattermost".into()),
-            edition: Edition::Enterprise,
+            edition: Edition::from("enterprise"),
+            edition_title: "Enterprise Edition".into(),
+            other_edition: true,
             package: "gitlab-ee".into(),
             package_version: Some("18.11.1-ee.0".into()),
             reason: "edition".into(),
@@ -744,7 +791,10 @@ mod tests {
             format!("warning: a reconfigure may revert {tail}")
         );
         let local = Finding {
-            edition: Edition::Team,
+            edition: Edition::from("team"),
+            edition_title: "Team Edition".into(),
+            other_edition: false,
+            reason: "modified".into(),
             advice: Vec::new(),
             reverted_by: vec!["an upgrade or reinstall of mattermost".into()],
             ..a_finding()
@@ -757,8 +807,10 @@ mod tests {
             new: true,
             product: "mattermost".into(),
             binary: Some("/opt/gitlab/embedded/bin/mattermost".into()),
-            was: Edition::Enterprise,
-            now: Edition::Team,
+            was: Edition::from("enterprise"),
+            now: Edition::from("team"),
+            was_title: "Enterprise Edition".into(),
+            now_title: "Team Edition".into(),
             seen: 0,
             package: Some("gitlab-ee".into()),
             package_version_before: Some("18.11.1-ee.0".into()),

@@ -49,7 +49,7 @@ always exit 0. The apt hook never breaks apt by accident: a broken config, datab
 stream is a warning and exit 0.
 
 Configuration: /etc/upkeep/upkeep.toml (every key optional):
-  [product.mattermost]
+  [product.NAME]           # NAME: a product manifest's name
   on_revert = \"warn\"      # or \"block\": veto a package action that reverts a local change
   on_downgrade = \"block\"  # or \"warn\"; default: what the product's manifest says
 
