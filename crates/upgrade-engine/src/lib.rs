@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod archive;
+pub mod autostart;
 pub mod fsops;
 pub mod jsonedit;
 pub mod overlay;
