@@ -36,8 +36,11 @@ complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "rollb
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "recover" -d 'Finish or undo an interrupted upgrade; silent when there is none'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "backup" -d 'Back up PRODUCT now as apply does first (config, local data, database), verified'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "backups" -d 'List the backups of PRODUCT and verify each against its checksums'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "check" -d 'Run the manifest\'s preflight checks (database, TLS, extensions, logs); change nothing'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l set -d 'Override a config.json setting (JSON value): Section.Key=JSON' -r
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l db-url -d 'The database the preflight checks instead of the one in the product\'s config, sslmode included' -r
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l log-file -d 'Another log for the preflight\'s pattern check; repeatable' -r -F
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
@@ -74,11 +77,18 @@ complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backups" -
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backups" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backups" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "plan" -d 'Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "apply" -d 'Upgrade through every ARCHIVE in version order, each step verified'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "install" -d 'First install from ARCHIVE, with the same checks, staging and journal as an upgrade'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "rollback" -d 'Go back to the release kept after the last upgrade, with its verified config backup'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "recover" -d 'Finish or undo an interrupted upgrade; silent when there is none'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "backup" -d 'Back up PRODUCT now as apply does first (config, local data, database), verified'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "backups" -d 'List the backups of PRODUCT and verify each against its checksums'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand check" -l db-url -d 'The database to check instead of the one in the product\'s config, sslmode included' -r
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand check" -l log-file -d 'Another log for the pattern check (e.g. a journalctl export); repeatable' -r -F
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand check" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand check" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'For scripts; field names are stable'"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "plan" -d 'Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "apply" -d 'Upgrade through every ARCHIVE in version order, each step verified'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "install" -d 'First install from ARCHIVE, with the same checks, staging and journal as an upgrade'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "rollback" -d 'Go back to the release kept after the last upgrade, with its verified config backup'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "recover" -d 'Finish or undo an interrupted upgrade; silent when there is none'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "backup" -d 'Back up PRODUCT now as apply does first (config, local data, database), verified'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "backups" -d 'List the backups of PRODUCT and verify each against its checksums'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "check" -d 'Run the manifest\'s preflight checks (database, TLS, extensions, logs); change nothing'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

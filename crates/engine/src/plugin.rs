@@ -90,6 +90,18 @@ pub struct Manifest {
     /// How an install from the release archive is upgraded (upkeep-upgrade).
     #[serde(default)]
     pub release: Option<crate::release::ReleaseSpec>,
+    /// Checks run before an upgrade changes anything (database, logs); read
+    /// by upkeep-upgrade's preflight, which holds the schema.
+    #[serde(default)]
+    pub preflight: Option<toml::Value>,
+    /// An upgrade that copies the release's directories over the install
+    /// (upkeep-upgrade's overlay, which holds the schema).
+    #[serde(default)]
+    pub overlay: Option<toml::Value>,
+    /// A version-up by the vendor's installer, one step list per source
+    /// version (upkeep-upgrade's versionup, which holds the schema).
+    #[serde(default)]
+    pub versionup: Option<toml::Value>,
 }
 
 impl Manifest {

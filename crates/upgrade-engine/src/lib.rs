@@ -11,13 +11,20 @@
 
 pub mod apply;
 pub mod archive;
+pub mod autostart;
 pub mod fsops;
 pub mod jsonedit;
+pub mod overlay;
+pub mod overlay_record;
 pub mod plan;
 pub mod policy;
 pub mod progress;
 pub mod revert;
+pub mod preflight;
+mod preflight_io;
 pub mod service;
+pub mod versioning;
+pub mod versionup;
 
 use std::path::{Path, PathBuf};
 use upkeep_engine::plugin;

@@ -40,6 +40,9 @@ use upkeep_upgrade_engine::apply::{self, Recovered};
 use upkeep_upgrade_engine::plan::{self, Options, Plan};
 use upkeep_upgrade_engine::{jsonedit, revert, Release};
 
+mod check;
+mod overlay_cli;
+
 pub const NAME: &str = "upkeep-upgrade";
 
 #[derive(Debug, Parser)]
@@ -66,7 +69,7 @@ pub enum Cmd {
     /// Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing.
     Plan {
         product: String,
-        #[arg(required = true, value_name = "ARCHIVE")]
+        #[arg(value_name = "ARCHIVE")]
         archives: Vec<PathBuf>,
         /// Override a config.json setting (JSON value): Section.Key=JSON.
         #[arg(long = "set", value_name = "Section.Key=JSON")]
@@ -74,6 +77,12 @@ pub enum Cmd {
         /// Plan without the database dump.
         #[arg(long)]
         skip_db_backup: bool,
+        /// The database the preflight checks instead of the one in the product's config, sslmode included.
+        #[arg(long, value_name = "postgres://…")]
+        db_url: Option<String>,
+        /// Another log for the preflight's pattern check; repeatable.
+        #[arg(long = "log-file", value_name = "FILE")]
+        log_files: Vec<PathBuf>,
     },
     /// Upgrade through every ARCHIVE in version order, each step verified.
     Apply {
@@ -120,6 +129,16 @@ pub enum Cmd {
     },
     /// List the backups of PRODUCT and verify each against its checksums.
     Backups { product: String },
+    /// Run the manifest's preflight checks (database, TLS, extensions, logs); change nothing.
+    Check {
+        product: String,
+        /// The database to check instead of the one in the product's config, sslmode included.
+        #[arg(long, value_name = "postgres://…")]
+        db_url: Option<String>,
+        /// Another log for the pattern check (e.g. a journalctl export); repeatable.
+        #[arg(long = "log-file", value_name = "FILE")]
+        log_files: Vec<PathBuf>,
+    },
 }
 
 pub fn uu_app() -> clap::Command {
@@ -150,7 +169,19 @@ fn run(args: Args) -> Result<ExitCode> {
             archives,
             set,
             skip_db_backup,
+            db_url,
+            log_files,
         } => {
+            if let Some(code) =
+                overlay_cli::plan(&root, format, &product, &archives, db_url, log_files)?
+            {
+                return Ok(code);
+            }
+            if archives.is_empty() {
+                return Err(Error::Usage(format!(
+                    "plan {product}: give at least one ARCHIVE"
+                )));
+            }
             let rel = Release::load(&root, &product)?;
             let (p, _) = plan::plan(&rel, &archives, &options(&set, skip_db_backup)?)?;
             match format {
@@ -293,6 +324,11 @@ fn run(args: Args) -> Result<ExitCode> {
             }
             Ok(ExitCode::Ok)
         }
+        Cmd::Check {
+            product,
+            db_url,
+            log_files,
+        } => check::run(&root, format, &product, db_url, log_files),
         Cmd::Backups { product } => {
             let rel = Release::load(&root, &product)?;
             let mut bad = 0;
