@@ -396,3 +396,43 @@ impl TestRoot {
         })
     }
 }
+
+impl TestRoot {
+    /// busybox (static, from Debian's busybox-static) as the root's /bin/sh
+    /// and the few tools the gitlab-ctl stand-in uses, so that it can run
+    /// inside the root, where upkeep runs the root's own commands (chroot).
+    pub fn install_busybox(&self) {
+        self.write(
+            "/bin/busybox",
+            fs::read("/bin/busybox").expect("busybox-static installed"),
+            0o755,
+        );
+        for tool in ["sh", "grep", "tail", "cp", "mkdir", "ln", "rm", "cat"] {
+            let link = self.path(&format!("bin/{tool}"));
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink("busybox", link).expect("ln");
+        }
+        fs::create_dir_all(self.path("var/log")).expect("mkdir");
+    }
+
+    /// The machine's ruby as the root's /usr/bin/ruby, with the shared
+    /// libraries it links (enough for `ruby --disable-gems`), so the
+    /// gitlab-ctl stand-in can evaluate gitlab.rb inside the root.
+    pub fn install_ruby(&self) {
+        let ruby = fs::canonicalize(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join("ruby"))
+                .find(|p| p.is_file())
+                .expect("ruby on PATH"),
+        )
+        .expect("ruby");
+        self.write("/usr/bin/ruby", fs::read(&ruby).expect("ruby"), 0o755);
+        let ldd = Command::new("ldd").arg(&ruby).output().expect("ldd");
+        for lib in String::from_utf8_lossy(&ldd.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+        {
+            self.write(lib, fs::read(lib).expect("lib"), 0o755);
+        }
+    }
+}

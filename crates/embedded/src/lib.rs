@@ -9,7 +9,7 @@ use std::path::Path;
 use upkeep_cli::{self, CommonArgs, DryRun, Format, Manual};
 use upkeep_engine::detect::{self, System};
 use upkeep_engine::embedded::{self, Action, ConfigState, Located};
-use upkeep_engine::{host, plugin};
+use upkeep_engine::{host, plugin, rb_eval};
 use upkeep_formats::gitlab_rb::GitlabRb;
 use upkeep_sys::configfile::ConfigFile;
 use upkeep_sys::{Error, ExitCode, Result, SysRoot};
@@ -38,16 +38,32 @@ Refused (3): enabling an instance the host no longer bundles, or a symlinked
 config whose target is not root-owned or is writable by others.
 Busy (75): the config changed while upkeep was editing it.
 
-disable sets the product's enable setting to false in the host's config
-(changing every active assignment, else uncommenting the template's line,
-else adding it at the end of the product's section). From the host release
-that removed the bundled product (the manifest's removed_in), and with
---for-upgrade on any release, every active setting of the product is
-commented out instead, each marked with why, because that release rejects
-them. A backup (0600) is written next to the file before it is replaced;
-owner, group, mode, CRLF line endings and a missing final newline are kept;
-the new text is checked with Ruby (the host's, else ruby on PATH) before it
-replaces the old. What to edit comes from the product's plugin manifest.";
+disable sets the product's enable setting to false in the host's config. On
+host releases before the one that removed the bundled product (the manifest's
+removed_in) the last assignment is changed when it is a statement of its own
+with a literal value; otherwise (inside a conditional or block, computed)
+one final assignment is added after all code (before __END__); without any,
+the template's commented line is uncommented, else one is added at the end of
+the product's section. From removed_in on, and with --for-upgrade on any
+release, every statement that sets the product's settings is commented out
+instead, each marked with why; statements sharing a line are split first,
+every other statement left byte-identical. A removed setting inside a
+conditional, block or expression, or a method called on the settings object
+(merge!), is refused (exit 1, nothing written), naming the line to change by
+hand.
+
+What the config means is what Ruby computes: the file is evaluated as the host
+loads it, on recording objects. On / the host's Ruby runs (the manifest's
+ruby, else ruby on PATH); under --root DIR the root's own Ruby runs inside DIR
+(chroot), and without one this machine's ruby evaluates the text after
+chrooting itself into DIR, so the config's code never sees the live machine.
+Without any Ruby the reading is static, and the report says so. Every edit is
+verified before it is written: Ruby must see exactly the old settings plus the
+intended change, and a second run must change nothing; otherwise exit 1 and
+nothing is written. A backup (0600) is written next to the file before it is
+replaced; owner, group, mode, CRLF line endings and a missing final newline
+are kept; the file is read back after writing. Under --root the host's control
+command runs inside the root (chroot), never on this machine. What to edit comes from the product's plugin manifest.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -162,7 +178,23 @@ fn run(args: Args) -> Result<ExitCode> {
     let loc = embedded::locate(&mut sys, plugin)?;
     let file = ConfigFile::open(&root, &loc.config)?;
     let rb = GitlabRb::parse(&file.real, file.text.clone())?;
-    let before = embedded::state(&rb, &loc.embedded)?;
+    // What the file means, as Ruby computes it; a static reading only when
+    // no Ruby can run.
+    let mut static_why = None;
+    let ruby = rb_eval::Ruby::find(&root, &loc.host);
+    let before_eval = match &ruby {
+        None => {
+            static_why = Some("no Ruby was found".to_string());
+            None
+        }
+        // A Ruby that is there but cannot evaluate (a timeout, no right to
+        // chroot) is a failure, not a reason to guess.
+        Some(r) => r.evaluate(&[&file.text])?.pop(),
+    };
+    let before = match &before_eval {
+        Some(ev) => embedded::state_from_eval(&rb, &loc.embedded, ev, &file.real)?,
+        None => embedded::state(&rb, &loc.embedded)?,
+    };
     let mut report = Report {
         product: product.clone(),
         config: loc.config.clone(),
@@ -183,6 +215,12 @@ fn run(args: Args) -> Result<ExitCode> {
         verified: None,
         next_steps: Vec::new(),
     };
+    if let Some(why) = &static_why {
+        report.warnings.push(format!(
+            "This is a static reading of {}, because {why}: settings inside conditionals, blocks or computed keys may differ from what the host sees.",
+            loc.config
+        ));
+    }
     let (Some(action), Some(edit)) = (action, edit) else {
         output(&report, json)?;
         return Ok(ExitCode::Ok);
@@ -191,6 +229,7 @@ fn run(args: Args) -> Result<ExitCode> {
     let plan = embedded::plan(
         &rb,
         &loc.embedded,
+        &report.before,
         action,
         &loc.host.product,
         loc.host_version.as_ref(),
@@ -198,10 +237,31 @@ fn run(args: Args) -> Result<ExitCode> {
     )?;
     report.changed = plan.changed;
     report.changes = plan.changes.clone();
-    report.warnings = plan.warnings.clone();
+    report.warnings.extend(plan.warnings.iter().cloned());
     report.dry_run = edit.dry_run.dry_run;
-    let after_rb = GitlabRb::parse(&file.real, plan.new_text.clone())?;
-    report.after = Some(embedded::state(&after_rb, &loc.embedded)?);
+    if plan.changed {
+        // Every edit is checked before it lands (and before a dry run
+        // shows it): Ruby's settings, a second run, the new text's syntax.
+        let after_eval = match (&ruby, &before_eval) {
+            (Some(r), Some(_)) => r.evaluate(&[&plan.new_text])?.pop(),
+            _ => None,
+        };
+        let evaluated = match (&before_eval, &after_eval) {
+            (Some(b), Some(a)) => Some((b.settings(&file.real)?, a)),
+            _ => None,
+        };
+        report.after = Some(embedded::verify(
+            &file.real,
+            &loc.embedded,
+            &plan,
+            evaluated,
+            &loc.host.product,
+            loc.host_version.as_ref(),
+            &product,
+        )?);
+    } else {
+        report.after = Some(report.before.clone());
+    }
     if edit.dry_run.dry_run {
         let d = embedded::unified_diff(&file.text, &plan.new_text, &loc.config, &loc.config);
         report.diff = Some(d);
@@ -209,15 +269,15 @@ fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::Ok);
     }
     if plan.changed {
-        let ruby = host::find_ruby(&root, &loc.host);
-        let backup = file.replace(&plan.new_text, |text| match &ruby {
-            Some(r) => host::ruby_syntax_check(r, text, &file.real),
-            None => Ok(()),
-        })?;
-        if ruby.is_none() {
-            report
-                .warnings
-                .push("no Ruby found: the edited file was not syntax-checked".into());
+        let backup = file.replace(&plan.new_text, |_| Ok(()))?;
+        // Read back: never report an edit that did not land.
+        let now = ConfigFile::open(&root, &loc.config)?;
+        if now.text != plan.new_text {
+            return Err(Error::Failed(format!(
+                "{} does not hold the edited text after writing it (its backup is {})",
+                file.real.display(),
+                backup.display()
+            )));
         }
         report.backup = Some(inside_path(&root, &backup));
         host::log_line(
@@ -303,6 +363,10 @@ fn inside_path(root: &SysRoot, real: &Path) -> String {
     }
 }
 
+fn on_line(line: Option<usize>) -> String {
+    line.map(|l| format!(" on line {l}")).unwrap_or_default()
+}
+
 fn output(r: &Report, json: bool) -> Result<()> {
     if json {
         return upkeep_cli::print_json(r);
@@ -310,8 +374,8 @@ fn output(r: &Report, json: bool) -> Result<()> {
     let mut s = String::new();
     let state = |c: &ConfigState| {
         let why = match c.reason.as_str() {
-            "explicit" => format!("set explicitly on line {}", c.line.unwrap_or(0)),
-            "implied" => format!("implied by the URL setting on line {}", c.line.unwrap_or(0)),
+            "explicit" => format!("set explicitly{}", on_line(c.line)),
+            "implied" => format!("implied by the URL setting{}", on_line(c.line)),
             _ => "the default".to_string(),
         };
         format!("{} ({why})", if c.enabled { "enabled" } else { "disabled" })

@@ -2,8 +2,7 @@
 //! which version and edition, who manages them.
 
 use crate::plugin::{
-    expand, Edition, EditionRule, GuardSpec, InstallKind, InstallSpec, LeaseSpec, Plugin,
-    VersionSource,
+    expand, Edition, EditionRule, GuardSpec, InstallSpec, LeaseSpec, Plugin, VersionSource,
 };
 use serde::Serialize;
 use std::path::Path;
@@ -33,6 +32,8 @@ pub struct Install {
     pub kind: String,
     pub version: Option<String>,
     pub edition: Edition,
+    /// How people call the edition ("Enterprise Edition"), per the manifest.
+    pub edition_title: String,
     pub dir: Option<String>,
     pub config: Option<String>,
     pub binary: Option<FileInfo>,
@@ -183,12 +184,10 @@ fn detect_install(
         None => (tarball(), None),
     };
 
-    let kind = match spec.kind {
-        InstallKind::GitlabOmnibus => "gitlab-omnibus".to_string(),
-        InstallKind::Standalone => match manager.kind {
-            ManagerKind::Dpkg => "deb".to_string(),
-            other => other.to_string(),
-        },
+    let kind = match manager.kind {
+        _ if !spec.kind_by_manager => spec.kind.clone(),
+        ManagerKind::Dpkg => "deb".to_string(),
+        other => other.to_string(),
     };
 
     let version = read_version(sys, &spec.version, binary, dir, opts)
@@ -220,6 +219,7 @@ fn detect_install(
         product: m.name.clone(),
         kind,
         version,
+        edition_title: m.edition_title(&edition),
         edition,
         dir: dir.filter(|_| dir_present).map(str::to_string),
         config: spec.config.clone(),
@@ -237,7 +237,7 @@ fn detect_install(
             to: l.to.clone(),
             dir: l.dir,
         }),
-        ships_edition: spec.ships_edition,
+        ships_edition: spec.ships_edition.clone(),
         guard: spec.guard.clone(),
     }))
 }
@@ -462,10 +462,10 @@ fn decide_edition(
             false
         };
         if decided {
-            return r.edition;
+            return r.edition.clone();
         }
     }
-    Edition::Unknown
+    Edition::unknown()
 }
 
 /// One package that owns a path, and which database said so.

@@ -88,6 +88,10 @@ pub struct Finding {
     pub kind: String,
     pub binary: Option<String>,
     pub edition: Edition,
+    /// How people call it ("Enterprise Edition"), per the manifest.
+    pub edition_title: String,
+    /// Not the edition the package ships.
+    pub other_edition: bool,
     pub package: String,
     pub package_version: Option<String>,
     /// "modified" (differs from the package's checksum) or "edition" (not
@@ -98,24 +102,41 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn message(&self) -> String {
-        let what = match self.edition {
-            Edition::Enterprise => "an Enterprise Edition binary",
-            _ => "a locally replaced binary",
+    /// The one sentence template of a binary at risk, after `lead` (who
+    /// says it: "AT RISK:", "warning: upgrading gitlab-ee will revert",
+    /// "warning: a reconfigure may revert"), then what to do.
+    pub fn message(&self, lead: &str) -> String {
+        let what = if self.other_edition {
+            format!(
+                "{} {} binary",
+                article(&self.edition_title),
+                self.edition_title
+            )
+        } else {
+            "a locally replaced binary".to_string()
         };
         let mut s = format!(
-            "{} ({} {}) is {what} in a path package {} owns; it will be put back by {}",
-            self.binary.as_deref().unwrap_or("?"),
+            "{lead} {} ({} {}): it is {what} in a path that package {} owns, and {} puts the package's own binary back.",
+            self.binary.as_deref().unwrap_or("(unknown path)"),
             self.product,
             self.kind,
             self.package,
             self.reverted_by.join(", or ")
         );
-        for a in &self.advice {
-            s.push_str("\n  - ");
-            s.push_str(a);
+        if !self.advice.is_empty() {
+            s.push_str(" What to do: ");
+            s.push_str(&self.advice.join("; or "));
+            s.push('.');
         }
         s
+    }
+}
+
+/// "a" or "an" before a title, by its first letter.
+fn article(title: &str) -> &'static str {
+    match title.chars().next().map(|c| c.to_ascii_lowercase()) {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
     }
 }
 
@@ -127,7 +148,8 @@ fn finding(i: &Install) -> Option<Finding> {
     let package = i.manager.package.clone()?;
     let other_edition = i
         .ships_edition
-        .is_some_and(|shipped| i.edition != Edition::Unknown && i.edition != shipped);
+        .as_ref()
+        .is_some_and(|shipped| i.edition.is_known() && &i.edition != shipped);
     let reason = match i.modified_from_package {
         Some(true) => "modified",
         _ if other_edition => "edition",
@@ -147,7 +169,9 @@ fn finding(i: &Install) -> Option<Finding> {
         product: i.product.clone(),
         kind: i.kind.clone(),
         binary: i.binary.as_ref().map(|b| b.path.clone()),
-        edition: i.edition,
+        edition: i.edition.clone(),
+        edition_title: i.edition_title.clone(),
+        other_edition,
         package_version: i.manager.version.clone(),
         reason: reason.into(),
         reverted_by,
@@ -162,11 +186,17 @@ pub struct Record {
     pub product: String,
     pub kind: String,
     pub edition: Edition,
+    #[serde(default)]
+    pub edition_title: String,
     pub version: Option<String>,
     pub package: Option<String>,
     pub package_version: Option<String>,
     pub modified_from_package: Option<bool>,
     pub seen: u64,
+    /// A revert reported and not yet converted back or acknowledged
+    /// (`upkeep-guard ack`): reported on every check until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted: Option<Revert>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -202,12 +232,20 @@ pub fn load_records(root: &SysRoot) -> Result<Records> {
 }
 
 /// A local change a package action already undid.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Revert {
+    /// Seen for the first time by this run (not recorded before).
+    #[serde(default)]
+    pub new: bool,
     pub product: String,
     pub binary: Option<String>,
     pub was: Edition,
     pub now: Edition,
+    /// How people call them, per the manifest (empty in old records).
+    #[serde(default)]
+    pub was_title: String,
+    #[serde(default)]
+    pub now_title: String,
     pub seen: u64,
     pub package: Option<String>,
     pub package_version_before: Option<String>,
@@ -216,10 +254,14 @@ pub struct Revert {
 
 impl Revert {
     pub fn message(&self) -> String {
-        let ed = |e: Edition| match e {
-            Edition::Enterprise => "Enterprise Edition",
-            Edition::Team => "Team Edition",
-            Edition::Unknown => "a locally replaced binary",
+        let ed = |e: &Edition, title: &str| {
+            if e.is_known() && !title.is_empty() {
+                title.to_string()
+            } else if e.is_known() {
+                e.to_string()
+            } else {
+                "a locally replaced binary".to_string()
+            }
         };
         let by = match (
             &self.package,
@@ -233,15 +275,22 @@ impl Revert {
             _ => String::new(),
         };
         format!(
-            "REVERTED: {} ({}) was {} when last seen ({}), and is now {}: it was put back{by}. Data is unharmed; the features of {} are gone until the change is made again.",
+            "REVERTED: {} ({}) was {} when last seen ({}), and is now {}: it was put back{by}. Data is unharmed; the features of {} are gone until the change is made again. This is reported on every check until then, or until `upkeep-guard ack {}`.",
             self.binary.as_deref().unwrap_or("?"),
             self.product,
-            ed(self.was),
+            ed(&self.was, &self.was_title),
             state::utc_human(self.seen),
-            ed(self.now),
-            ed(self.was)
+            ed(&self.now, &self.now_title),
+            ed(&self.was, &self.was_title),
+            self.product
         )
     }
+}
+
+/// The reverts of the installs in `report`: new ones and those recorded
+/// and neither converted back nor acknowledged.
+pub fn reverts_of(root: &SysRoot, report: &Report) -> Result<Vec<Revert>> {
+    Ok(reverts(&load_records(root)?, report))
 }
 
 fn reverts(records: &Records, report: &Report) -> Vec<Revert> {
@@ -250,22 +299,51 @@ fn reverts(records: &Records, report: &Report) -> Vec<Revert> {
         let Some(r) = records.installs.get(&key(i)) else {
             continue;
         };
-        let edition_back = r.edition == Edition::Enterprise && i.edition == Edition::Team;
+        if let Some(p) = &r.reverted {
+            // Still reported until the change is made again.
+            let converted_back = if p.was.is_known() {
+                i.edition == p.was
+            } else {
+                i.modified_from_package == Some(true)
+            };
+            if !converted_back {
+                out.push(Revert {
+                    new: false,
+                    ..p.clone()
+                });
+            }
+            continue;
+        }
+        // The edition the package ships replaced a different, recorded one.
+        let edition_back = r.edition.is_known()
+            && r.edition != i.edition
+            && i.ships_edition.as_ref() == Some(&i.edition);
         let local_change_gone =
             r.modified_from_package == Some(true) && i.modified_from_package == Some(false);
         if edition_back || local_change_gone {
             out.push(Revert {
+                new: true,
                 product: i.product.clone(),
                 binary: i.binary.as_ref().map(|b| b.path.clone()),
                 was: if edition_back {
-                    r.edition
+                    r.edition.clone()
                 } else {
-                    Edition::Unknown
+                    Edition::unknown()
                 },
                 now: if edition_back {
-                    i.edition
+                    i.edition.clone()
                 } else {
-                    Edition::Unknown
+                    Edition::unknown()
+                },
+                was_title: if edition_back {
+                    r.edition_title.clone()
+                } else {
+                    String::new()
+                },
+                now_title: if edition_back {
+                    i.edition_title.clone()
+                } else {
+                    String::new()
                 },
                 seen: r.seen,
                 package: i.manager.package.clone(),
@@ -296,7 +374,7 @@ pub fn observe(root: &SysRoot, opts: &Options, record: bool) -> Result<Observati
     let reverts = reverts(&records, &report);
     let mut warnings = report.warnings.clone();
     if record {
-        if let Err(e) = save_records(root, &report) {
+        if let Err(e) = save_records(root, &report, &reverts) {
             warnings.push(format!("could not record what was seen: {e}"));
         }
     }
@@ -308,28 +386,73 @@ pub fn observe(root: &SysRoot, opts: &Options, record: bool) -> Result<Observati
     })
 }
 
-fn save_records(root: &SysRoot, report: &Report) -> Result<()> {
+fn save_records(root: &SysRoot, report: &Report, reverts: &[Revert]) -> Result<()> {
     let _lock = Lock::acquire(root, Duration::from_secs(10))?;
     let mut records = load_records(root)?;
     let now = state::now();
     for i in &report.installs {
-        records.installs.insert(
-            key(i),
-            Record {
-                product: i.product.clone(),
-                kind: i.kind.clone(),
-                edition: i.edition,
-                version: i.version.clone(),
-                package: i.manager.package.clone(),
-                package_version: i.manager.version.clone(),
-                modified_from_package: i.modified_from_package,
-                seen: now,
-            },
-        );
+        let reverted = reverts
+            .iter()
+            .find(|r| {
+                r.product == i.product && r.binary == i.binary.as_ref().map(|b| b.path.clone())
+            })
+            .map(|r| Revert {
+                new: false,
+                ..r.clone()
+            });
+        records.installs.insert(key(i), record_of(i, now, reverted));
     }
     let dir = state::private_dir(root, "")?;
     let data = serde_json::to_vec_pretty(&records).map_err(|e| Error::Failed(e.to_string()))?;
     state::write_private(&dir, RECORDS, &data)
+}
+
+/// Acknowledges the reverts of `product` (at `path`, or all of them), new
+/// or recorded: what is there now is recorded as seen, so they are no
+/// longer reported. Returns how many there were.
+pub fn ack(root: &SysRoot, opts: &Options, product: &str, path: Option<&str>) -> Result<usize> {
+    let plugins = plugin::load(root)?;
+    let all: Vec<&Plugin> = plugins.iter().collect();
+    let mut sys = System::open(root)?;
+    let report = detect::detect(&mut sys, &all, opts)?;
+    let _lock = Lock::acquire(root, Duration::from_secs(10))?;
+    let mut records = load_records(root)?;
+    let matching: Vec<Revert> = reverts(&records, &report)
+        .into_iter()
+        .filter(|r| r.product == product && path.is_none_or(|p| r.binary.as_deref() == Some(p)))
+        .collect();
+    if matching.is_empty() {
+        return Ok(0);
+    }
+    let now = state::now();
+    for i in &report.installs {
+        let bin = i.binary.as_ref().map(|b| b.path.clone());
+        if matching
+            .iter()
+            .any(|r| r.product == i.product && r.binary == bin)
+        {
+            records.installs.insert(key(i), record_of(i, now, None));
+        }
+    }
+    let dir = state::private_dir(root, "")?;
+    let data = serde_json::to_vec_pretty(&records).map_err(|e| Error::Failed(e.to_string()))?;
+    state::write_private(&dir, RECORDS, &data)?;
+    Ok(matching.len())
+}
+
+fn record_of(i: &Install, now: u64, reverted: Option<Revert>) -> Record {
+    Record {
+        product: i.product.clone(),
+        kind: i.kind.clone(),
+        edition: i.edition.clone(),
+        edition_title: i.edition_title.clone(),
+        version: i.version.clone(),
+        package: i.manager.package.clone(),
+        package_version: i.manager.version.clone(),
+        modified_from_package: i.modified_from_package,
+        seen: now,
+        reverted,
+    }
 }
 
 /// One package action from apt's `Pre-Install-Pkgs` stream.
@@ -398,19 +521,19 @@ pub fn apt_hook(root: &SysRoot, stream: &[u8]) -> HookOutcome {
     let scan = upkeep_hookscan::scan(stream);
     if scan.lines.is_empty() && !scan.problems.is_empty() {
         out.messages.push(format!(
-            "warning: cannot read apt's hook stream ({}); not checking this run",
+            "warning: apt's hook stream cannot be read ({}), so this run is not checked.",
             scan.problems.join("; ")
         ));
         return out;
     }
     for p in scan.problems.iter().take(MAX_LINE_WARNINGS) {
         out.messages.push(format!(
-            "warning: apt's hook stream, {p}: skipped; the other lines are checked"
+            "warning: apt's hook stream, {p}. That line is skipped; the others are checked."
         ));
     }
     if scan.problems.len() > MAX_LINE_WARNINGS {
         out.messages.push(format!(
-            "warning: apt's hook stream: {} more bad lines skipped",
+            "warning: apt's hook stream has {} more bad lines, skipped as well.",
             scan.problems.len() - MAX_LINE_WARNINGS
         ));
     }
@@ -437,7 +560,7 @@ pub fn apt_hook(root: &SysRoot, stream: &[u8]) -> HookOutcome {
         Ok(p) => p,
         Err(e) => {
             out.messages.push(format!(
-                "warning: plugin manifests are broken ({e}); not checking this run"
+                "warning: the plugin manifests are broken ({e}), so this run is not checked."
             ));
             return out;
         }
@@ -453,7 +576,7 @@ pub fn apt_hook(root: &SysRoot, stream: &[u8]) -> HookOutcome {
         Ok(c) => (c, true),
         Err(e) => {
             out.messages.push(format!(
-                "warning: the configuration is broken ({e}); warning only, blocking nothing"
+                "warning: the configuration is broken ({e}), so upkeep only warns and blocks nothing."
             ));
             (Config::default(), false)
         }
@@ -462,6 +585,7 @@ pub fn apt_hook(root: &SysRoot, stream: &[u8]) -> HookOutcome {
         check_downgrades(p, &relevant, &config, may_block, &mut out);
     }
     let mut detection: Option<Report> = None;
+    let mut reverts_reported = false;
     for a in relevant {
         for p in plugins.iter().filter(|p| p.manifest.carried_by(&a.name)) {
             host_upgrade_check(root, p, a, &mut out);
@@ -475,9 +599,17 @@ pub fn apt_hook(root: &SysRoot, stream: &[u8]) -> HookOutcome {
                 Ok(r) => detection = Some(r),
                 Err(e) => {
                     out.messages.push(format!(
-                        "warning: cannot inspect the installs ({e}); not checking for reverts"
+                        "warning: the installs cannot be inspected ({e}), so nothing is checked for reverts."
                     ));
                     break;
+                }
+            }
+        }
+        if let (Some(report), false) = (&detection, reverts_reported) {
+            reverts_reported = true;
+            if let Ok(records) = load_records(root) {
+                for r in reverts(&records, report) {
+                    out.messages.push(format!("warning: {}", r.message()));
                 }
             }
         }
@@ -490,19 +622,18 @@ pub fn apt_hook(root: &SysRoot, stream: &[u8]) -> HookOutcome {
                 };
                 let policy = config.on_revert(&f.product);
                 let block = policy == Policy::Block && may_block;
-                out.messages.push(format!(
-                    "{}: {verb} {} will revert {}",
+                out.messages.push(f.message(&format!(
+                    "{}: {verb} {} will revert",
                     if block { "refusing" } else { "warning" },
                     a.name,
-                    f.message()
-                ));
+                )));
                 out.veto |= block;
             }
         }
     }
     if out.veto {
         out.messages.push(format!(
-            "stopping apt before dpkg runs (to allow it, set on_revert / on_downgrade = \"warn\" for the product in {CONFIG})"
+            "Stopping apt before dpkg runs. To let it through, set on_revert or on_downgrade = \"warn\" for the product in {CONFIG}."
         ));
     }
     out
@@ -577,7 +708,7 @@ fn check_downgrades(
                         )
                     };
                     out.messages.push(format!(
-                        "{}: {what}; {} forbids downgrades (its schema may have moved on)",
+                        "{}: {what}, and {} forbids downgrades because its database schema may have moved on.",
                         if block { "refusing" } else { "warning" },
                         p.name()
                     ));
@@ -618,14 +749,26 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
         let Some(config) = &emb.config else {
             continue;
         };
-        let state = upkeep_sys::configfile::ConfigFile::open(root, config)
-            .and_then(|f| upkeep_formats::gitlab_rb::GitlabRb::parse(&f.real, f.text))
-            .and_then(|rb| embedded::state(&rb, emb));
+        // What the file means as Ruby computes it (run inside the root),
+        // else a static reading.
+        let state = upkeep_sys::configfile::ConfigFile::open(root, config).and_then(|f| {
+            let rb = upkeep_formats::gitlab_rb::GitlabRb::parse(&f.real, f.text.clone())?;
+            let evaluated = inst
+                .host
+                .as_ref()
+                .and_then(|h| crate::rb_eval::Ruby::find(root, h))
+                .and_then(|r| r.evaluate(&[&f.text]).ok())
+                .and_then(|mut v| v.pop());
+            match evaluated {
+                Some(ev) => embedded::state_from_eval(&rb, emb, &ev, &f.real),
+                None => embedded::state(&rb, emb),
+            }
+        });
         match state {
             Ok(st) => {
                 if embedded::upgrade_aborts(emb, &st, &n) {
                     out.messages.push(format!(
-                        "warning: upgrading {} from {old} to {new}: {config} still has active {} settings ({}), so the package's preinst will abort. First run: upkeep-embedded disable --for-upgrade {}",
+                        "warning: upgrading {} from {old} to {new} will fail, because {config} still has active {} settings ({}), so the package's preinst will abort. Run `upkeep-embedded disable --for-upgrade {}` first.",
                         a.name,
                         emb.setting.as_deref().unwrap_or(p.name()),
                         st.active_settings.join("; "),
@@ -634,7 +777,7 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
                 }
             }
             Err(e) => out.messages.push(format!(
-                "warning: cannot read {config} to check the upgrade ({e})"
+                "warning: {config} cannot be read to check the upgrade ({e})."
             )),
         }
     }
@@ -644,6 +787,73 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
 #[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
+
+    fn a_finding() -> Finding {
+        Finding {
+            product: "mattermost".into(),
+            kind: "gitlab-omnibus".into(),
+            binary: Some("/opt/gitlab/embedded/bin/mattermost".into()),
+            edition: Edition::from("enterprise"),
+            edition_title: "Enterprise Edition".into(),
+            other_edition: true,
+            package: "gitlab-ee".into(),
+            package_version: Some("18.11.1-ee.0".into()),
+            reason: "edition".into(),
+            reverted_by: vec![
+                "an upgrade or reinstall of gitlab-ee".into(),
+                "gitlab-ctl reconfigure (per Mattermost's documentation)".into(),
+            ],
+            advice: vec![
+                "move to a standalone server".into(),
+                "re-run the conversion".into(),
+            ],
+        }
+    }
+
+    #[test]
+    fn every_finding_template_is_a_full_sentence() {
+        let f = a_finding();
+        let tail = "/opt/gitlab/embedded/bin/mattermost (mattermost gitlab-omnibus): it is an Enterprise Edition binary in a path that package gitlab-ee owns, and an upgrade or reinstall of gitlab-ee, or gitlab-ctl reconfigure (per Mattermost's documentation) puts the package's own binary back. What to do: move to a standalone server; or re-run the conversion.";
+        assert_eq!(f.message("AT RISK:"), format!("AT RISK: {tail}"));
+        assert_eq!(
+            f.message("warning: upgrading gitlab-ee will revert"),
+            format!("warning: upgrading gitlab-ee will revert {tail}")
+        );
+        assert_eq!(
+            f.message("warning: a reconfigure may revert"),
+            format!("warning: a reconfigure may revert {tail}")
+        );
+        let local = Finding {
+            edition: Edition::from("team"),
+            edition_title: "Team Edition".into(),
+            other_edition: false,
+            reason: "modified".into(),
+            advice: Vec::new(),
+            reverted_by: vec!["an upgrade or reinstall of mattermost".into()],
+            ..a_finding()
+        };
+        assert_eq!(
+            local.message("AT RISK:"),
+            "AT RISK: /opt/gitlab/embedded/bin/mattermost (mattermost gitlab-omnibus): it is a locally replaced binary in a path that package gitlab-ee owns, and an upgrade or reinstall of mattermost puts the package's own binary back."
+        );
+        let r = Revert {
+            new: true,
+            product: "mattermost".into(),
+            binary: Some("/opt/gitlab/embedded/bin/mattermost".into()),
+            was: Edition::from("enterprise"),
+            now: Edition::from("team"),
+            was_title: "Enterprise Edition".into(),
+            now_title: "Team Edition".into(),
+            seen: 0,
+            package: Some("gitlab-ee".into()),
+            package_version_before: Some("18.11.1-ee.0".into()),
+            package_version_now: Some("18.11.2-ee.0".into()),
+        };
+        assert_eq!(
+            r.message(),
+            format!("REVERTED: /opt/gitlab/embedded/bin/mattermost (mattermost) was Enterprise Edition when last seen ({}), and is now Team Edition: it was put back by the upgrade of gitlab-ee from 18.11.1-ee.0 to 18.11.2-ee.0. Data is unharmed; the features of Enterprise Edition are gone until the change is made again. This is reported on every check until then, or until `upkeep-guard ack mattermost`.", state::utc_human(0))
+        );
+    }
 
     #[test]
     fn v3_stream() {

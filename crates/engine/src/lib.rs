@@ -8,4 +8,5 @@ pub mod hooks;
 pub mod host;
 pub mod lease;
 pub mod plugin;
+pub mod rb_eval;
 pub mod reconfigure;

@@ -23,32 +23,44 @@ pub const SCHEMA: u32 = 1;
 /// in for a build tree; an installed upkeep reads its packaged directory.
 pub use upkeep_hookscan::BUILTIN;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Edition {
-    Team,
-    Enterprise,
-    Unknown,
+/// An edition, by the name a manifest gives it; `unknown` when no rule
+/// of the manifest decides.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Edition(String);
+
+impl Edition {
+    const UNKNOWN: &'static str = "unknown";
+
+    pub fn unknown() -> Edition {
+        Edition(Self::UNKNOWN.to_string())
+    }
+
+    pub fn is_known(&self) -> bool {
+        self.0 != Self::UNKNOWN
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Edition {
+    fn from(s: &str) -> Edition {
+        Edition(s.to_string())
+    }
+}
+
+impl Default for Edition {
+    fn default() -> Edition {
+        Edition::unknown()
+    }
 }
 
 impl std::fmt::Display for Edition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Edition::Team => "team",
-            Edition::Enterprise => "enterprise",
-            Edition::Unknown => "unknown",
-        })
+        f.write_str(&self.0)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InstallKind {
-    /// Embedded in GitLab's Omnibus package.
-    GitlabOmnibus,
-    /// On its own; reported as `deb`, `rpm` or `tarball` after whichever
-    /// package database owns the binary.
-    Standalone,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +82,9 @@ pub struct Manifest {
     /// Rules tried in order; the first that decides gives the edition.
     #[serde(default, rename = "edition")]
     pub editions: Vec<EditionRule>,
+    /// How people call each edition ("Enterprise Edition").
+    #[serde(default)]
+    pub edition_titles: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub upgrade: UpgradePolicy,
 }
@@ -86,12 +101,26 @@ impl Manifest {
     pub fn carried_by(&self, package: &str) -> bool {
         self.all_packages().any(|p| p == package)
     }
+
+    /// How people call `edition`: the manifest's title, else its name.
+    pub fn edition_title(&self, edition: &Edition) -> String {
+        match self.edition_titles.get(edition.name()) {
+            Some(t) => t.clone(),
+            None if edition.is_known() => edition.name().to_string(),
+            None => "edition unknown".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstallSpec {
-    pub kind: InstallKind,
+    /// What the manifest calls this kind of install (reported as is).
+    pub kind: String,
+    /// Report the kind after the package database that owns the binary
+    /// instead (`deb`, `rpm` or `tarball`).
+    #[serde(default)]
+    pub kind_by_manager: bool,
     /// The main binary, as seen inside the system.
     #[serde(default)]
     pub binary: Option<String>,
@@ -323,7 +352,19 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
             m.name
         ));
     }
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     for (i, inst) in m.installs.iter().enumerate() {
+        if !plain(&inst.kind) {
+            return bad(format!(
+                "[[install]] #{}: field 'kind': '{}' is not a plain name",
+                i + 1,
+                inst.kind
+            ));
+        }
         if inst.binary.is_none() && inst.dir.is_none() {
             return bad(format!("[[install]] #{}: needs 'binary' or 'dir'", i + 1));
         }
@@ -600,10 +641,23 @@ mod tests {
         assert!(e.contains("absolute"), "{e}");
         let e = parse_manifest(
             p,
-            "schema = 1\nname = \"x\"\n[[install]]\nkind = \"weird\"\nbinary = \"/x\"\n",
+            "schema = 1\nname = \"x\"\n[[install]]\nkind = 5\nbinary = \"/x\"\n",
         )
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("x.toml:4:"), "{e}");
+        // Kinds are the manifest's own words, but plain ones.
+        assert!(parse_manifest(
+            p,
+            "schema = 1\nname = \"x\"\n[[install]]\nkind = \"any-kind\"\nbinary = \"/x\"\n"
+        )
+        .is_ok());
+        let e = parse_manifest(
+            p,
+            "schema = 1\nname = \"x\"\n[[install]]\nkind = \"a kind\"\nbinary = \"/x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'kind'"), "{e}");
     }
 }

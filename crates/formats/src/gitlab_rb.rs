@@ -1,757 +1,547 @@
-//! Reading and editing gitlab.rb: Ruby that Omnibus evaluates.
+//! Reading gitlab.rb, Ruby that Omnibus evaluates, with a real Ruby parser
+//! (`lib-ruby-parser`, Ruby 3.1 grammar).
 //!
-//! The lexer knows enough Ruby never to be fooled by text that only looks
-//! like a setting: line and `=begin`/`=end` comments, single- and
-//! double-quoted strings with escapes and `#{}` interpolation, `%q`/`%Q`/
-//! `%w`-style literals, heredocs (`<<EOS`, `<<-EOS`, `<<~EOS`, quoted ids),
-//! regexes, brackets spanning lines, `;`-joined statements. On top of the
-//! tokens it finds statements, and in them settings: `name['key'] = value`
-//! (any quoting, `:symbol` keys, nested keys, any spacing) and method-style
-//! settings such as `mattermost_external_url 'https://…'`.
+//! The parser gives the top-level statements with their byte ranges, the
+//! comments, heredoc bodies and where code ends (`__END__`); on top of the
+//! tree this module finds every place that sets something: `name['k'] = v`
+//! (any quoting, `:symbol` keys, nested keys, `||=`), `name 'arg'` (URL
+//! settings) and any other method called on a settings object
+//! (`name.merge!(…)`), each with where it stands: a statement of its own, an
+//! operand of a top-level `and`/`or` chain, or nested in a conditional, a
+//! block or a method. What the file *means* is for Ruby to say
+//! (`crate::rb_eval`); this module only says where things are, so that an
+//! edit changes exactly the bytes it means to.
 
+use lib_ruby_parser::nodes;
+use lib_ruby_parser::traverse::visitor::{self, Visitor};
+use lib_ruby_parser::{ErrorLevel, Node, Parser, ParserOptions};
 use std::ops::Range;
 use std::path::Path;
 use upkeep_sys::error::{Error, Result};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
-    Ident(String),
-    Const,
-    Number,
-    /// A string literal; `Some(value)` when it has no interpolation.
-    Str(Option<String>),
-    Sym(String),
-    Open(u8),
-    Close(u8),
-    /// `=` on its own (not `==`, `=>`, `=~`, `<=`, `!=`).
-    Assign,
-    Comma,
-    /// `\` at the end of a line.
-    Continue,
-    /// Any other operator; `true` if it expects an operand to follow
-    /// (`+`, `&&`, `.`, `?`…), which continues a statement onto the next line.
-    Op(bool),
-    Semi,
-    Newline,
-}
-
+/// One top-level statement.
 #[derive(Debug, Clone)]
-struct Token {
-    tok: Tok,
-    span: Range<usize>,
+pub struct Statement {
+    /// The statement's own code, from its first byte to its last.
+    pub span: Range<usize>,
+    /// Heredocs it opens, in order.
+    pub heredocs: Vec<HeredocSpan>,
+    /// The operands of a top-level `and`/`or`/`&&`/`||` chain, flattened
+    /// (empty when the statement is not a chain).
+    pub operands: Vec<Range<usize>>,
+    /// Whether the chain's operands can stand as statements of their own
+    /// without changing what runs: every left side of an `and` is surely
+    /// true, of an `or` surely false (literal values).
+    pub splittable: bool,
 }
 
-impl Token {
-    /// Whether this token can end an expression (then `/`, `%`, `<<` that
-    /// follow are operators, not literals).
-    fn ends_value(&self) -> bool {
-        matches!(
-            self.tok,
-            Tok::Ident(_) | Tok::Const | Tok::Number | Tok::Str(_) | Tok::Sym(_) | Tok::Close(_)
-        )
+/// A heredoc: its opener (`<<~EOS`) and its body, from the line after the
+/// opener to the end of its terminator line (without the final newline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeredocSpan {
+    pub opener: Range<usize>,
+    pub body: Range<usize>,
+}
+
+impl Statement {
+    /// Bodies that follow the statement's last line.
+    pub fn trailing_bodies(&self) -> impl Iterator<Item = &HeredocSpan> + '_ {
+        self.heredocs
+            .iter()
+            .filter(|h| h.body.start >= self.span.end)
+    }
+
+    /// The statement's last byte, its trailing heredoc bodies included.
+    pub fn extent_end(&self) -> usize {
+        self.trailing_bodies()
+            .map(|h| h.body.end)
+            .fold(self.span.end, usize::max)
     }
 }
 
-/// One statement and, if it sets something, what.
-#[derive(Debug, Clone)]
-pub struct Statement {
-    /// From its first token to its last (comments after it excluded).
+/// Where a setting stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// It is a top-level statement of its own.
+    Statement,
+    /// It is an operand of a top-level `and`/`or` chain.
+    Chain,
+    /// Inside anything else: a conditional (modifiers too), a block, a
+    /// method, a `begin`, an argument…
+    Nested,
+}
+
+/// A literal value on the right of `=`, or any expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
     pub span: Range<usize>,
-    pub setting: Option<Setting>,
+    /// `true`, `false`, `nil`, a number, a plain one-line string or symbol:
+    /// replacing it drops nothing.
+    pub literal: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Setting {
-    /// `name['k1']['k2'] = value`: `keys` in order, `value` the text after `=`.
+pub enum Kind {
+    /// `name[k1][k2]… = value`; a key is `None` when it is not a literal
+    /// (interpolated, computed); `value` is `None` for `||=`-style and
+    /// multiple assignment.
     Index {
-        name: String,
-        keys: Vec<String>,
-        value: Range<usize>,
+        keys: Vec<Option<String>>,
+        value: Option<Value>,
     },
     /// `name 'arg'` or `name('arg')`: Omnibus' URL settings.
-    Call { name: String, args: Range<usize> },
+    Call,
+    /// Any other method called on the settings object or one of its
+    /// entries (`name.merge!(…)`, `name['env'].update(…)`).
+    Method(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub name: String,
+    pub kind: Kind,
+    /// The whole assignment or call.
+    pub span: Range<usize>,
+    /// Index of the top-level statement it is in.
+    pub top: usize,
+    pub place: Place,
+}
+
+impl Found {
+    /// Whether this may set key `key` of setting `name` (a computed key may).
+    pub fn may_set(&self, name: &str, key: &str) -> bool {
+        self.name == name
+            && match &self.kind {
+                Kind::Index { keys, .. } => keys
+                    .first()
+                    .is_some_and(|k| k.as_deref().is_none_or(|k| k == key)),
+                Kind::Method(_) => true,
+                Kind::Call => false,
+            }
+    }
 }
 
 #[derive(Debug)]
 pub struct GitlabRb {
     pub text: String,
     pub statements: Vec<Statement>,
-    /// Spans of comments (line comments and `=begin` blocks).
+    /// Every setting, in file order.
+    pub settings: Vec<Found>,
+    /// Comments (line comments and `=begin` blocks).
     pub comments: Vec<Range<usize>>,
-    /// Heredoc bodies, from the line after the opener to the terminator.
-    pub heredoc_bodies: Vec<Range<usize>>,
+    /// Where the code ends: the start of the `__END__` line, else the end.
+    pub code_end: usize,
+    /// 3 when the file starts with a UTF-8 byte order mark, else 0.
+    pub bom: usize,
 }
 
-type Lexed = (Vec<Token>, Vec<Range<usize>>, Vec<Range<usize>>);
-
-struct Lexer<'a> {
-    src: &'a [u8],
-    path: &'a Path,
-    pos: usize,
-    toks: Vec<Token>,
-    comments: Vec<Range<usize>>,
-    /// Heredocs opened on the current line, read at its end.
-    pending: Vec<Heredoc>,
-    /// Byte ranges of heredoc bodies, terminator lines included.
-    bodies: Vec<Range<usize>>,
+fn range(l: &lib_ruby_parser::Loc) -> Range<usize> {
+    l.begin..l.end
 }
 
-#[derive(Debug, Clone)]
-struct Heredoc {
-    id: String,
-    /// `<<-` or `<<~`: the terminator may be indented.
-    indented_end: bool,
-    opened_at: usize,
-}
-
-fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
-}
-
-fn is_ident(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
-}
-
-fn closing(open: u8) -> u8 {
-    match open {
-        b'(' => b')',
-        b'[' => b']',
-        b'{' => b'}',
-        b'<' => b'>',
-        other => other,
-    }
-}
-
-impl<'a> Lexer<'a> {
-    fn line_of(&self, pos: usize) -> usize {
-        1 + self.src[..pos.min(self.src.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-    }
-
-    fn err(&self, at: usize, msg: impl Into<String>) -> Error {
-        Error::bad_input(self.path, Some(self.line_of(at)), msg)
-    }
-
-    fn peek(&self, off: usize) -> Option<u8> {
-        self.src.get(self.pos + off).copied()
-    }
-
-    fn push(&mut self, tok: Tok, start: usize) {
-        self.toks.push(Token {
-            tok,
-            span: start..self.pos,
-        });
-    }
-
-    fn prev_ends_value(&self) -> bool {
-        self.toks.last().is_some_and(Token::ends_value)
-    }
-
-    fn space_before(&self, pos: usize) -> bool {
-        pos > 0 && matches!(self.src[pos - 1], b' ' | b'\t')
-    }
-
-    /// Whether a `/`, `%` or `<<` at `pos` starts a literal rather than
-    /// being an operator: after a value only when it looks like a
-    /// command argument (`foo <<EOS`, `puts %w(a)`: space before, none after).
-    fn literal_here(&self, pos: usize, after: usize) -> bool {
-        if !self.prev_ends_value() {
-            return true;
+/// The name of a settings object: a bare method call with no arguments
+/// (`mattermost`, `self.mattermost`).
+fn settings_root(n: &Node) -> Option<&str> {
+    match n {
+        Node::Send(s)
+            if s.args.is_empty()
+                && s.begin_l.is_none()
+                && matches!(s.recv.as_deref(), None | Some(Node::Self_(_)))
+                && s.method_name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                && !s.method_name.ends_with(['=', '?', '!']) =>
+        {
+            Some(&s.method_name)
         }
-        let prev_is_ident = matches!(self.toks.last().map(|t| &t.tok), Some(Tok::Ident(_)));
-        prev_is_ident
-            && self.space_before(pos)
-            && self
-                .src
-                .get(after)
-                .is_some_and(|b| !b.is_ascii_whitespace())
-    }
-
-    /// Tokens, comment spans, heredoc body spans.
-    fn run(mut self) -> Result<Lexed> {
-        self.lex_code(None)?;
-        if let Some(h) = self.pending.first() {
-            return Err(self.err(
-                h.opened_at,
-                format!("heredoc <<{} is never terminated", h.id),
-            ));
-        }
-        Ok((self.toks, self.comments, self.bodies))
-    }
-
-    /// Lexes code until EOF or, inside `#{…}`, the matching `}`.
-    fn lex_code(&mut self, interp_start: Option<usize>) -> Result<()> {
-        let mut braces = 0usize;
-        while let Some(b) = self.peek(0) {
-            let start = self.pos;
-            match b {
-                b'\n' => {
-                    self.pos += 1;
-                    self.push(Tok::Newline, start);
-                    self.read_heredoc_bodies()?;
-                    if self.src[self.pos..].starts_with(b"=begin")
-                        && self
-                            .src
-                            .get(self.pos + 6)
-                            .is_none_or(|c| c.is_ascii_whitespace())
-                    {
-                        self.block_comment()?;
-                    }
-                    if self.src[self.pos..].starts_with(b"__END__")
-                        && matches!(self.src.get(self.pos + 7), None | Some(b'\n') | Some(b'\r'))
-                        && interp_start.is_none()
-                    {
-                        return Ok(()); // the rest is data, not code
-                    }
-                }
-                b' ' | b'\t' | b'\r' | b'\x0c' => self.pos += 1,
-                b'\\'
-                    if matches!(self.peek(1), Some(b'\n'))
-                        || (self.peek(1) == Some(b'\r') && self.peek(2) == Some(b'\n')) =>
-                {
-                    self.pos += 1;
-                    self.push(Tok::Continue, start);
-                    // The newline is consumed as part of the continuation.
-                    if self.peek(0) == Some(b'\r') {
-                        self.pos += 1;
-                    }
-                    self.pos += 1;
-                    self.read_heredoc_bodies()?;
-                }
-                b'#' => {
-                    while self.peek(0).is_some_and(|c| c != b'\n') {
-                        self.pos += 1;
-                    }
-                    self.comments.push(start..self.pos);
-                }
-                b'=' if start == 0 && self.src[start..].starts_with(b"=begin") => {
-                    self.block_comment()?
-                }
-                b'\'' | b'"' | b'`' => {
-                    self.pos += 1;
-                    let value = self.string_body(b, b, b != b'\'', start)?;
-                    self.push(Tok::Str(value), start);
-                }
-                b':' if self.peek(1) == Some(b':') => {
-                    self.pos += 2;
-                    self.push(Tok::Op(true), start);
-                }
-                b':' if matches!(self.peek(1), Some(b'"') | Some(b'\'')) => {
-                    let q = self.src[self.pos + 1];
-                    self.pos += 2;
-                    let value = self.string_body(q, q, q == b'"', start)?;
-                    self.push(Tok::Sym(value.unwrap_or_default()), start);
-                }
-                b':' if self.peek(1).is_some_and(is_ident_start) => {
-                    self.pos += 1;
-                    while self.peek(0).is_some_and(is_ident) {
-                        self.pos += 1;
-                    }
-                    if matches!(self.peek(0), Some(b'?') | Some(b'!') | Some(b'='))
-                        && self.peek(1) != Some(b'=')
-                        && self.peek(1) != Some(b'>')
-                    {
-                        self.pos += 1;
-                    }
-                    let name = String::from_utf8_lossy(&self.src[start + 1..self.pos]).into_owned();
-                    self.push(Tok::Sym(name), start);
-                }
-                b'%' if self.percent_literal_start().is_some()
-                    && self.literal_here(start, start + 1) =>
-                {
-                    self.percent_literal(start)?;
-                }
-                b'/' if self.literal_here(start, start + 1) => {
-                    self.pos += 1;
-                    self.string_body(b'/', b'/', true, start)?;
-                    while self.peek(0).is_some_and(|c| c.is_ascii_alphabetic()) {
-                        self.pos += 1; // flags
-                    }
-                    self.push(Tok::Str(None), start);
-                }
-                b'<' if self.peek(1) == Some(b'<')
-                    && self.heredoc_start().is_some()
-                    && self.literal_here(start, start + 2) =>
-                {
-                    let (h, end) = self.heredoc_start().unwrap_or_else(|| unreachable!());
-                    self.pos = end;
-                    self.pending.push(Heredoc {
-                        opened_at: start,
-                        ..h
-                    });
-                    self.push(Tok::Str(None), start);
-                }
-                b'?' if self.peek(1).is_some_and(|c| c.is_ascii_alphanumeric())
-                    && !self.peek(2).is_some_and(is_ident)
-                    && !self.prev_ends_value() =>
-                {
-                    self.pos += 2; // ?a character literal
-                    self.push(Tok::Str(None), start);
-                }
-                b'(' | b'[' | b'{' => {
-                    if b == b'{' {
-                        braces += 1;
-                    }
-                    self.pos += 1;
-                    self.push(Tok::Open(b), start);
-                }
-                b'}' if interp_start.is_some() && braces == 0 => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                b')' | b']' | b'}' => {
-                    if b == b'}' {
-                        braces = braces.saturating_sub(1);
-                    }
-                    self.pos += 1;
-                    self.push(Tok::Close(b), start);
-                }
-                b',' => {
-                    self.pos += 1;
-                    self.push(Tok::Comma, start);
-                }
-                b';' => {
-                    self.pos += 1;
-                    self.push(Tok::Semi, start);
-                }
-                b'=' => {
-                    let next = self.peek(1);
-                    if matches!(next, Some(b'=') | Some(b'~') | Some(b'>')) {
-                        self.pos += 2;
-                        if self.peek(0) == Some(b'=') {
-                            self.pos += 1;
-                        }
-                        self.push(Tok::Op(true), start);
-                    } else {
-                        self.pos += 1;
-                        self.push(Tok::Assign, start);
-                    }
-                }
-                b'0'..=b'9' => {
-                    while self.peek(0).is_some_and(|c| {
-                        c.is_ascii_alphanumeric()
-                            || c == b'_'
-                            || (c == b'.' && self.peek(1).is_some_and(|d| d.is_ascii_digit()))
-                    }) {
-                        self.pos += 1;
-                    }
-                    self.push(Tok::Number, start);
-                }
-                c if is_ident_start(c) => {
-                    while self.peek(0).is_some_and(is_ident) {
-                        self.pos += 1;
-                    }
-                    if matches!(self.peek(0), Some(b'?') | Some(b'!')) && self.peek(1) != Some(b'=')
-                    {
-                        self.pos += 1;
-                    }
-                    let word = String::from_utf8_lossy(&self.src[start..self.pos]).into_owned();
-                    if c.is_ascii_uppercase() {
-                        self.push(Tok::Const, start);
-                    } else {
-                        self.push(Tok::Ident(word), start);
-                    }
-                }
-                _ => {
-                    // Operators: runs of punctuation. Those that need a
-                    // right-hand side continue the statement on the next line.
-                    self.pos += 1;
-                    while self.peek(0).is_some_and(|c| b"+-*&|<>!^~.?".contains(&c)) {
-                        self.pos += 1;
-                    }
-                    let text = &self.src[start..self.pos];
-                    let expects_operand = !matches!(text, b"!" | b"~");
-                    self.push(Tok::Op(expects_operand || text.len() > 1), start);
-                }
-            }
-        }
-        if let Some(s) = interp_start {
-            return Err(self.err(s, "unterminated #{ interpolation"));
-        }
-        Ok(())
-    }
-
-    fn block_comment(&mut self) -> Result<()> {
-        let start = self.pos;
-        loop {
-            let Some(nl) = memchr::memchr(b'\n', &self.src[self.pos..]) else {
-                return Err(self.err(start, "=begin without =end"));
-            };
-            self.pos += nl + 1;
-            if self.src[self.pos..].starts_with(b"=end")
-                && self
-                    .src
-                    .get(self.pos + 4)
-                    .is_none_or(|c| c.is_ascii_whitespace())
-            {
-                while self.peek(0).is_some_and(|c| c != b'\n') {
-                    self.pos += 1;
-                }
-                self.comments.push(start..self.pos);
-                return Ok(());
-            }
-        }
-    }
-
-    /// Reads a string body after its opening delimiter up to `close`
-    /// (nesting `open`…`close` pairs), handling escapes and, when
-    /// `interpolates`, `#{…}`. Returns the value when it is static.
-    fn string_body(
-        &mut self,
-        open: u8,
-        close: u8,
-        interpolates: bool,
-        start: usize,
-    ) -> Result<Option<String>> {
-        let mut value = Vec::new();
-        let mut static_value = true;
-        let mut depth = 0usize;
-        loop {
-            let Some(b) = self.peek(0) else {
-                return Err(self.err(start, "unterminated string"));
-            };
-            self.pos += 1;
-            match b {
-                b'\\' => {
-                    let Some(e) = self.peek(0) else {
-                        return Err(self.err(start, "unterminated string"));
-                    };
-                    self.pos += 1;
-                    if interpolates {
-                        match e {
-                            b'n' => value.push(b'\n'),
-                            b't' => value.push(b'\t'),
-                            b'\\' | b'"' | b'\'' | b'#' => value.push(e),
-                            _ if e == close || e == open => value.push(e),
-                            _ => {
-                                static_value = false; // other escapes: not needed as values
-                                value.push(e);
-                            }
-                        }
-                    } else if e == close || e == open || e == b'\\' {
-                        value.push(e);
-                    } else {
-                        value.extend_from_slice(&[b'\\', e]);
-                    }
-                }
-                b'#' if interpolates && self.peek(0) == Some(b'{') => {
-                    self.pos += 1;
-                    static_value = false;
-                    let saved = std::mem::take(&mut self.pending);
-                    self.lex_code(Some(self.pos - 2))?;
-                    self.pending = saved;
-                }
-                _ if b == close && depth == 0 => break,
-                _ if b == close => {
-                    depth -= 1;
-                    value.push(b);
-                }
-                _ if b == open && open != close => {
-                    depth += 1;
-                    value.push(b);
-                }
-                _ => value.push(b),
-            }
-        }
-        Ok(static_value.then(|| String::from_utf8_lossy(&value).into_owned()))
-    }
-
-    /// `%q(`, `%w[`, `%(`…: the kind letter (0 for none) and delimiter.
-    fn percent_literal_start(&self) -> Option<(u8, u8)> {
-        let a = self.peek(1)?;
-        if b"qQwWiIrsx".contains(&a) {
-            let d = self.peek(2)?;
-            (!d.is_ascii_alphanumeric() && !d.is_ascii_whitespace()).then_some((a, d))
-        } else if b"([{<|!/^".contains(&a) {
-            Some((0, a))
-        } else {
-            None
-        }
-    }
-
-    fn percent_literal(&mut self, start: usize) -> Result<()> {
-        let (kind, delim) = self.percent_literal_start().unwrap_or((0, b'('));
-        self.pos += if kind == 0 { 2 } else { 3 };
-        let interpolates = matches!(kind, 0 | b'Q' | b'W' | b'I' | b'r' | b'x');
-        let value = self.string_body(delim, closing(delim), interpolates, start)?;
-        let tok = match kind {
-            b'q' | b'Q' | 0 => Tok::Str(value),
-            b's' => Tok::Sym(value.unwrap_or_default()),
-            _ => Tok::Str(None), // arrays, regexes, commands
-        };
-        self.push(tok, start);
-        Ok(())
-    }
-
-    /// `<<ID`, `<<-ID`, `<<~ID`, with `'ID'`, `"ID"` or `` `ID` ``.
-    fn heredoc_start(&self) -> Option<(Heredoc, usize)> {
-        let mut p = self.pos + 2;
-        let mut indented_end = false;
-        if matches!(self.src.get(p), Some(b'-') | Some(b'~')) {
-            indented_end = true;
-            p += 1;
-        }
-        let (id, end) = match self.src.get(p)? {
-            q @ (b'\'' | b'"' | b'`') => {
-                let close = memchr::memchr(*q, &self.src[p + 1..])?;
-                let id = &self.src[p + 1..p + 1 + close];
-                if id.contains(&b'\n') {
-                    return None;
-                }
-                (id, p + close + 2)
-            }
-            c if is_ident_start(*c) => {
-                let mut e = p;
-                while self.src.get(e).is_some_and(|&c| is_ident(c)) {
-                    e += 1;
-                }
-                (&self.src[p..e], e)
-            }
-            _ => return None,
-        };
-        Some((
-            Heredoc {
-                id: String::from_utf8_lossy(id).into_owned(),
-                indented_end,
-                opened_at: self.pos,
-            },
-            end,
-        ))
-    }
-
-    /// At the start of a line: the bodies of heredocs opened on the line
-    /// before, in order. They are string content, never code.
-    fn read_heredoc_bodies(&mut self) -> Result<()> {
-        for h in std::mem::take(&mut self.pending) {
-            let start = self.pos;
-            loop {
-                if self.pos >= self.src.len() {
-                    return Err(self.err(
-                        h.opened_at,
-                        format!("heredoc <<{} is never terminated", h.id),
-                    ));
-                }
-                let end = memchr::memchr(b'\n', &self.src[self.pos..])
-                    .map_or(self.src.len(), |n| self.pos + n);
-                let line = &self.src[self.pos..end];
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                let line = if h.indented_end {
-                    line.trim_ascii_start()
-                } else {
-                    line
-                };
-                self.pos = (end + 1).min(self.src.len());
-                if line == h.id.as_bytes() {
-                    self.bodies.push(start..end);
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl GitlabRb {
-    /// Lexes and splits `text`; unterminated strings, heredocs, comments or
-    /// brackets are bad input naming `path` and the line they start on.
-    pub fn parse(path: &Path, text: String) -> Result<Self> {
-        let lexer = Lexer {
-            src: text.as_bytes(),
-            path,
-            pos: 0,
-            toks: Vec::new(),
-            comments: Vec::new(),
-            pending: Vec::new(),
-            bodies: Vec::new(),
-        };
-        let (toks, comments, heredoc_bodies) = lexer.run()?;
-        let statements = split_statements(path, &text, &toks)?;
-        Ok(GitlabRb {
-            text,
-            statements,
-            comments,
-            heredoc_bodies,
-        })
-    }
-
-    pub fn line_of(&self, pos: usize) -> usize {
-        1 + self.text.as_bytes()[..pos]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-    }
-
-    /// Active `name[...] = …` assignments whose first key is `key` (or any
-    /// key when `key` is `None`), in file order.
-    pub fn assignments<'s>(
-        &'s self,
-        name: &'s str,
-        key: Option<&'s str>,
-    ) -> impl Iterator<Item = &'s Statement> + 's {
-        self.statements.iter().filter(move |s| match &s.setting {
-            Some(Setting::Index { name: n, keys, .. }) => {
-                n == name && key.is_none_or(|k| keys.first().is_some_and(|f| f == k))
-            }
-            _ => false,
-        })
-    }
-
-    /// Active `name 'arg'` calls.
-    pub fn calls<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Statement> + 's {
-        self.statements
-            .iter()
-            .filter(move |s| matches!(&s.setting, Some(Setting::Call { name: n, .. }) if n == name))
-    }
-
-    /// The literal value of a setting's right-hand side, trimmed.
-    pub fn value_text(&self, s: &Statement) -> Option<&str> {
-        match &s.setting {
-            Some(Setting::Index { value, .. }) => Some(self.text[value.clone()].trim()),
-            Some(Setting::Call { args, .. }) => Some(self.text[args.clone()].trim()),
-            None => None,
-        }
-    }
-}
-
-fn continues(t: &Tok) -> bool {
-    matches!(t, Tok::Assign | Tok::Comma | Tok::Continue | Tok::Op(true))
-}
-
-fn split_statements(path: &Path, text: &str, toks: &[Token]) -> Result<Vec<Statement>> {
-    let mut out = Vec::new();
-    let mut cur: Vec<&Token> = Vec::new();
-    let mut depth: Vec<(u8, usize)> = Vec::new();
-    let line_of = |pos: usize| {
-        1 + text.as_bytes()[..pos]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-    };
-    let mut i = 0;
-    while i < toks.len() {
-        let t = &toks[i];
-        match &t.tok {
-            Tok::Open(b) => depth.push((*b, t.span.start)),
-            Tok::Close(b) => match depth.pop() {
-                Some((o, _)) if closing(o) == *b => {}
-                Some((o, at)) => {
-                    return Err(Error::bad_input(
-                        path,
-                        Some(line_of(t.span.start)),
-                        format!(
-                            "'{}' closes the '{}' opened on line {}",
-                            *b as char,
-                            o as char,
-                            line_of(at)
-                        ),
-                    ))
-                }
-                None => {
-                    return Err(Error::bad_input(
-                        path,
-                        Some(line_of(t.span.start)),
-                        format!("unmatched '{}'", *b as char),
-                    ))
-                }
-            },
-            _ => {}
-        }
-        let ends = match t.tok {
-            Tok::Semi => depth.is_empty(),
-            Tok::Newline => {
-                depth.is_empty()
-                    && !cur.last().is_some_and(|l| continues(&l.tok))
-                    // A line starting with `.method` continues a chain.
-                    && !matches!(toks.get(i + 1), Some(Token { tok: Tok::Op(_), span }) if text.as_bytes()[span.start] == b'.' && text.as_bytes().get(span.start + 1) != Some(&b'.'))
-            }
-            _ => false,
-        };
-        if ends {
-            if !cur.is_empty() {
-                out.push(make_statement(&cur));
-            }
-            cur.clear();
-        } else if !matches!(t.tok, Tok::Newline | Tok::Continue) {
-            cur.push(t);
-        }
-        i += 1;
-    }
-    if let Some((o, at)) = depth.pop() {
-        return Err(Error::bad_input(
-            path,
-            Some(line_of(at)),
-            format!("'{}' is never closed", o as char),
-        ));
-    }
-    if !cur.is_empty() {
-        out.push(make_statement(&cur));
-    }
-    Ok(out)
-}
-
-fn make_statement(toks: &[&Token]) -> Statement {
-    let span = toks[0].span.start..toks[toks.len() - 1].span.end;
-    Statement {
-        setting: recognise(toks),
-        span,
-    }
-}
-
-fn key_of(t: &Token) -> Option<String> {
-    match &t.tok {
-        Tok::Str(Some(v)) | Tok::Sym(v) => Some(v.clone()),
         _ => None,
     }
 }
 
-/// `name[k]...[k] = value` or `name arg` / `name(arg)`.
-fn recognise(toks: &[&Token]) -> Option<Setting> {
-    let Tok::Ident(name) = &toks.first()?.tok else {
-        return None;
-    };
-    let mut keys = Vec::new();
-    let mut i = 1;
-    while let (Some(open), Some(key), Some(close)) = (toks.get(i), toks.get(i + 1), toks.get(i + 2))
-    {
-        // `name [k]` with a space is a call with an array argument.
-        if open.tok != Tok::Open(b'[')
-            || close.tok != Tok::Close(b']')
-            || (i == 1 && open.span.start != toks[0].span.end)
-        {
-            break;
-        }
-        keys.push(key_of(key)?);
-        i += 3;
+fn key_of(n: &Node) -> Option<String> {
+    match n {
+        Node::Str(s) => s.value.to_string().ok(),
+        Node::Sym(s) => s.name.to_string().ok(),
+        _ => None,
     }
-    if !keys.is_empty() {
-        let assign = toks.get(i)?;
-        if assign.tok != Tok::Assign || i + 1 >= toks.len() {
-            return None;
+}
+
+/// `name[k]…[k]`: the name and the keys, outermost last.
+fn index_chain(n: &Node) -> Option<(&str, Vec<Option<String>>)> {
+    if let Some(name) = settings_root(n) {
+        return Some((name, Vec::new()));
+    }
+    match n {
+        Node::Index(i) => {
+            let (name, mut keys) = index_chain(&i.recv)?;
+            keys.push(if i.indexes.len() == 1 {
+                key_of(&i.indexes[0])
+            } else {
+                None
+            });
+            Some((name, keys))
         }
-        let value = toks[i + 1].span.start..toks[toks.len() - 1].span.end;
-        return Some(Setting::Index {
-            name: name.clone(),
-            keys,
-            value,
+        _ => None,
+    }
+}
+
+fn is_literal(n: &Node, text: &str) -> bool {
+    match n {
+        Node::True(_) | Node::False(_) | Node::Nil(_) | Node::Int(_) | Node::Float(_) => true,
+        Node::Str(s) => {
+            let src = &text[range(&s.expression_l)];
+            s.begin_l.is_some() && !src.starts_with("<<") && !src.contains('\n')
+        }
+        Node::Sym(s) => !text[range(&s.expression_l)].contains('\n'),
+        _ => false,
+    }
+}
+
+struct Finder<'a> {
+    text: &'a str,
+    /// The `||=`/`&&=`/`+=` around the index assignment being visited.
+    op_asgn: Option<Range<usize>>,
+    top: usize,
+    found: Vec<(String, Kind, Range<usize>)>,
+    heredocs: Vec<HeredocSpan>,
+}
+
+impl Finder<'_> {
+    fn index_asgn(&mut self, a: &nodes::IndexAsgn, value: Option<&Node>, op: Option<Range<usize>>) {
+        if let Some((name, mut keys)) = index_chain(&a.recv) {
+            keys.push(if a.indexes.len() == 1 {
+                key_of(&a.indexes[0])
+            } else {
+                None
+            });
+            let value = value.map(|v| Value {
+                span: range(v.expression()),
+                literal: is_literal(v, self.text),
+            });
+            // `name['k'] ||= v`: the whole operator assignment, value unknown.
+            let (span, value) = match op {
+                Some(whole) => (whole, None),
+                None => (range(&a.expression_l), value),
+            };
+            self.found
+                .push((name.to_string(), Kind::Index { keys, value }, span));
+        }
+    }
+
+    fn heredoc(
+        &mut self,
+        opener: &lib_ruby_parser::Loc,
+        body: &lib_ruby_parser::Loc,
+        end: &lib_ruby_parser::Loc,
+    ) {
+        let last = end.end.max(body.end).saturating_sub(1).max(body.begin);
+        self.heredocs.push(HeredocSpan {
+            opener: range(opener),
+            body: body.begin..line_end(self.text, last),
         });
     }
-    // A method-style setting: an argument follows the name.
-    let next = toks.get(1)?;
-    let args_ok = match next.tok {
-        Tok::Str(_) | Tok::Ident(_) | Tok::Const | Tok::Sym(_) | Tok::Number => true,
-        Tok::Open(b'(') => next.span.start == toks[0].span.end,
-        _ => false,
+}
+
+impl Visitor for Finder<'_> {
+    fn on_index_asgn(&mut self, node: &nodes::IndexAsgn) {
+        let op = self.op_asgn.take();
+        self.index_asgn(node, node.value.as_deref(), op);
+        visitor::visit_index_asgn(self, node);
+    }
+
+    fn on_or_asgn(&mut self, node: &nodes::OrAsgn) {
+        if matches!(&*node.recv, Node::IndexAsgn(_)) {
+            self.op_asgn = Some(range(&node.expression_l));
+        }
+        visitor::visit_or_asgn(self, node);
+    }
+
+    fn on_and_asgn(&mut self, node: &nodes::AndAsgn) {
+        if matches!(&*node.recv, Node::IndexAsgn(_)) {
+            self.op_asgn = Some(range(&node.expression_l));
+        }
+        visitor::visit_and_asgn(self, node);
+    }
+
+    fn on_op_asgn(&mut self, node: &nodes::OpAsgn) {
+        if matches!(&*node.recv, Node::IndexAsgn(_)) {
+            self.op_asgn = Some(range(&node.expression_l));
+        }
+        visitor::visit_op_asgn(self, node);
+    }
+
+    fn on_send(&mut self, node: &nodes::Send) {
+        if node.recv.is_none() && !node.args.is_empty() && !node.method_name.ends_with('=') {
+            // `name 'arg'`: a method-style setting.
+            self.found.push((
+                node.method_name.clone(),
+                Kind::Call,
+                range(&node.expression_l),
+            ));
+        } else if let Some(recv) = node.recv.as_deref() {
+            if let Some((name, _)) = index_chain(recv) {
+                self.found.push((
+                    name.to_string(),
+                    Kind::Method(node.method_name.clone()),
+                    range(&node.expression_l),
+                ));
+            }
+        }
+        visitor::visit_send(self, node);
+    }
+
+    fn on_c_send(&mut self, node: &nodes::CSend) {
+        if let Some((name, _)) = index_chain(&node.recv) {
+            self.found.push((
+                name.to_string(),
+                Kind::Method(node.method_name.clone()),
+                range(&node.expression_l),
+            ));
+        }
+        visitor::visit_c_send(self, node);
+    }
+
+    fn on_heredoc(&mut self, node: &nodes::Heredoc) {
+        self.heredoc(
+            &node.expression_l,
+            &node.heredoc_body_l,
+            &node.heredoc_end_l,
+        );
+        visitor::visit_heredoc(self, node);
+    }
+
+    fn on_x_heredoc(&mut self, node: &nodes::XHeredoc) {
+        self.heredoc(
+            &node.expression_l,
+            &node.heredoc_body_l,
+            &node.heredoc_end_l,
+        );
+        visitor::visit_x_heredoc(self, node);
+    }
+}
+
+/// Ruby's truth of an expression, when it is sure from the text: a literal,
+/// or an assignment or setting call whose value is one.
+fn surely_truthy(n: &Node, text: &str) -> Option<bool> {
+    let lit = |v: &Node| -> Option<bool> {
+        if !is_literal(v, text) {
+            return None;
+        }
+        Some(!matches!(v, Node::False(_) | Node::Nil(_)))
     };
-    args_ok.then(|| Setting::Call {
-        name: name.clone(),
-        args: next.span.start..toks[toks.len() - 1].span.end,
-    })
+    match n {
+        Node::IndexAsgn(a) => lit(a.value.as_deref()?),
+        Node::Lvasgn(a) => lit(a.value.as_deref()?),
+        Node::Send(s) if s.recv.is_none() && s.args.len() == 1 => lit(&s.args[0]),
+        other => lit(other),
+    }
+}
+
+fn splittable(n: &Node, text: &str) -> bool {
+    match n {
+        Node::And(a) => {
+            surely_truthy(&a.lhs, text) == Some(true)
+                && splittable(&a.lhs, text)
+                && splittable(&a.rhs, text)
+        }
+        Node::Or(o) => {
+            surely_truthy(&o.lhs, text) == Some(false)
+                && splittable(&o.lhs, text)
+                && splittable(&o.rhs, text)
+        }
+        _ => true,
+    }
+}
+
+fn flatten_chain<'n>(n: &'n Node, out: &mut Vec<&'n Node>) {
+    match n {
+        Node::And(a) => {
+            flatten_chain(&a.lhs, out);
+            flatten_chain(&a.rhs, out);
+        }
+        Node::Or(o) => {
+            flatten_chain(&o.lhs, out);
+            flatten_chain(&o.rhs, out);
+        }
+        other => out.push(other),
+    }
+}
+
+/// The end of the line `pos` is on, before its `\r\n` or `\n`.
+pub fn line_end(text: &str, pos: usize) -> usize {
+    let e = memchr::memchr(b'\n', &text.as_bytes()[pos.min(text.len())..])
+        .map_or(text.len(), |i| pos + i);
+    if e > pos && text.as_bytes()[e - 1] == b'\r' {
+        e - 1
+    } else {
+        e
+    }
+}
+
+/// The start of the line `pos` is on.
+pub fn line_start(text: &str, pos: usize) -> usize {
+    memchr::memrchr(b'\n', &text.as_bytes()[..pos]).map_or(0, |i| i + 1)
+}
+
+impl GitlabRb {
+    /// Parses `text`; invalid Ruby is bad input (65) naming `path` and the
+    /// line of the first error.
+    pub fn parse(path: &Path, text: String) -> Result<Self> {
+        let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+        let result = Parser::new(
+            text.as_bytes().to_vec(),
+            ParserOptions {
+                buffer_name: path.display().to_string(),
+                record_tokens: false,
+                ..Default::default()
+            },
+        )
+        .do_parse();
+        let line_of = |pos: usize| {
+            1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..pos.min(text.len())]).count()
+        };
+        if let Some(d) = result
+            .diagnostics
+            .iter()
+            .find(|d| d.level == ErrorLevel::Error)
+        {
+            return Err(Error::bad_input(
+                path,
+                Some(line_of(d.loc.begin)),
+                format!("not valid Ruby: {}", d.message.render()),
+            ));
+        }
+        if result.input.bytes.len() != text.len() {
+            return Err(Error::bad_input(
+                path,
+                None,
+                "its magic encoding comment names an encoding other than UTF-8",
+            ));
+        }
+        let tops: Vec<&Node> = match result.ast.as_deref() {
+            None => Vec::new(),
+            // The top level: a `begin` with no keyword is the statement list.
+            Some(Node::Begin(b)) if b.begin_l.is_none() => b.statements.iter().collect(),
+            Some(n) => vec![n],
+        };
+        let mut statements = Vec::new();
+        let mut settings = Vec::new();
+        for (i, node) in tops.iter().enumerate() {
+            let span = range(node.expression());
+            let mut f = Finder {
+                text: &text,
+                op_asgn: None,
+                top: i,
+                found: Vec::new(),
+                heredocs: Vec::new(),
+            };
+            f.visit(node);
+            let mut chain = Vec::new();
+            if matches!(node, Node::And(_) | Node::Or(_)) {
+                flatten_chain(node, &mut chain);
+            }
+            let operands: Vec<Range<usize>> = chain.iter().map(|n| range(n.expression())).collect();
+            let top = f.top;
+            for (name, kind, s) in f.found {
+                let place = if s == span {
+                    Place::Statement
+                } else if operands.contains(&s) {
+                    Place::Chain
+                } else {
+                    Place::Nested
+                };
+                settings.push(Found {
+                    name,
+                    kind,
+                    span: s,
+                    top,
+                    place,
+                });
+            }
+            let mut heredocs = f.heredocs;
+            heredocs.sort_by_key(|h| h.body.start);
+            statements.push(Statement {
+                span,
+                heredocs,
+                operands,
+                splittable: splittable(node, &text),
+            });
+        }
+        settings.sort_by_key(|f| f.span.start);
+        // A comment without its line's end.
+        let comments: Vec<Range<usize>> = result
+            .comments
+            .iter()
+            .map(|c| {
+                let t = &text[c.location.begin..c.location.end];
+                let t = t.strip_suffix('\n').unwrap_or(t);
+                let t = t.strip_suffix('\r').unwrap_or(t);
+                c.location.begin..c.location.begin + t.len()
+            })
+            .collect();
+        // `__END__` alone on a line after all code, not in a comment.
+        let code_last = statements
+            .iter()
+            .map(Statement::extent_end)
+            .max()
+            .unwrap_or(0);
+        let mut code_end = text.len();
+        let mut pos = line_start(&text, code_last.min(text.len()));
+        while pos < text.len() {
+            let e = line_end(&text, pos);
+            if &text[pos..e] == "__END__"
+                && pos >= code_last
+                && !comments.iter().any(|c| c.contains(&pos))
+            {
+                code_end = pos;
+                break;
+            }
+            pos = match memchr::memchr(b'\n', &text.as_bytes()[pos..]) {
+                Some(i) => pos + i + 1,
+                None => text.len(),
+            };
+        }
+        Ok(GitlabRb {
+            text,
+            statements,
+            settings,
+            comments,
+            code_end,
+            bom,
+        })
+    }
+
+    pub fn line_of(&self, pos: usize) -> usize {
+        1 + memchr::memchr_iter(b'\n', &self.text.as_bytes()[..pos.min(self.text.len())]).count()
+    }
+
+    /// The first line of a setting's text, as `line: text`.
+    pub fn describe(&self, span: &Range<usize>) -> String {
+        let t = &self.text[span.clone()];
+        let first = t.lines().next().unwrap_or_default().trim_end_matches('\r');
+        let more = if t.contains('\n') { " …" } else { "" };
+        format!("{}: {first}{more}", self.line_of(span.start))
+    }
+
+    /// Settings of object `name` (every kind), in file order.
+    pub fn of<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Found> + 's {
+        self.settings.iter().filter(move |f| f.name == name)
+    }
+
+    /// Whether `pos` is at top level: not inside any statement or heredoc
+    /// body, and before `__END__`.
+    pub fn at_top_level(&self, pos: usize) -> bool {
+        pos <= self.code_end
+            && !self.statements.iter().any(|s| {
+                (s.span.start < pos && pos < s.span.end)
+                    || s.trailing_bodies()
+                        .any(|h| h.body.start <= pos && pos <= h.body.end)
+            })
+    }
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
     use super::*;
 
@@ -765,24 +555,35 @@ mod tests {
             .to_string()
     }
 
-    fn enables(rb: &GitlabRb) -> Vec<String> {
-        rb.assignments("mattermost", Some("enable"))
-            .map(|s| rb.value_text(s).unwrap().to_string())
+    fn enables(rb: &GitlabRb) -> Vec<(String, Place)> {
+        rb.of("mattermost")
+            .filter(|f| f.may_set("mattermost", "enable"))
+            .map(|f| match &f.kind {
+                Kind::Index { value: Some(v), .. } => {
+                    (rb.text[v.span.clone()].to_string(), f.place)
+                }
+                _ => ("?".to_string(), f.place),
+            })
             .collect()
+    }
+
+    fn vals(rb: &GitlabRb) -> Vec<String> {
+        enables(rb).into_iter().map(|x| x.0).collect()
     }
 
     #[test]
     fn key_spellings_and_spacing() {
         let rb = parse("mattermost['enable'] = true\nmattermost[\"enable\"]=false\nmattermost[:enable]  =  nil # c\nmattermost[:\"enable\"] = 1\n");
-        assert_eq!(enables(&rb), ["true", "false", "nil", "1"]);
+        assert_eq!(vals(&rb), ["true", "false", "nil", "1"]);
+        assert!(enables(&rb).iter().all(|e| e.1 == Place::Statement));
     }
 
     #[test]
     fn look_alikes_are_other_settings() {
         let rb = parse("mattermost_nginx['enable'] = true\ngitlab_rails['mattermost_host'] = 'x'\nmattermost_external_url 'http://m'\nmattermost['env'] = {}\n");
         assert!(enables(&rb).is_empty());
-        assert_eq!(rb.calls("mattermost_external_url").count(), 1);
-        assert_eq!(rb.assignments("mattermost", None).count(), 1);
+        assert_eq!(rb.of("mattermost_external_url").count(), 1);
+        assert_eq!(rb.of("mattermost").count(), 1);
     }
 
     #[test]
@@ -804,50 +605,100 @@ mattermost['enable'] = true
 mattermost['enable'] = true
 EOT
 g = /mattermost\['enable'\] = true/
+h = ?'
+__END__
+mattermost['enable'] = true
 "#;
         let rb = parse(src);
-        assert!(enables(&rb).is_empty(), "{:?}", rb.statements);
-        assert_eq!(rb.statements.len(), 7);
+        assert!(enables(&rb).is_empty(), "{:?}", rb.settings);
+        assert_eq!(rb.statements.len(), 8);
+        assert_eq!(
+            &rb.text[rb.code_end..],
+            "__END__\nmattermost['enable'] = true\n"
+        );
+        let e = &rb.statements[4];
+        let body = e.trailing_bodies().next().unwrap().body.clone();
+        assert_eq!(&rb.text[body], "  mattermost['enable'] = true\n  EOS");
+        let f = &rb.statements[5];
+        assert_eq!(f.trailing_bodies().count(), 2);
     }
 
     #[test]
-    fn semicolons_multiline_hashes_and_continuations() {
-        let rb = parse("a = 1; mattermost['enable'] = true; b = 2\nmattermost['env'] = {\n  'A' => \"x;y\",\n  'B' => 2\n}\nx = 1 +\n  2\nmattermost['enable'] = \\\n  false\n");
-        assert_eq!(enables(&rb), ["true", "false"]);
-        let env = rb.assignments("mattermost", Some("env")).next().unwrap();
-        assert!(rb.text[env.span.clone()].ends_with('}'));
-        assert_eq!(rb.statements.len(), 6);
+    fn places_chains_conditionals_blocks() {
+        let rb = parse("a = 1; mattermost['enable'] = true and gitlab_rails['x'] = 1\nmattermost['enable'] = false if $/\nif x then mattermost['enable'] = 1 end\n[1].each { mattermost[\"#{'en'}able\"] = 2 }\nmattermost.merge!('enable' => true)\n");
+        let places: Vec<Place> = enables(&rb).into_iter().map(|e| e.1).collect();
+        assert_eq!(
+            places,
+            [
+                Place::Chain,
+                Place::Nested,
+                Place::Nested,
+                Place::Nested,
+                Place::Statement
+            ]
+        );
+        assert!(matches!(&rb.settings.last().unwrap().kind, Kind::Method(m) if m == "merge!"));
+        assert_eq!(rb.statements[1].operands.len(), 2);
     }
 
     #[test]
-    fn nested_keys_and_calls() {
-        let rb = parse("mattermost['env']['X'] = 'y'\nexternal_url('https://a')\nroles ['x']\n");
-        let Some(Setting::Index { keys, .. }) = &rb.statements[0].setting else {
-            panic!()
-        };
-        assert_eq!(keys, &["env", "X"]);
-        assert_eq!(rb.calls("external_url").count(), 1);
+    fn operator_assignments_are_whole_statements() {
+        let rb = parse("mattermost['enable'] ||= true\nx ||= mattermost['y'] = 1\nmattermost['env']['A'] += 2\n");
+        let got: Vec<(String, Place)> = rb
+            .of("mattermost")
+            .map(|f| (rb.text[f.span.clone()].to_string(), f.place))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "mattermost['enable'] ||= true".to_string(),
+                    Place::Statement
+                ),
+                ("mattermost['y'] = 1".to_string(), Place::Nested),
+                ("mattermost['env']['A'] += 2".to_string(), Place::Statement),
+            ]
+        );
     }
 
     #[test]
-    fn operators_are_not_literals() {
-        let rb = parse("x = a / 2\ny = b % 3\nz = c << 4\nmattermost['enable'] = true\n");
-        assert_eq!(enables(&rb), ["true"]);
-    }
-
-    #[test]
-    fn crlf_and_no_final_newline() {
-        let rb = parse("a = 1\r\nmattermost['enable'] = true\r\nb = <<~E\r\n  x\r\n  E\r\nmattermost['enable'] = false");
-        assert_eq!(enables(&rb), ["true", "false"]);
+    fn a_bom_is_skipped() {
+        let rb = parse("\u{feff}mattermost['enable'] = true\n");
+        assert_eq!(vals(&rb), ["true"]);
+        assert_eq!(rb.bom, 3);
     }
 
     #[test]
     fn bad_input_names_the_line() {
-        assert!(err("a = 1\nb = 'oops\nc = 2\n").contains("gitlab.rb:2: unterminated string"));
-        assert!(err("a = 1\nb = <<~EOS\n  text\n").contains("gitlab.rb:2: heredoc <<EOS"));
-        assert!(err("=begin\nx\n").contains("gitlab.rb:1: =begin"));
-        assert!(err("a = {\n'b' => 1\n").contains("gitlab.rb:1: '{' is never closed"));
+        // Ruby too names the end of the file for an unterminated string.
+        assert!(err("a = 1\nb = 'oops\nc = 2\n")
+            .contains("gitlab.rb:4: not valid Ruby: unterminated string"));
+        assert!(err("a = 1\nend\n").contains("gitlab.rb:2:"));
+        assert!(err("a = {\n'b' => 1\n").contains("gitlab.rb:"));
         assert!(err("a = [1)\n").contains("gitlab.rb:1:"));
-        assert!(err("b = \"#{ x \n").contains("gitlab.rb:1:"));
+    }
+}
+
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// Any text (Ruby-ish fragments, glued at random) parses or is bad
+        /// input: never a panic.
+        #[test]
+        fn any_text_parses_or_is_bad_input(parts in prop::collection::vec(prop_oneof![
+            Just("mattermost"), Just("['enable']"), Just(" = "), Just("true"), Just("\n"), Just("\r\n"),
+            Just("<<~E\n"), Just("E\n"), Just("if "), Just(" end"), Just("#{"), Just("}"), Just("\""),
+            Just("'"), Just("?'"), Just("%q("), Just(")"), Just("=begin\n"), Just("=end\n"), Just("__END__\n"),
+            Just("\u{feff}"), Just(";"), Just(" and "), Just("\\\n"), Just("$/"), Just("do |x|"), Just("{"),
+            Just("["), Just("]"), Just(":"), Just("@"), Just("0x"), Just("1e"), Just("é"), Just("\t"),
+            Just("# encoding: ascii-8bit\n"), Just("/"), Just("%w["), Just("`"), Just("<<-'X'\n"), Just("X\n"),
+        ], 0..30)) {
+            let text: String = parts.concat();
+            let _ = GitlabRb::parse(Path::new("g.rb"), text);
+        }
     }
 }
