@@ -154,7 +154,7 @@ fn a_bad_line_or_byte_never_hides_the_good_lines() {
     }
     s.push_str("tegu 3.2.0 amd64 none < 3.1.0 amd64 none /x.deb\n");
     let err = both(&r, s.as_bytes(), 3);
-    assert!(err.contains("15 more bad lines, all skipped"), "{err}");
+    assert!(err.contains("has 15 more bad lines"), "{err}");
 }
 
 fn mkfifo(p: &Path) {

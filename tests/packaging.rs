@@ -238,7 +238,12 @@ fn the_deb_installs_from_a_repository_its_hooks_fire_and_purge_leaves_nothing() 
     // Converted to Enterprise by hand, and seen so.
     r.write(BIN, mattermost_binary(true), 0o755);
     let o = Command::new(r.path("usr/bin/upkeep-guard"))
-        .args(["--root", r.root().to_str().expect("utf8"), "check"])
+        .args([
+            "--root",
+            r.root().to_str().expect("utf8"),
+            "check",
+            "--record",
+        ])
         .env_remove("UPKEEP_PLUGIN_DIR")
         .output()
         .expect("check");
@@ -359,7 +364,7 @@ fn the_rpm_installs_with_rpm_root_and_its_trigger_fires() {
 
     r.write(BIN, mattermost_binary(true), 0o755);
     let o = Command::new(r.path("usr/bin/upkeep-guard"))
-        .args(["--root", root, "check"])
+        .args(["--root", root, "check", "--record"])
         .env_remove("UPKEEP_PLUGIN_DIR")
         .output()
         .expect("check");

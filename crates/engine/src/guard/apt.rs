@@ -95,12 +95,12 @@ pub fn apt_hook(root: &SysRoot, stream: &[u8]) -> HookOutcome {
     }
     for p in scan.problems.iter().take(MAX_LINE_WARNINGS) {
         out.messages.push(format!(
-            "warning: apt's hook stream, {p}: that line is skipped; the other lines are checked."
+            "warning: apt's hook stream, {p}. That line is skipped; the others are checked."
         ));
     }
     if scan.problems.len() > MAX_LINE_WARNINGS {
         out.messages.push(format!(
-            "warning: apt's hook stream has {} more bad lines, all skipped.",
+            "warning: apt's hook stream has {} more bad lines, skipped as well.",
             scan.problems.len() - MAX_LINE_WARNINGS
         ));
     }
