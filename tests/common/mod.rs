@@ -266,6 +266,7 @@ pub fn bin(name: &str) -> PathBuf {
         "upkeep-reconfigure" => env!("CARGO_BIN_EXE_upkeep-reconfigure"),
         "upkeep-guard" => env!("CARGO_BIN_EXE_upkeep-guard"),
         "upkeep-upgrade" => env!("CARGO_BIN_EXE_upkeep-upgrade"),
+        "upkeep-maintscript" => env!("CARGO_BIN_EXE_upkeep-maintscript"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(p)

@@ -7,6 +7,7 @@ pub mod guard;
 pub mod hooks;
 pub mod host;
 pub mod lease;
+pub mod maintscript;
 pub mod plugin;
 pub mod rb_eval;
 pub mod reconfigure;

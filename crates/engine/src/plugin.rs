@@ -96,6 +96,9 @@ pub struct Manifest {
     /// How an install from the release archive is upgraded (upkeep-upgrade).
     #[serde(default)]
     pub release: Option<crate::release::ReleaseSpec>,
+    /// What upkeep-maintscript keeps across a package upgrade.
+    #[serde(default)]
+    pub maintscript: Option<crate::maintscript::MaintscriptSpec>,
 }
 
 impl Manifest {
@@ -453,6 +456,11 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
     }
     if let Some(r) = &m.release {
         if let Err(msg) = r.validate() {
+            return bad(msg);
+        }
+    }
+    if let Some(s) = &m.maintscript {
+        if let Err(msg) = s.validate() {
             return bad(msg);
         }
     }

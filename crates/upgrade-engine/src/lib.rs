@@ -13,6 +13,7 @@ pub mod apply;
 pub mod archive;
 pub mod fsops;
 pub mod jsonedit;
+pub mod maintscript;
 pub mod plan;
 pub mod policy;
 pub mod service;
