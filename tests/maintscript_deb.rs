@@ -89,6 +89,10 @@ impl Env {
 
     /// Real dpkg, scripts chrootless; the result is returned, not asserted.
     fn dpkg(&self, args: &[&str]) -> (bool, String) {
+        self.dpkg_env(args, &[])
+    }
+
+    fn dpkg_env(&self, args: &[&str], vars: &[(&str, &str)]) -> (bool, String) {
         let root = self.r.root().display().to_string();
         let out = Command::new("dpkg")
             .arg(format!("--root={root}"))
@@ -98,6 +102,8 @@ impl Env {
             .env("DPKG_ROOT", "")
             .env("PATH", &self.path)
             .env_remove("UPKEEP_PLUGIN_DIR")
+            .env_remove("UPKEEP_CRASH_AT")
+            .envs(vars.iter().copied())
             .output()
             .expect("dpkg");
         let text = format!("{}{}", stdout(&out), stderr(&out));
@@ -356,4 +362,68 @@ fn abort_upgrade_restores_the_preserved_paths_and_every_step_repeats() {
     let o = env.helper("postrm", &["abort-upgrade", "3.1.0", "3.1.6"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(env.read("opt/tegu/etc/tegu.conf"), "new\n");
+}
+
+#[test]
+fn a_postinst_killed_midway_is_finished_by_dpkg_configure() {
+    let env = Env::new();
+    installed(&env);
+    // SIGKILL in the postinst right after the preserved paths came back:
+    // dpkg leaves the package half-configured (it calls no abort-upgrade
+    // for a failed configure).
+    let (ok, out) = env.dpkg_env(
+        &[
+            "-i",
+            tegu_deb(env.work.path(), "3.1.5", false, None)
+                .to_str()
+                .expect("utf8"),
+        ],
+        &[("UPKEEP_CRASH_AT", "maintscript-restored")],
+    );
+    assert!(!ok, "{out}");
+    assert!(env.pending(), "the upgrade is still pending");
+    assert!(
+        !env.caps().contains("cap_net_bind_service"),
+        "killed before the capability: '{}'",
+        env.caps()
+    );
+    // dpkg runs the postinst again; it finishes.
+    let (ok, out) = env.dpkg(&["--configure", "-a"]);
+    assert!(ok, "{out}");
+    assert_eq!(env.r.installed_version("tegu").as_deref(), Some("3.1.5"));
+    assert_eq!(env.read("opt/tegu/etc/tegu.conf"), ADMIN_CONF);
+    assert!(
+        env.caps().contains("cap_net_bind_service=eip"),
+        "{}",
+        env.caps()
+    );
+    assert!(!env.pending());
+}
+
+#[test]
+fn a_preinst_killed_during_the_backup_leaves_the_old_version() {
+    let env = Env::new();
+    installed(&env);
+    let deb = tegu_deb(env.work.path(), "3.1.5", false, None);
+    let (ok, out) = env.dpkg_env(
+        &["-i", deb.to_str().expect("utf8")],
+        &[("UPKEEP_CRASH_AT", "maintscript-backup-copied")],
+    );
+    assert!(!ok, "{out}");
+    assert_eq!(env.r.installed_version("tegu").as_deref(), Some("3.1.0"));
+    assert_eq!(env.read("opt/tegu/VERSION"), "3.1.0\n");
+    assert_eq!(env.read("opt/tegu/etc/tegu.conf"), ADMIN_CONF);
+    assert!(
+        !env.pending(),
+        "no pending upgrade without a verified backup"
+    );
+    // Tried again, it goes through.
+    let (ok, out) = env.install(&deb);
+    assert!(ok, "{out}");
+    assert_eq!(env.read("opt/tegu/etc/tegu.conf"), ADMIN_CONF);
+    assert!(
+        env.caps().contains("cap_net_bind_service=eip"),
+        "{}",
+        env.caps()
+    );
 }

@@ -19,6 +19,7 @@ use upkeep_engine::maintscript::{effective, MaintscriptSpec};
 use upkeep_engine::plugin::{self, Plugin};
 use upkeep_engine::{detect, guard, lease};
 use upkeep_pkg::maintscript::Step;
+use upkeep_sys::fault::point;
 use upkeep_sys::journal::Journal;
 use upkeep_sys::safe::Kind as SKind;
 use upkeep_sys::{state, users, Error, Result, SysRoot};
@@ -318,6 +319,7 @@ fn backup(ctx: &Ctx<'_>, spec: &MaintscriptSpec, from: &str) -> Result<Option<Pa
                 &mut sums,
             )?;
         }
+        point("maintscript-backup-copied");
         let mut text = String::new();
         for (p, s) in &sums {
             text.push_str(&format!("{s}  {p}\n"));
@@ -503,6 +505,7 @@ fn configure(ctx: &Ctx<'_>, out: &mut Outcome) -> Result<()> {
         if let Some(b) = pending.as_ref().and_then(|p| p.backup.as_ref()) {
             restore(ctx, spec, b, out)?;
         }
+        point("maintscript-restored");
         reapply(ctx, spec, true, out)?;
     }
     close_moot_leases(ctx, out);
