@@ -427,3 +427,40 @@ fn a_preinst_killed_during_the_backup_leaves_the_old_version() {
         env.caps()
     );
 }
+
+#[test]
+fn links_are_never_followed_out_of_the_root() {
+    let env = Env::new();
+    installed(&env);
+    // A file outside the root, and the preserved path turned into a link to it.
+    let outside = env.work.path().join("secret");
+    std::fs::write(&outside, "outside the root\n").expect("write");
+    let conf = env.r.path("opt/tegu/etc/tegu.conf");
+    std::fs::remove_file(&conf).expect("rm");
+    std::os::unix::fs::symlink(&outside, &conf).expect("ln");
+    let o = env.helper("preinst", &["upgrade", "3.1.0", "3.1.5"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let b = env.backups().pop().expect("backup");
+    let copied = b.join("files/etc/tegu.conf");
+    assert!(
+        std::fs::symlink_metadata(&copied)
+            .expect("stat")
+            .file_type()
+            .is_symlink(),
+        "the link is backed up as a link"
+    );
+    // The install directory itself a link: the preflight refuses.
+    let o = env.helper("postrm", &["abort-upgrade", "3.1.0", "3.1.5"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&outside).expect("read"),
+        "outside the root\n"
+    );
+    let real = env.r.path("opt/tegu-real");
+    std::fs::rename(env.r.path("opt/tegu"), &real).expect("mv");
+    std::os::unix::fs::symlink(&real, env.r.path("opt/tegu")).expect("ln");
+    let o = env.helper("preinst", &["upgrade", "3.1.0", "3.1.5"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
+    assert_no_panic(&o);
+}
