@@ -42,14 +42,14 @@ fn gitlab_deb(dir: &Path, name: &str, version: &str, extra: &[(&str, &str)]) -> 
 /// The shipped apt.conf.d snippet, pointed at the test binary and root.
 fn apt_hook_snippet(r: &TestRoot) -> String {
     let text = std::fs::read_to_string(repo("hooks/apt/50upkeep-guard")).expect("hooks/apt");
-    let b = bin("upkeep-guard").display().to_string();
+    let b = bin("upkeep-hook").display().to_string();
     let replaced = text
         .replace(
-            "\"/usr/bin/upkeep-guard apt-hook\"",
-            &format!("\"{b} --root {} apt-hook\"", r.root().display()),
+            "\"/usr/bin/upkeep-hook\"",
+            &format!("\"{b} --root {}\"", r.root().display()),
         )
-        .replace("/usr/bin/upkeep-guard::Version", &format!("{b}::Version"));
-    assert_ne!(replaced, text, "the snippet names /usr/bin/upkeep-guard");
+        .replace("/usr/bin/upkeep-hook::Version", &format!("{b}::Version"));
+    assert_ne!(replaced, text, "the snippet names /usr/bin/upkeep-hook");
     replaced
 }
 

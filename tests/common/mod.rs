@@ -148,7 +148,8 @@ pub fn file<'a>(path: &'a str, content: impl AsRef<[u8]>, mode: u32) -> PkgFile<
 }
 
 /// Builds a .deb with the real dpkg-deb. `extra` is added to DEBIAN/ (e.g.
-/// `("triggers", "...")` or a maintainer script).
+/// `("triggers", "...")` or a maintainer script); `("control", "Conflicts: x\n")`
+/// adds fields to the control file.
 pub fn build_deb(
     out_dir: &Path,
     name: &str,
@@ -189,6 +190,12 @@ pub fn build_deb(
     fs::write(tree.join("DEBIAN/md5sums"), sums).expect("md5sums");
     for (n, text) in extra {
         let p = tree.join("DEBIAN").join(n);
+        if *n == "control" {
+            let mut c = fs::read_to_string(&p).expect("control");
+            c.push_str(text);
+            fs::write(&p, c).expect("control");
+            continue;
+        }
         fs::write(&p, text).expect("extra");
         let mode = if text.starts_with("#!") { 0o755 } else { 0o644 };
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
@@ -267,6 +274,7 @@ pub fn bin(name: &str) -> PathBuf {
         "upkeep-guard" => env!("CARGO_BIN_EXE_upkeep-guard"),
         "upkeep-upgrade" => env!("CARGO_BIN_EXE_upkeep-upgrade"),
         "upkeep-maintscript" => env!("CARGO_BIN_EXE_upkeep-maintscript"),
+        "upkeep-hook" => env!("CARGO_BIN_EXE_upkeep-hook"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(p)

@@ -10,7 +10,7 @@ use upkeep_cli::{self, CommonArgs, DryRun, Format, Manual};
 use upkeep_engine::detect::{self, System};
 use upkeep_engine::embedded::{self, Action, ConfigState, Located};
 use upkeep_engine::{host, plugin, rb_eval};
-use upkeep_formats::gitlab_rb::GitlabRb;
+use upkeep_formats::ruby_config::RubyConfig;
 use upkeep_sys::configfile::ConfigFile;
 use upkeep_sys::{Error, ExitCode, Result, SysRoot};
 
@@ -177,7 +177,7 @@ fn run(args: Args) -> Result<ExitCode> {
     let mut sys = System::open(&root)?;
     let loc = embedded::locate(&mut sys, plugin)?;
     let file = ConfigFile::open(&root, &loc.config)?;
-    let rb = GitlabRb::parse(&file.real, file.text.clone())?;
+    let rb = RubyConfig::parse(&file.real, file.text.clone())?;
     // What the file means, as Ruby computes it; a static reading only when
     // no Ruby can run.
     let mut static_why = None;

@@ -138,6 +138,16 @@ fn detect_install(
     // The binary, opened once (non-blocking, regular files only, links
     // resolved inside the root): a FIFO or device there is reported, never read.
     let binary_file = match spec.binary.as_deref().map(|b| safe::open_file(root, b)) {
+        // Bounded: a sparse terabyte planted at the path is never scanned.
+        Some(Ok(Some((_, st)))) if st.st_size as u64 > safe::limit::BINARY => {
+            sys.warnings.push(format!(
+                "{}: is larger than {} bytes: not read",
+                root.path(spec.binary.as_deref().unwrap_or_default())
+                    .display(),
+                safe::limit::BINARY
+            ));
+            None
+        }
         Some(Ok(found)) => found,
         Some(Err(e)) => {
             sys.warnings.push(e.to_string());
@@ -236,6 +246,7 @@ fn detect_install(
             paths: l.paths.iter().map(|p| expand(p, binary, dir)).collect(),
             to: l.to.clone(),
             dir: l.dir,
+            private: l.private,
         }),
         ships_edition: spec.ships_edition.clone(),
         guard: spec.guard.clone(),
@@ -418,6 +429,8 @@ fn run_for_version(
 ) -> Result<String, String> {
     let args: Vec<String> = argv.iter().map(|a| expand(a, binary, dir)).collect();
     let program = args.first().ok_or("an empty command")?;
+    // Nothing a lease holder could have written is run.
+    crate::lease::may_run(root, Path::new(program)).map_err(|e| e.to_string())?;
     // The program is the root's, its links resolved inside the root.
     let prog = safe::resolve(root, program)
         .map_err(|e| e.to_string())?

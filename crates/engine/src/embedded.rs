@@ -7,7 +7,9 @@ use crate::rb_eval::{truthy, Evaluated};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::ops::Range;
-use upkeep_formats::gitlab_rb::{line_end, line_start, Found, GitlabRb, HeredocSpan, Kind, Place};
+use upkeep_formats::ruby_config::{
+    line_end, line_start, Found, HeredocSpan, Kind, Place, RubyConfig,
+};
 use upkeep_pkg::version::ProductVersion;
 use upkeep_sys::error::{Error, Result};
 
@@ -113,14 +115,14 @@ fn names(spec: &EmbeddedSpec) -> Result<Names<'_>> {
 }
 
 /// Every place that sets something the removal release rejects.
-fn removable<'a>(rb: &'a GitlabRb, spec: &'a EmbeddedSpec, setting: &'a str) -> Vec<&'a Found> {
+fn removable<'a>(rb: &'a RubyConfig, spec: &'a EmbeddedSpec, setting: &'a str) -> Vec<&'a Found> {
     rb.settings
         .iter()
         .filter(|f| f.name == setting || spec.removed_settings.contains(&f.name))
         .collect()
 }
 
-fn active_settings(rb: &GitlabRb, spec: &EmbeddedSpec, setting: &str) -> Vec<String> {
+fn active_settings(rb: &RubyConfig, spec: &EmbeddedSpec, setting: &str) -> Vec<String> {
     removable(rb, spec, setting)
         .iter()
         .map(|f| rb.describe(&f.span))
@@ -130,7 +132,7 @@ fn active_settings(rb: &GitlabRb, spec: &EmbeddedSpec, setting: &str) -> Vec<Str
 /// A reading of the text alone, for when no Ruby is available: the last
 /// literal assignment of the enable key, else a URL setting. Settings in
 /// conditionals count as if they ran.
-pub fn state(rb: &GitlabRb, spec: &EmbeddedSpec) -> Result<ConfigState> {
+pub fn state(rb: &RubyConfig, spec: &EmbeddedSpec) -> Result<ConfigState> {
     let n = names(spec)?;
     let last = rb
         .of(n.setting)
@@ -171,7 +173,7 @@ pub fn state(rb: &GitlabRb, spec: &EmbeddedSpec) -> Result<ConfigState> {
 /// decides it: the enable key when set (not nil), else any URL setting
 /// that enables it implicitly.
 pub fn state_from_eval(
-    rb: &GitlabRb,
+    rb: &RubyConfig,
     spec: &EmbeddedSpec,
     ev: &Evaluated,
     path: &std::path::Path,
@@ -319,7 +321,7 @@ fn apply(text: &str, mut edits: Vec<(Range<usize>, String)>) -> String {
 }
 
 /// A change upkeep will not make by itself: exit 1, nothing written.
-fn by_hand(rb: &GitlabRb, span: &Range<usize>, why: &str, what: &str) -> Error {
+fn by_hand(rb: &RubyConfig, span: &Range<usize>, why: &str, what: &str) -> Error {
     Error::Failed(format!(
         "line {} ({}) {why}, which upkeep cannot change safely; nothing was written. By hand: {what}, then run this command again.",
         rb.line_of(span.start),
@@ -330,7 +332,7 @@ fn by_hand(rb: &GitlabRb, span: &Range<usize>, why: &str, what: &str) -> Error {
 /// Plans the edit. `st` is the instance's state (from Ruby when
 /// available); `host` names the product that embeds it (for messages).
 pub fn plan(
-    rb: &GitlabRb,
+    rb: &RubyConfig,
     spec: &EmbeddedSpec,
     st: &ConfigState,
     action: Action,
@@ -395,7 +397,7 @@ pub fn plan(
 }
 
 fn set_enable(
-    rb: &GitlabRb,
+    rb: &RubyConfig,
     n: &Names<'_>,
     spec: &EmbeddedSpec,
     want: bool,
@@ -464,7 +466,7 @@ fn set_enable(
 
 /// Adds `line` after all code (before `__END__`), keeping a missing final
 /// newline missing.
-fn append(rb: &GitlabRb, line: &str, changes: &mut Vec<String>) -> String {
+fn append(rb: &RubyConfig, line: &str, changes: &mut Vec<String>) -> String {
     let text = &rb.text;
     let at = rb.code_end;
     let nl = if text[..at].ends_with("\r\n") {
@@ -512,7 +514,7 @@ fn is_template_line(comment: &str, n: &Names<'_>) -> bool {
 
 /// Just before the banner that follows the section's heading, after the
 /// section's last non-blank line.
-fn section_end(rb: &GitlabRb, section: &str) -> Option<usize> {
+fn section_end(rb: &RubyConfig, section: &str) -> Option<usize> {
     let text = &rb.text;
     let heading = rb
         .comments
@@ -586,7 +588,7 @@ fn only_separators(gap: &str, chain: bool) -> bool {
 /// nested in a conditional, block or method, or a method called on the
 /// settings object (`merge!`), is refused: exit 1, nothing written.
 fn comment_out(
-    rb: &GitlabRb,
+    rb: &RubyConfig,
     spec: &EmbeddedSpec,
     host: &str,
     setting: &str,
@@ -676,7 +678,7 @@ fn comment_out(
 }
 
 fn rebuild(
-    rb: &GitlabRb,
+    rb: &RubyConfig,
     cluster: std::ops::RangeInclusive<usize>,
     targets: &[&Range<usize>],
     tops: &std::collections::BTreeSet<usize>,
@@ -821,7 +823,7 @@ pub fn verify(
             path.display()
         ))
     };
-    let new_rb = GitlabRb::parse(path, p.new_text.clone())
+    let new_rb = RubyConfig::parse(path, p.new_text.clone())
         .map_err(|e| refuse(format!("the edited text would not be valid Ruby ({e})")))?;
     let want = p.action == Action::Enable;
     let after = match evaluated {
@@ -879,7 +881,7 @@ mod tests {
     }
 
     fn try_run(src: &str, action: Action, v: &str) -> Result<Plan> {
-        let rb = GitlabRb::parse(Path::new("gitlab.rb"), src.to_string()).unwrap();
+        let rb = RubyConfig::parse(Path::new("gitlab.rb"), src.to_string()).unwrap();
         let st = state(&rb, &spec()).unwrap();
         plan(
             &rb,
@@ -1015,7 +1017,7 @@ mod tests {
     fn which_host_upgrades_abort() {
         let v = |s| ProductVersion::parse(s).unwrap();
         let st = |src: &str| {
-            let rb = GitlabRb::parse(Path::new("g"), src.to_string()).unwrap();
+            let rb = RubyConfig::parse(Path::new("g"), src.to_string()).unwrap();
             state(&rb, &spec()).unwrap()
         };
         assert!(upgrade_crosses_removal(
@@ -1047,7 +1049,7 @@ mod tests {
     fn settings_in_code_that_never_runs_are_not_active_for_ruby() {
         let ruby = crate::rb_eval::Ruby::plain().expect("ruby");
         let st = |src: &str| {
-            let rb = GitlabRb::parse(Path::new("g"), src.to_string()).unwrap();
+            let rb = RubyConfig::parse(Path::new("g"), src.to_string()).unwrap();
             let ev = ruby.evaluate(&[src]).unwrap().pop().unwrap();
             state_from_eval(&rb, &spec(), &ev, Path::new("g")).unwrap()
         };

@@ -458,6 +458,8 @@ fn record_of(i: &Install, now: u64, reverted: Option<Revert>) -> Record {
 /// One package action from apt's `Pre-Install-Pkgs` stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PkgAction {
+    /// Its line in the stream.
+    pub line: usize,
     pub name: String,
     pub old: Option<String>,
     /// `<` upgrade, `>` downgrade or removal, `=` reinstall.
@@ -473,89 +475,32 @@ pub enum Action {
     Remove,
 }
 
-/// The protocol version and, per package line: line number, name, line.
-type Scanned<'a> = (u32, Vec<(usize, &'a str, &'a str)>);
-
-/// Checks the stream's shape cheaply and returns each package line with
-/// its package name (architecture qualifier removed): protocol version 2 or
-/// 3, `VERSION N`, configuration lines, a blank line, one line per action.
-fn scan_hook_stream(text: &str) -> std::result::Result<Scanned<'_>, String> {
-    // Lines by memchr: this runs on every apt transaction.
-    let mut start = 0;
-    let mut lines = memchr::memchr_iter(b'\n', text.as_bytes())
-        .chain(std::iter::once(text.len()))
-        .map(move |end| {
-            let l = text[start.min(end)..end].trim_end_matches('\r');
-            start = end + 1;
-            l
-        })
-        .enumerate();
-    let version = match lines.next() {
-        Some((_, "VERSION 2")) => 2,
-        Some((_, "VERSION 3")) => 3,
-        Some((_, "")) if text.is_empty() => return Err("empty stream".into()),
-        Some((_, l)) => {
-            return Err(format!(
-                "line 1: expected 'VERSION 2' or 'VERSION 3', got {l:?}"
-            ))
-        }
-        None => return Err("empty stream".into()),
-    };
-    for (_, l) in lines.by_ref() {
-        if l.is_empty() {
-            break;
-        }
+/// A well-formed stream line as an action. Its name is ASCII (the scanner
+/// checked); any other field may hold any bytes (a local .deb path in
+/// Latin-1), shown lossily.
+fn action_of(l: &upkeep_hookscan::Line<'_>) -> PkgAction {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let opt =
+        |b: &[u8]| (b != b"-" && b != b"**CONFIGURE**" && b != b"**REMOVE**").then(|| text(b));
+    PkgAction {
+        line: l.no,
+        name: text(l.name),
+        old: opt(l.old),
+        direction: char::from(l.direction).to_string(),
+        new: opt(l.new),
+        action: match l.action {
+            b"**CONFIGURE**" => Action::Configure,
+            b"**REMOVE**" => Action::Remove,
+            path => Action::Unpack(text(path)),
+        },
     }
-    let spaces = if version == 3 { 8 } else { 4 };
-    let mut out = Vec::new();
-    for (i, l) in lines {
-        if l.is_empty() {
-            continue;
-        }
-        let b = l.as_bytes();
-        if memchr::memchr_iter(b' ', b).count() != spaces {
-            return Err(format!(
-                "line {}: expected {} fields for protocol {version}",
-                i + 1,
-                spaces + 1
-            ));
-        }
-        let end = memchr::memchr(b' ', b).unwrap_or(b.len());
-        let name = &l[..memchr::memchr(b':', &b[..end]).unwrap_or(end)];
-        out.push((i + 1, name, l));
-    }
-    Ok((version, out))
 }
 
-fn parse_hook_line(
-    version: u32,
-    line_no: usize,
-    line: &str,
-) -> std::result::Result<PkgAction, String> {
-    let f: Vec<&str> = line.split(' ').collect();
-    let (name, old, dir, new, act) = if version == 3 {
-        (f[0], f[1], f[4], f[5], f[8])
-    } else {
-        (f[0], f[1], f[2], f[3], f[4])
-    };
-    if !matches!(dir, "<" | ">" | "=") {
-        return Err(format!(
-            "line {line_no}: direction {dir:?} is not <, > or ="
-        ));
-    }
-    let opt =
-        |v: &str| (v != "-" && v != "**CONFIGURE**" && v != "**REMOVE**").then(|| v.to_string());
-    Ok(PkgAction {
-        name: name.split(':').next().unwrap_or(name).to_string(),
-        old: opt(old),
-        direction: dir.to_string(),
-        new: opt(new),
-        action: match act {
-            "**CONFIGURE**" => Action::Configure,
-            "**REMOVE**" => Action::Remove,
-            path => Action::Unpack(path.to_string()),
-        },
-    })
+/// Parses a whole stream (protocol 2 or 3): the actions of the good lines
+/// and one message per bad line.
+pub fn parse_hook_stream(stream: &[u8]) -> (Vec<PkgAction>, Vec<String>) {
+    let scan = upkeep_hookscan::scan(stream);
+    (scan.lines.iter().map(action_of).collect(), scan.problems)
 }
 
 #[derive(Debug, Default)]
@@ -564,39 +509,53 @@ pub struct HookOutcome {
     pub veto: bool,
 }
 
+/// At most this many bad lines are named one by one.
+const MAX_LINE_WARNINGS: usize = 10;
+
 /// The apt hook. It never fails apt by accident: anything it cannot read is
 /// a warning, and only a configured `block` (or a manifest that forbids
-/// downgrades) sets `veto`.
-pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
+/// downgrades) sets `veto`. The stream is read line by line: a bad line is
+/// reported and skipped, and every good line is still checked.
+pub fn apt_hook(root: &SysRoot, stream: &[u8]) -> HookOutcome {
     let mut out = HookOutcome::default();
-    let unreadable = |e: String| {
-        format!("warning: apt's hook stream cannot be read ({e}), so this run is not checked.")
-    };
-    let (version, lines) = match scan_hook_stream(stream) {
-        Ok(v) => v,
-        Err(e) => {
-            out.messages.push(unreadable(e));
-            return out;
-        }
-    };
+    let scan = upkeep_hookscan::scan(stream);
+    if scan.lines.is_empty() && !scan.problems.is_empty() {
+        out.messages.push(format!(
+            "warning: apt's hook stream cannot be read ({}), so this run is not checked.",
+            scan.problems.join("; ")
+        ));
+        return out;
+    }
+    for p in scan.problems.iter().take(MAX_LINE_WARNINGS) {
+        out.messages.push(format!(
+            "warning: apt's hook stream, {p}: that line is skipped; the other lines are checked."
+        ));
+    }
+    if scan.problems.len() > MAX_LINE_WARNINGS {
+        out.messages.push(format!(
+            "warning: apt's hook stream has {} more bad lines, all skipped.",
+            scan.problems.len() - MAX_LINE_WARNINGS
+        ));
+    }
     // The common case, in microseconds: no package name in this
     // transaction appears anywhere in the manifests.
     match plugin::package_name_candidates(root) {
-        Ok(known) if !lines.iter().any(|(_, name, _)| known.contains(name)) => return out,
+        Ok(known)
+            if !scan
+                .lines
+                .iter()
+                .any(|l| known.contains(std::str::from_utf8(l.name).unwrap_or_default())) =>
+        {
+            return out
+        }
         _ => {}
     }
-    let parsed: std::result::Result<Vec<_>, _> = lines
+    let actions: Vec<PkgAction> = scan
+        .lines
         .iter()
-        .filter(|(_, _, l)| !l.ends_with("**CONFIGURE**"))
-        .map(|(n, _, l)| parse_hook_line(version, *n, l))
+        .filter(|l| l.action != b"**CONFIGURE**")
+        .map(action_of)
         .collect();
-    let actions = match parsed {
-        Ok(a) => a,
-        Err(e) => {
-            out.messages.push(unreadable(e));
-            return out;
-        }
-    };
     let plugins = match plugin::load(root) {
         Ok(p) => p,
         Err(e) => {
@@ -608,9 +567,7 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
     };
     let relevant: Vec<&PkgAction> = actions
         .iter()
-        .filter(|a| {
-            a.action != Action::Configure && plugins.iter().any(|p| p.manifest.carried_by(&a.name))
-        })
+        .filter(|a| plugins.iter().any(|p| p.manifest.carried_by(&a.name)))
         .collect();
     if relevant.is_empty() {
         return out; // the common case: nothing of ours in this transaction
@@ -624,22 +581,13 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
             (Config::default(), false)
         }
     };
+    for p in &plugins {
+        check_downgrades(p, &relevant, &config, may_block, &mut out);
+    }
     let mut detection: Option<Report> = None;
     let mut reverts_reported = false;
     for a in relevant {
         for p in plugins.iter().filter(|p| p.manifest.carried_by(&a.name)) {
-            if let (Some(old), Some(new), Action::Unpack(_)) = (&a.old, &a.new, &a.action) {
-                if compare_deb(new, old) == Some(std::cmp::Ordering::Less) {
-                    let policy = config.on_downgrade(p);
-                    out.messages.push(format!(
-                        "{}: {} would be downgraded from {old} to {new}, and {} forbids downgrades because its database schema may have moved on.",
-                        if policy == Policy::Block && may_block { "refusing" } else { "warning" },
-                        a.name,
-                        p.name()
-                    ));
-                    out.veto |= policy == Policy::Block && may_block;
-                }
-            }
             host_upgrade_check(root, p, a, &mut out);
         }
         // A package action that replaces what the package owns.
@@ -653,7 +601,7 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
                     out.messages.push(format!(
                         "warning: the installs cannot be inspected ({e}), so nothing is checked for reverts."
                     ));
-                    return out;
+                    break;
                 }
             }
         }
@@ -691,6 +639,91 @@ pub fn apt_hook(root: &SysRoot, stream: &str) -> HookOutcome {
     out
 }
 
+/// The packages of a product whose versions compare with each other: each
+/// install kind's packages together (`tegu` and `tegu-ent`; `gitlab-ce` and
+/// `gitlab-ee`), and every other package of the product on its own (a
+/// standalone Mattermost's version says nothing about GitLab's).
+fn version_groups(p: &Plugin) -> Vec<Vec<&str>> {
+    let mut groups: Vec<Vec<&str>> = p
+        .manifest
+        .installs
+        .iter()
+        .filter(|i| !i.packages.is_empty())
+        .map(|i| i.packages.iter().map(String::as_str).collect())
+        .collect();
+    for pkg in &p.manifest.packages {
+        if !groups.iter().any(|g| g.contains(&pkg.as_str())) {
+            groups.push(vec![pkg.as_str()]);
+        }
+    }
+    groups
+}
+
+/// A downgrade of the product, however it is spelled: one package going
+/// down, one package swapped for another that carries the product at an
+/// older version (`tegu-ent 3.2.0` removed, `tegu 3.1.0` installed), or a
+/// removal and an older install in the same run. Every version being
+/// installed is compared with the newest version of the product that the
+/// run replaces or removes, across every package that carries it.
+fn check_downgrades(
+    p: &Plugin,
+    actions: &[&PkgAction],
+    config: &Config,
+    may_block: bool,
+    out: &mut HookOutcome,
+) {
+    use std::cmp::Ordering::{Greater, Less};
+    for group in version_groups(p) {
+        let in_group: Vec<&PkgAction> = actions
+            .iter()
+            .copied()
+            .filter(|a| group.contains(&a.name.as_str()))
+            .collect();
+        let mut newest: Option<(&str, &str)> = None;
+        for a in &in_group {
+            if let Some(old) = a.old.as_deref() {
+                if newest.is_none_or(|(_, n)| compare_deb(old, n) == Some(Greater)) {
+                    newest = Some((&a.name, old));
+                }
+            }
+        }
+        let Some((from_pkg, from)) = newest else {
+            continue;
+        };
+        for a in &in_group {
+            let (Some(new), Action::Unpack(_)) = (a.new.as_deref(), &a.action) else {
+                continue;
+            };
+            match compare_deb(new, from) {
+                Some(Less) => {
+                    let policy = config.on_downgrade(p);
+                    let block = policy == Policy::Block && may_block;
+                    let what = if from_pkg == a.name {
+                        format!("{} would be downgraded from {from} to {new}", a.name)
+                    } else {
+                        format!(
+                            "{} {new} would replace {from_pkg} {from}: {} would be downgraded from {from} to {new}",
+                            a.name,
+                            p.name()
+                        )
+                    };
+                    out.messages.push(format!(
+                        "{}: {what}; {} forbids downgrades (its schema may have moved on)",
+                        if block { "refusing" } else { "warning" },
+                        p.name()
+                    ));
+                    out.veto |= block;
+                }
+                None => out.messages.push(format!(
+                    "warning: apt's hook stream, line {}: cannot compare {} version {new:?} with {from:?}",
+                    a.line, a.name
+                )),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// A host upgrade across the release that removed an embedded instance,
 /// while the host's config still has its settings: the new package's
 /// preinst aborts.
@@ -719,7 +752,7 @@ fn host_upgrade_check(root: &SysRoot, p: &Plugin, a: &PkgAction, out: &mut HookO
         // What the file means as Ruby computes it (run inside the root),
         // else a static reading.
         let state = upkeep_sys::configfile::ConfigFile::open(root, config).and_then(|f| {
-            let rb = upkeep_formats::gitlab_rb::GitlabRb::parse(&f.real, f.text.clone())?;
+            let rb = upkeep_formats::ruby_config::RubyConfig::parse(&f.real, f.text.clone())?;
             let evaluated = inst
                 .host
                 .as_ref()
@@ -822,19 +855,11 @@ mod tests {
         );
     }
 
-    /// Parses a whole stream (protocol 2 or 3).
-    fn parse_hook_stream(text: &str) -> std::result::Result<Vec<PkgAction>, String> {
-        let (version, lines) = scan_hook_stream(text)?;
-        lines
-            .into_iter()
-            .map(|(n, _, l)| parse_hook_line(version, n, l))
-            .collect()
-    }
-
     #[test]
     fn v3_stream() {
         let s = "VERSION 3\nAPT::Architecture=amd64\nDPkg::Tools::Options::x::Version=3\n\ngitlab-ee 1.0-1 all none < 2.0-1 all none /var/cache/apt/archives/gitlab-ee_2.0-1_all.deb\ngitlab-ee 1.0-1 all none < 2.0-1 all none **CONFIGURE**\nfoo:amd64 1.0 amd64 same > - - none **REMOVE**\nbar - - none < 1 all none /x.deb\n";
-        let a = parse_hook_stream(s).unwrap();
+        let (a, bad) = parse_hook_stream(s.as_bytes());
+        assert!(bad.is_empty(), "{bad:?}");
         assert_eq!(a.len(), 4);
         assert_eq!(a[0].old.as_deref(), Some("1.0-1"));
         assert_eq!(
@@ -851,13 +876,18 @@ mod tests {
 
     #[test]
     fn v2_and_garbage() {
-        let a = parse_hook_stream("VERSION 2\nX=1\n\ngitlab-ee 1.0 < 2.0 /x.deb\n").unwrap();
+        let (a, _) = parse_hook_stream(b"VERSION 2\nX=1\n\ngitlab-ee 1.0 < 2.0 /x.deb\n");
         assert_eq!(a[0].new.as_deref(), Some("2.0"));
-        assert!(parse_hook_stream("").is_err());
-        assert!(parse_hook_stream("garbage\n").is_err());
-        assert!(parse_hook_stream("VERSION 3\n\nonly three fields\n")
-            .unwrap_err()
-            .contains("line 3"));
-        assert!(parse_hook_stream("VERSION 3\n\na 1 all none ? 2 all none /x\n").is_err());
+        assert!(!parse_hook_stream(b"").1.is_empty());
+        assert!(!parse_hook_stream(b"garbage\n").1.is_empty());
+        let (a, bad) =
+            parse_hook_stream(b"VERSION 3\n\nonly three fields\nx - - none < 1 all none /x.deb\n");
+        assert!(bad[0].contains("line 3"), "{bad:?}");
+        assert_eq!(a.len(), 1, "the good line is kept");
+        assert!(
+            !parse_hook_stream(b"VERSION 3\n\na 1 all none ? 2 all none /x\n")
+                .1
+                .is_empty()
+        );
     }
 }

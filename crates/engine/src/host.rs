@@ -20,14 +20,40 @@ pub(crate) fn in_root_file(root: &SysRoot, inside: &str) -> Option<PathBuf> {
     safe::resolve(root, inside).ok()?
 }
 
+/// Whether upkeep may run `p` (inside the root): nothing from a directory
+/// lent to another user, nothing a lease holder changed (see
+/// [`crate::lease::may_run`]). A refusal is logged and the tool is not used.
+fn runnable(root: &SysRoot, inside: &Path) -> bool {
+    match crate::lease::may_run(root, inside) {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("{e}");
+            eprintln!("warning: {e}");
+            false
+        }
+    }
+}
+
+/// The root's own file at `inside` (as [`in_root_file`]) if upkeep may run
+/// it: not from a lent directory, not changed by a lease holder.
+pub(crate) fn runnable_in_root(root: &SysRoot, inside: &str) -> Option<PathBuf> {
+    in_root_file(root, inside).filter(|_| runnable(root, Path::new(inside)))
+}
+
+/// A program found on the machine's PATH, checked as `runnable` (only on `/`).
+pub(crate) fn on_path(root: &SysRoot, name: &std::ffi::OsStr) -> Option<PathBuf> {
+    let p = which::which(name).ok()?;
+    runnable(root, &p).then_some(p)
+}
+
 /// The root's executable at `inside`, or on `/` the same name on PATH.
 fn find_tool(root: &SysRoot, inside: &str) -> Option<PathBuf> {
     if let Some(p) = in_root_file(root, inside) {
-        return Some(p);
+        return runnable(root, Path::new(inside)).then_some(p);
     }
     if root.is_host() {
         let name = Path::new(inside).file_name()?;
-        return which::which(name).ok();
+        return on_path(root, name);
     }
     None
 }

@@ -2,9 +2,12 @@
 //! about a product (where it installs, how to read its version and edition,
 //! which packages carry it) is here, never in code.
 //!
-//! The packaged set is compiled in from `plugins/` (or read from
-//! `$UPKEEP_PLUGIN_DIR`); `ROOT/etc/upkeep/plugins.d/NAME.toml` overrides the
-//! packaged manifest of the same name, or adds a new product.
+//! The packaged set is read at run time from `/usr/share/upkeep/plugins`
+//! (`../share/upkeep/plugins` beside the binary, or `$UPKEEP_PLUGIN_DIR`;
+//! compiled in from `plugins/` when there is none, as in a build tree);
+//! `ROOT/etc/upkeep/plugins.d/NAME.toml` overrides the packaged manifest of
+//! the same name, or adds a new product. Every file is read without
+//! blocking (a FIFO is refused) and bounded in size.
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -16,18 +19,9 @@ use upkeep_sys::safe;
 pub const LOCAL_DIR: &str = "/etc/upkeep/plugins.d";
 pub const SCHEMA: u32 = 1;
 
-/// The manifests shipped with upkeep (the files in `plugins/`).
-pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "mattermost.toml",
-        include_str!("../../../plugins/mattermost.toml"),
-    ),
-    ("tegu.toml", include_str!("../../../plugins/tegu.toml")),
-    (
-        "groupmax.toml",
-        include_str!("../../../plugins/groupmax.toml"),
-    ),
-];
+/// The manifests shipped with upkeep (the files in `plugins/`), compiled
+/// in for a build tree; an installed upkeep reads its packaged directory.
+pub use upkeep_hookscan::BUILTIN;
 
 /// An edition, by the name a manifest gives it; `unknown` when no rule
 /// of the manifest decides.
@@ -198,6 +192,12 @@ pub struct LeaseSpec {
     /// renames the old binary and creates a new one beside it).
     #[serde(default)]
     pub dir: bool,
+    /// Instead of the directory, lend a private directory of the binary's
+    /// own: the binary moves into it (a link stays at its path) for the
+    /// lease. For upgraders that check the directory of the executable's
+    /// real path (Mattermost's `os.Executable()`).
+    #[serde(default)]
+    pub private: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -467,12 +467,14 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
     Ok(m)
 }
 
-/// The manifest sources, in override order: the packaged set (compiled in,
-/// or `$UPKEEP_PLUGIN_DIR`), then the root's `plugins.d`. Each is its file
-/// name, where it came from (for messages) and its text.
+/// The manifest sources, in override order: the packaged set, then the
+/// root's `plugins.d`. Each is its file name, where it came from (for
+/// messages) and its text.
 fn sources(root: &SysRoot) -> Result<Vec<(String, PathBuf, Cow<'static, str>)>> {
     let mut out = Vec::new();
-    match std::env::var_os("UPKEEP_PLUGIN_DIR") {
+    // The packaged directory (beside the binary, or $UPKEEP_PLUGIN_DIR);
+    // none in a build tree: the compiled-in copies.
+    match upkeep_hookscan::packaged_plugin_dir() {
         Some(dir) => {
             if let Some(d) = safe::open_dir(&SysRoot::new(dir), "/")? {
                 out.extend(toml_files(&d)?);

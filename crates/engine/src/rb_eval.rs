@@ -1,5 +1,5 @@
 //! What gitlab.rb means, as Ruby computes it: the texts are evaluated by
-//! the recorder (`gitlab_rb_recorder.rb`, embedded in the binaries) the way
+//! the recorder (`ruby_config_recorder.rb`, embedded in the binaries) the way
 //! Omnibus loads gitlab.rb, and every setting comes back as JSON.
 //!
 //! Which Ruby runs, and where (see `Ruby::find`):
@@ -22,7 +22,7 @@ use std::time::Duration;
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::root::SysRoot;
 
-pub const RECORDER: &str = include_str!("gitlab_rb_recorder.rb");
+pub const RECORDER: &str = include_str!("ruby_config_recorder.rb");
 const MARKER: &str = "\n@@upkeep-recorder@@\n";
 
 /// How to run Ruby for a root.
@@ -44,9 +44,10 @@ impl Ruby {
     pub fn find(root: &SysRoot, host: &HostSpec) -> Option<Ruby> {
         let inside = host.ruby.as_deref();
         if root.is_host() {
+            // Never a Ruby a lease holder could have written.
             let program = inside
-                .and_then(|r| crate::host::in_root_file(root, r))
-                .or_else(|| which::which("ruby").ok())?;
+                .and_then(|r| crate::host::runnable_in_root(root, r))
+                .or_else(|| crate::host::on_path(root, std::ffi::OsStr::new("ruby")))?;
             return Some(Ruby {
                 describe: program.display().to_string(),
                 program,
@@ -54,7 +55,7 @@ impl Ruby {
                 chroot_to: "/".into(),
             });
         }
-        if let Some(r) = inside.filter(|r| crate::host::in_root_file(root, r).is_some()) {
+        if let Some(r) = inside.filter(|r| crate::host::runnable_in_root(root, r).is_some()) {
             // The machine's chroot, also when PATH lacks the sbin directories.
             let chroot = which::which("chroot")
                 .or_else(|_| which::which_in("chroot", Some("/usr/sbin:/usr/bin:/sbin:/bin"), "/"))
@@ -69,7 +70,7 @@ impl Ruby {
         let program = which::which("ruby").ok()?;
         Some(Ruby {
             describe: format!(
-                "{} (this machine's; chrooted into {} before gitlab.rb runs)",
+                "{} (this machine's; chrooted into {} before the config runs)",
                 program.display(),
                 root.dir().display()
             ),
@@ -110,7 +111,7 @@ impl Ruby {
         .map_err(|e| Error::Failed(format!("cannot run {}: {e}", self.describe)))?
         .ok_or_else(|| {
             Error::Failed(format!(
-                "{} did not finish evaluating gitlab.rb within {secs} s",
+                "{} did not finish evaluating the config within {secs} s",
                 self.describe
             ))
         })?;
@@ -118,7 +119,7 @@ impl Ruby {
         let Some((_, json)) = stdout.rsplit_once(MARKER) else {
             let err = String::from_utf8_lossy(&out.stderr);
             return Err(Error::Failed(format!(
-                "{} could not evaluate gitlab.rb: {}",
+                "{} could not evaluate the config: {}",
                 self.describe,
                 err.lines().next().unwrap_or("it printed no result").trim()
             )));

@@ -32,7 +32,7 @@ use std::process::Command;
 use upkeep_engine::embedded::{self, Action};
 use upkeep_engine::plugin::{self, EmbeddedSpec};
 use upkeep_engine::rb_eval::{Evaluated, Ruby};
-use upkeep_formats::gitlab_rb::GitlabRb;
+use upkeep_formats::ruby_config::RubyConfig;
 use upkeep_pkg::version::ProductVersion;
 
 fn spec() -> EmbeddedSpec {
@@ -299,7 +299,7 @@ fn check_tally(texts: &[String]) -> (Vec<Option<String>>, Tally) {
     // (text index, op, plan, before settings)
     let mut planned = Vec::new();
     for (i, t) in texts.iter().enumerate() {
-        let parsed = GitlabRb::parse(path, t.clone());
+        let parsed = RubyConfig::parse(path, t.clone());
         let (rb, settings) = match (&before[i], parsed) {
             (Evaluated::Loaded { settings, .. }, Ok(rb)) => (rb, settings.clone()),
             (Evaluated::Failed { error, .. }, Err(_)) if error.starts_with("SyntaxError") => {
@@ -393,7 +393,7 @@ fn check_tally(texts: &[String]) -> (Vec<Option<String>>, Tally) {
             )
         } else {
             Ok(embedded::state_from_eval(
-                &GitlabRb::parse(path, p.new_text.clone()).expect("parse"),
+                &RubyConfig::parse(path, p.new_text.clone()).expect("parse"),
                 &spec,
                 &after[k],
                 path,

@@ -2,5 +2,5 @@
 //! mean to change.
 
 pub mod diff;
-pub mod gitlab_rb;
+pub mod ruby_config;
 pub mod services;

@@ -56,7 +56,7 @@ Configuration: /etc/upkeep/upkeep.toml (every key optional):
 Hooks (in hooks/ of the source): the apt.conf.d snippet (DPkg::Pre-Install-Pkgs,
 protocol version 3), the dpkg triggers file and postinst fragment
 (interest-noawait on the manifests' paths), rpm %triggerin/%triggerpostun
-scriptlets, and a gitlab-ctl command file adding `gitlab-ctl upkeep-check`.";
+scriptlets, and a command file that adds `upkeep-check` to the host's control command.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,7 +86,7 @@ pub enum Command {
     },
     /// Stop reporting a revert: the local change is gone for good, or will be made again later.
     Ack {
-        /// The product (e.g. mattermost).
+        /// The product, as its manifest names it.
         product: String,
         /// Only the revert of this binary (default: every one of the product).
         path: Option<String>,
@@ -182,18 +182,18 @@ fn run(args: Args) -> Result<ExitCode> {
 /// is needed; anything unreadable becomes an empty stream (a warning).
 // apt's own pipe, not a path of the root.
 #[allow(clippy::disallowed_methods)]
-fn read_hook_stream() -> String {
-    let mut s = String::new();
+fn read_hook_stream() -> Vec<u8> {
+    let mut s = Vec::new();
     match std::env::var("APT_HOOK_INFO_FD")
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
     {
         Some(fd) => {
             let _ = std::fs::File::open(format!("/proc/self/fd/{fd}"))
-                .and_then(|mut f| f.read_to_string(&mut s));
+                .and_then(|mut f| f.read_to_end(&mut s));
         }
         None => {
-            let _ = std::io::stdin().lock().read_to_string(&mut s);
+            let _ = std::io::stdin().lock().read_to_end(&mut s);
         }
     }
     s

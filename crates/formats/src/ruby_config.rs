@@ -122,7 +122,7 @@ impl Found {
 }
 
 #[derive(Debug)]
-pub struct GitlabRb {
+pub struct RubyConfig {
     pub text: String,
     pub statements: Vec<Statement>,
     /// Every setting, in file order.
@@ -384,7 +384,7 @@ pub fn line_start(text: &str, pos: usize) -> usize {
     memchr::memrchr(b'\n', &text.as_bytes()[..pos]).map_or(0, |i| i + 1)
 }
 
-impl GitlabRb {
+impl RubyConfig {
     /// Parses `text`; invalid Ruby is bad input (65) naming `path` and the
     /// line of the first error.
     pub fn parse(path: &Path, text: String) -> Result<Self> {
@@ -502,7 +502,7 @@ impl GitlabRb {
                 None => text.len(),
             };
         }
-        Ok(GitlabRb {
+        Ok(RubyConfig {
             text,
             statements,
             settings,
@@ -545,17 +545,17 @@ impl GitlabRb {
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> GitlabRb {
-        GitlabRb::parse(Path::new("gitlab.rb"), s.to_string()).unwrap()
+    fn parse(s: &str) -> RubyConfig {
+        RubyConfig::parse(Path::new("gitlab.rb"), s.to_string()).unwrap()
     }
 
     fn err(s: &str) -> String {
-        GitlabRb::parse(Path::new("gitlab.rb"), s.to_string())
+        RubyConfig::parse(Path::new("gitlab.rb"), s.to_string())
             .unwrap_err()
             .to_string()
     }
 
-    fn enables(rb: &GitlabRb) -> Vec<(String, Place)> {
+    fn enables(rb: &RubyConfig) -> Vec<(String, Place)> {
         rb.of("mattermost")
             .filter(|f| f.may_set("mattermost", "enable"))
             .map(|f| match &f.kind {
@@ -567,7 +567,7 @@ mod tests {
             .collect()
     }
 
-    fn vals(rb: &GitlabRb) -> Vec<String> {
+    fn vals(rb: &RubyConfig) -> Vec<String> {
         enables(rb).into_iter().map(|x| x.0).collect()
     }
 
@@ -698,7 +698,7 @@ mod no_panic {
             Just("# encoding: ascii-8bit\n"), Just("/"), Just("%w["), Just("`"), Just("<<-'X'\n"), Just("X\n"),
         ], 0..30)) {
             let text: String = parts.concat();
-            let _ = GitlabRb::parse(Path::new("g.rb"), text);
+            let _ = RubyConfig::parse(Path::new("g.rb"), text);
         }
     }
 }
