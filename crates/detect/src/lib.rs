@@ -7,8 +7,9 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use upkeep_cli::{self, AllowExec, CommonArgs, Format, Manual};
-use upkeep_engine::detect::{self, Install, Options, Report, System};
-use upkeep_engine::{guard, plugin};
+use upkeep_engine::context::Context;
+use upkeep_engine::detect::{self, Install, Options, Report};
+use upkeep_engine::guard;
 use upkeep_sys::{ExitCode, Result};
 
 pub const NAME: &str = "upkeep-detect";
@@ -68,12 +69,8 @@ fn run(args: Args) -> Result<ExitCode> {
     if let Some(path) = &args.owner {
         return owner(&root, path, &args);
     }
-    let plugins = plugin::load(&root)?;
-    let selected = detect::select(&plugins, &args.products)?;
-    let mut sys = System::open(&root)?;
-    let report = detect::detect(
-        &mut sys,
-        &selected,
+    let report = Context::open(&root)?.detect(
+        &args.products,
         &Options {
             allow_exec: args.exec.allow_exec,
         },

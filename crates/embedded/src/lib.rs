@@ -2,17 +2,12 @@
 //! Omnibus) off or on in the host's config, reconfigure, and verify.
 
 use clap::{CommandFactory, Parser, Subcommand};
-use serde::Serialize;
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::path::Path;
 use upkeep_cli::{self, CommonArgs, DryRun, Format, Manual};
-use upkeep_engine::detect::{self, System};
-use upkeep_engine::embedded::{self, Action, ConfigState, Located};
-use upkeep_engine::{host, plugin, rb_eval};
-use upkeep_formats::ruby_config::RubyConfig;
-use upkeep_sys::configfile::ConfigFile;
-use upkeep_sys::{Error, ExitCode, Result, SysRoot};
+use upkeep_engine::embedded::{Action, ConfigState, Why};
+use upkeep_engine::switch;
+use upkeep_sys::{Error, ExitCode, Result};
 
 pub const NAME: &str = "upkeep-embedded";
 
@@ -120,38 +115,6 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
-#[derive(Debug, Serialize)]
-struct Report {
-    product: String,
-    config: String,
-    host: HostReport,
-    before: ConfigState,
-    after: Option<ConfigState>,
-    /// The service link exists (runit supervises the instance).
-    service_link: bool,
-    changed: bool,
-    dry_run: bool,
-    diff: Option<String>,
-    backup: Option<String>,
-    changes: Vec<String>,
-    warnings: Vec<String>,
-    reconfigure: Option<ReconfigureReport>,
-    verified: Option<bool>,
-    next_steps: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct HostReport {
-    product: String,
-    version: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct ReconfigureReport {
-    command: String,
-    exit_code: i32,
-}
-
 fn run(args: Args) -> Result<ExitCode> {
     let root = args.common.sys_root();
     let json = args.common.format == Format::Json;
@@ -172,174 +135,20 @@ fn run(args: Args) -> Result<ExitCode> {
             Some(edit.clone()),
         ),
     };
-    let plugins = plugin::load(&root)?;
-    let plugin = detect::select(&plugins, std::slice::from_ref(&product))?[0];
-    let mut sys = System::open(&root)?;
-    let loc = embedded::locate(&mut sys, plugin)?;
-    let file = ConfigFile::open(&root, &loc.config)?;
-    let rb = RubyConfig::parse(&file.real, file.text.clone())?;
-    // What the file means, as Ruby computes it; a static reading only when
-    // no Ruby can run.
-    let mut static_why = None;
-    let ruby = rb_eval::Ruby::find(&root, &loc.host);
-    let before_eval = match &ruby {
-        None => {
-            static_why = Some("no Ruby was found".to_string());
-            None
-        }
-        // A Ruby that is there but cannot evaluate (a timeout, no right to
-        // chroot) is a failure, not a reason to guess.
-        Some(r) => r.evaluate(&[&file.text])?.pop(),
-    };
-    let before = match &before_eval {
-        Some(ev) => embedded::state_from_eval(&rb, &loc.embedded, ev, &file.real)?,
-        None => embedded::state(&rb, &loc.embedded)?,
-    };
-    let mut report = Report {
-        product: product.clone(),
-        config: loc.config.clone(),
-        host: HostReport {
-            product: loc.host.product.clone(),
-            version: loc.host_version_raw.clone(),
-        },
-        before,
-        after: None,
-        service_link: service_link(&root, &loc),
-        changed: false,
-        dry_run: false,
-        diff: None,
-        backup: None,
-        changes: Vec::new(),
-        warnings: Vec::new(),
-        reconfigure: None,
-        verified: None,
-        next_steps: Vec::new(),
-    };
-    if let Some(why) = &static_why {
-        report.warnings.push(format!(
-            "This is a static reading of {}, because {why}: settings inside conditionals, blocks or computed keys may differ from what the host sees.",
-            loc.config
-        ));
-    }
-    let (Some(action), Some(edit)) = (action, edit) else {
-        output(&report, json)?;
-        return Ok(ExitCode::Ok);
-    };
-
-    let plan = embedded::plan(
-        &rb,
-        &loc.embedded,
-        &report.before,
+    let req = switch::Request {
+        product,
         action,
-        &loc.host.product,
-        loc.host_version.as_ref(),
-        &product,
-    )?;
-    report.changed = plan.changed;
-    report.changes = plan.changes.clone();
-    report.warnings.extend(plan.warnings.iter().cloned());
-    report.dry_run = edit.dry_run.dry_run;
-    if plan.changed {
-        // Every edit is checked before it lands (and before a dry run
-        // shows it): Ruby's settings, a second run, the new text's syntax.
-        let after_eval = match (&ruby, &before_eval) {
-            (Some(r), Some(_)) => r.evaluate(&[&plan.new_text])?.pop(),
-            _ => None,
-        };
-        let evaluated = match (&before_eval, &after_eval) {
-            (Some(b), Some(a)) => Some((b.settings(&file.real)?, a)),
-            _ => None,
-        };
-        report.after = Some(embedded::verify(
-            &file.real,
-            &loc.embedded,
-            &plan,
-            evaluated,
-            &loc.host.product,
-            loc.host_version.as_ref(),
-            &product,
-        )?);
-    } else {
-        report.after = Some(report.before.clone());
-    }
-    if edit.dry_run.dry_run {
-        let d = embedded::unified_diff(&file.text, &plan.new_text, &loc.config, &loc.config);
-        report.diff = Some(d);
-        output(&report, json)?;
-        return Ok(ExitCode::Ok);
-    }
-    if plan.changed {
-        let backup = file.replace(&plan.new_text, |_| Ok(()))?;
-        // Read back: never report an edit that did not land.
-        let now = ConfigFile::open(&root, &loc.config)?;
-        if now.text != plan.new_text {
-            return Err(Error::Failed(format!(
-                "{} does not hold the edited text after writing it (its backup is {})",
-                file.real.display(),
-                backup.display()
-            )));
-        }
-        report.backup = Some(inside_path(&root, &backup));
-        host::log_line(
-            &root,
-            &format!(
-                "{NAME}: edited {} ({})",
-                loc.config,
-                report.changes.join("; ")
-            ),
-        );
-    }
-
-    let want_running = action == Action::Enable;
-    let link_wrong = report.service_link != want_running;
-    let mut failed = None;
-    if !edit.no_reconfigure && (plan.changed || link_wrong) {
-        match host::find_ctl(&root, &loc.host) {
-            None => {
-                failed = Some(format!(
-                    "no {} found under {}: run its reconfigure yourself",
-                    loc.host.ctl.as_deref().unwrap_or("control command"),
-                    root.dir().display()
-                ))
-            }
-            Some(ctl) => {
-                let code = host::run_ctl(&root, &ctl, &loc.host.reconfigure, json)?;
-                report.reconfigure = Some(ReconfigureReport {
-                    command: format!("{} {}", ctl.display(), loc.host.reconfigure.join(" ")),
-                    exit_code: code,
-                });
-                if code != 0 {
-                    failed = Some(format!("reconfigure failed with exit code {code}"));
-                } else {
-                    let link = service_link(&root, &loc);
-                    let running = match &loc.embedded.service {
-                        Some(svc) if !want_running => host::service_running(&root, &ctl, svc)?,
-                        _ => want_running,
-                    };
-                    report.service_link = link;
-                    let ok = link == want_running && running == want_running;
-                    report.verified = Some(ok);
-                    if !ok {
-                        failed = Some(format!(
-                            "after reconfigure {product} is still {}",
-                            if want_running {
-                                "not enabled"
-                            } else {
-                                "enabled or running"
-                            }
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    if action != Action::Enable {
-        report.next_steps = loc.embedded.next_steps.clone();
-    }
-    output(&report, json)?;
-    match failed {
+        dry_run: edit.as_ref().is_some_and(|e| e.dry_run.dry_run),
+        reconfigure: edit.as_ref().is_some_and(|e| !e.no_reconfigure),
+        ctl_output_to_stderr: json,
+        log_as: NAME,
+    };
+    let done = switch::switch(&root, &req)?;
+    output(&done.report, json)?;
+    match done.failed {
         Some(why) => {
-            let backup = report
+            let backup = done
+                .report
                 .backup
                 .as_deref()
                 .map(|b| format!(" (the config was changed; its backup is {b})"))
@@ -350,33 +159,20 @@ fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
-fn service_link(root: &SysRoot, loc: &Located) -> bool {
-    upkeep_sys::safe::stat(root, &loc.embedded.enabled_if_symlink, false).is_ok_and(|st| {
-        st.is_some_and(|st| upkeep_sys::safe::Kind::of(&st) == upkeep_sys::safe::Kind::Symlink)
-    })
-}
-
-fn inside_path(root: &SysRoot, real: &Path) -> String {
-    match real.strip_prefix(root.dir()) {
-        Ok(p) if !root.is_host() => format!("/{}", p.display()),
-        _ => real.display().to_string(),
-    }
-}
-
 fn on_line(line: Option<usize>) -> String {
     line.map(|l| format!(" on line {l}")).unwrap_or_default()
 }
 
-fn output(r: &Report, json: bool) -> Result<()> {
+fn output(r: &switch::Report, json: bool) -> Result<()> {
     if json {
         return upkeep_cli::print_json(r);
     }
     let mut s = String::new();
     let state = |c: &ConfigState| {
-        let why = match c.reason.as_str() {
-            "explicit" => format!("set explicitly{}", on_line(c.line)),
-            "implied" => format!("implied by the URL setting{}", on_line(c.line)),
-            _ => "the default".to_string(),
+        let why = match c.reason {
+            Why::Explicit => format!("set explicitly{}", on_line(c.line)),
+            Why::Implied => format!("implied by the URL setting{}", on_line(c.line)),
+            Why::Default => "the default".to_string(),
         };
         format!("{} ({why})", if c.enabled { "enabled" } else { "disabled" })
     };

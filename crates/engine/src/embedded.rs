@@ -83,12 +83,23 @@ pub enum Action {
     Enable,
 }
 
+/// Why the config enables the instance or not.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Why {
+    /// The enable setting says so.
+    Explicit,
+    /// A setting that enables it by itself (a URL).
+    Implied,
+    /// Nothing says: the host's default.
+    Default,
+}
+
 /// What gitlab.rb says about the instance.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConfigState {
     pub enabled: bool,
-    /// explicit, implied (a URL setting), or default.
-    pub reason: String,
+    pub reason: Why,
     /// Line of the assignment that decides, if any.
     pub line: Option<usize>,
     /// Every place that sets something of the instance (`mattermost[...]`,
@@ -154,15 +165,15 @@ pub fn state(rb: &RubyConfig, spec: &EmbeddedSpec) -> Result<ConfigState> {
         // Anything but a literal false or nil is taken as true.
         (Some((f, v)), _) => (
             !v.is_some_and(|v| matches!(rb.text[v.span.clone()].trim(), "false" | "nil")),
-            "explicit",
+            Why::Explicit,
             Some(rb.line_of(f.span.start)),
         ),
-        (None, Some(f)) => (true, "implied", Some(rb.line_of(f.span.start))),
-        (None, None) => (false, "default", None),
+        (None, Some(f)) => (true, Why::Implied, Some(rb.line_of(f.span.start))),
+        (None, None) => (false, Why::Default, None),
     };
     Ok(ConfigState {
         enabled,
-        reason: reason.into(),
+        reason,
         line,
         active_settings: active_settings(rb, spec, n.setting),
         source: "static".into(),
@@ -197,15 +208,15 @@ pub fn state_from_eval(
     let (enabled, reason, line) = match (enable, implied) {
         (Some(v), _) => (
             truthy(v),
-            "explicit",
+            Why::Explicit,
             ev.line(n.setting, Some(n.enable_key)),
         ),
-        (None, Some(name)) => (true, "implied", ev.line(name, None)),
-        (None, None) => (false, "default", None),
+        (None, Some(name)) => (true, Why::Implied, ev.line(name, None)),
+        (None, None) => (false, Why::Default, None),
     };
     Ok(ConfigState {
         enabled,
-        reason: reason.into(),
+        reason,
         line,
         // Where they are, when Ruby saw any of them set (code that never
         // runs sets nothing).
@@ -1064,7 +1075,7 @@ mod tests {
         assert_eq!(runs.active_settings, ["2: mattermost['enable'] = true"]);
         let url = st("mattermost_external_url 'http://m'\nmattermost['enable'] = nil\n");
         assert!(
-            url.enabled && url.reason == "implied" && url.line == Some(1),
+            url.enabled && url.reason == Why::Implied && url.line == Some(1),
             "{url:?}"
         );
     }

@@ -7,6 +7,7 @@
 //! edition recorded last time (`ROOT/var/lib/upkeep/editions.json`) is not
 //! the edition found now.
 
+use crate::context::Context;
 use crate::detect::{self, Install, Options, Report, System};
 use crate::embedded;
 use crate::plugin::{self, Edition, Plugin};
@@ -94,11 +95,21 @@ pub struct Finding {
     pub other_edition: bool,
     pub package: String,
     pub package_version: Option<String>,
-    /// "modified" (differs from the package's checksum) or "edition" (not
+    /// Why it is at risk.
     /// the edition the package ships).
-    pub reason: String,
+    pub reason: Risk,
     pub reverted_by: Vec<String>,
     pub advice: Vec<String>,
+}
+
+/// Why a binary is at risk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    /// Its content differs from the package's checksum.
+    Modified,
+    /// It is not the edition the package ships.
+    Edition,
 }
 
 impl Finding {
@@ -151,8 +162,8 @@ fn finding(i: &Install) -> Option<Finding> {
         .as_ref()
         .is_some_and(|shipped| i.edition.is_known() && &i.edition != shipped);
     let reason = match i.modified_from_package {
-        Some(true) => "modified",
-        _ if other_edition => "edition",
+        Some(true) => Risk::Modified,
+        _ if other_edition => Risk::Edition,
         _ => return None,
     };
     let guard = i.guard.clone().unwrap_or_default();
@@ -173,7 +184,7 @@ fn finding(i: &Install) -> Option<Finding> {
         edition_title: i.edition_title.clone(),
         other_edition,
         package_version: i.manager.version.clone(),
-        reason: reason.into(),
+        reason,
         reverted_by,
         advice: expand(&guard.advice),
         package,
@@ -366,10 +377,7 @@ pub struct Observation {
 /// Detects every install, compares with what was recorded, and (when
 /// `record`) records what is there now.
 pub fn observe(root: &SysRoot, opts: &Options, record: bool) -> Result<Observation> {
-    let plugins = plugin::load(root)?;
-    let all: Vec<&Plugin> = plugins.iter().collect();
-    let mut sys = System::open(root)?;
-    let report = detect::detect(&mut sys, &all, opts)?;
+    let report = Context::open(root)?.detect(&[], opts)?;
     let records = load_records(root)?;
     let reverts = reverts(&records, &report);
     let mut warnings = report.warnings.clone();
@@ -411,10 +419,7 @@ fn save_records(root: &SysRoot, report: &Report, reverts: &[Revert]) -> Result<(
 /// or recorded: what is there now is recorded as seen, so they are no
 /// longer reported. Returns how many there were.
 pub fn ack(root: &SysRoot, opts: &Options, product: &str, path: Option<&str>) -> Result<usize> {
-    let plugins = plugin::load(root)?;
-    let all: Vec<&Plugin> = plugins.iter().collect();
-    let mut sys = System::open(root)?;
-    let report = detect::detect(&mut sys, &all, opts)?;
+    let report = Context::open(root)?.detect(&[], opts)?;
     let _lock = Lock::acquire(root, Duration::from_secs(10))?;
     let mut records = load_records(root)?;
     let matching: Vec<Revert> = reverts(&records, &report)
@@ -462,10 +467,31 @@ pub struct PkgAction {
     pub line: usize,
     pub name: String,
     pub old: Option<String>,
-    /// `<` upgrade, `>` downgrade or removal, `=` reinstall.
-    pub direction: String,
+    pub direction: Direction,
     pub new: Option<String>,
     pub action: Action,
+}
+
+/// Which way a package's version goes in apt's hook stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `<`: an upgrade (or a first install).
+    Up,
+    /// `>`: a downgrade, or a removal.
+    Down,
+    /// `=`: a reinstall.
+    Same,
+}
+
+impl Direction {
+    /// The scanner accepts only `<`, `>` and `=`.
+    fn of(b: u8) -> Direction {
+        match b {
+            b'>' => Direction::Down,
+            b'=' => Direction::Same,
+            _ => Direction::Up,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -486,7 +512,7 @@ fn action_of(l: &upkeep_hookscan::Line<'_>) -> PkgAction {
         line: l.no,
         name: text(l.name),
         old: opt(l.old),
-        direction: char::from(l.direction).to_string(),
+        direction: Direction::of(l.direction),
         new: opt(l.new),
         action: match l.action {
             b"**CONFIGURE**" => Action::Configure,
@@ -617,7 +643,7 @@ pub fn apt_hook(root: &SysRoot, stream: &[u8]) -> HookOutcome {
             for f in findings(report).into_iter().filter(|f| f.package == a.name) {
                 let verb = match a.action {
                     Action::Remove => "removing",
-                    _ if a.direction == "=" => "reinstalling",
+                    _ if a.direction == Direction::Same => "reinstalling",
                     _ => "upgrading",
                 };
                 let policy = config.on_revert(&f.product);
@@ -798,7 +824,7 @@ mod tests {
             other_edition: true,
             package: "gitlab-ee".into(),
             package_version: Some("18.11.1-ee.0".into()),
-            reason: "edition".into(),
+            reason: Risk::Edition,
             reverted_by: vec![
                 "an upgrade or reinstall of gitlab-ee".into(),
                 "gitlab-ctl reconfigure (per Mattermost's documentation)".into(),
@@ -827,7 +853,7 @@ mod tests {
             edition: Edition::from("team"),
             edition_title: "Team Edition".into(),
             other_edition: false,
-            reason: "modified".into(),
+            reason: Risk::Modified,
             advice: Vec::new(),
             reverted_by: vec!["an upgrade or reinstall of mattermost".into()],
             ..a_finding()

@@ -1046,8 +1046,9 @@ pub fn from_manifest(
     to: Option<String>,
     dir: bool,
 ) -> Result<Granted> {
-    let plugins = crate::plugin::load(root)?;
-    let selected = crate::detect::select(&plugins, &[name.to_string()])?;
+    let ctx = crate::context::Context::open(root)?;
+    let names = [name.to_string()];
+    let selected = ctx.select(&names)?;
     if !selected
         .iter()
         .any(|p| p.manifest.installs.iter().any(|i| i.lease.is_some()))
@@ -1056,8 +1057,7 @@ pub fn from_manifest(
             "{name}: its manifest declares no lease; give PATH and --to instead"
         )));
     }
-    let mut sys = crate::detect::System::open(root)?;
-    let report = crate::detect::detect(&mut sys, &selected, &Default::default())?;
+    let report = ctx.detect(&names, &Default::default())?;
     let specs: Vec<_> = report
         .installs
         .iter()
