@@ -34,6 +34,10 @@ fn binaries() -> Vec<Binary> {
             app: upkeep_upgrade::uu_app(),
             manual: upkeep_upgrade::MANUAL,
         },
+        Binary {
+            app: upkeep_maintscript::uu_app(),
+            manual: upkeep_maintscript::MANUAL,
+        },
     ]
 }
 
@@ -123,6 +127,6 @@ fn completions_match_the_clap_definitions() {
         .expect("bash")
         .1;
     assert!(bash.contains("--root") && bash.contains("grant"), "{bash}");
-    assert_eq!(files.len(), 18, "bash, zsh and fish for six binaries");
+    assert_eq!(files.len(), 21, "bash, zsh and fish for seven binaries");
     check(&dir, files);
 }

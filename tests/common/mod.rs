@@ -273,6 +273,7 @@ pub fn bin(name: &str) -> PathBuf {
         "upkeep-reconfigure" => env!("CARGO_BIN_EXE_upkeep-reconfigure"),
         "upkeep-guard" => env!("CARGO_BIN_EXE_upkeep-guard"),
         "upkeep-upgrade" => env!("CARGO_BIN_EXE_upkeep-upgrade"),
+        "upkeep-maintscript" => env!("CARGO_BIN_EXE_upkeep-maintscript"),
         "upkeep-hook" => env!("CARGO_BIN_EXE_upkeep-hook"),
         other => panic!("unknown binary {other}"),
     };

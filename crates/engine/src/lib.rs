@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod host;
 pub mod lease;
 pub mod notify;
+pub mod maintscript;
 pub mod plugin;
 pub mod rb_eval;
 pub mod reconfigure;

@@ -102,6 +102,9 @@ pub struct Manifest {
     /// version (upkeep-upgrade's versionup, which holds the schema).
     #[serde(default)]
     pub versionup: Option<toml::Value>,
+    /// What upkeep-maintscript keeps across a package upgrade.
+    #[serde(default)]
+    pub maintscript: Option<crate::maintscript::MaintscriptSpec>,
 }
 
 impl Manifest {
@@ -465,6 +468,11 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
     }
     if let Some(r) = &m.release {
         if let Err(msg) = r.validate() {
+            return bad(msg);
+        }
+    }
+    if let Some(s) = &m.maintscript {
+        if let Err(msg) = s.validate() {
             return bad(msg);
         }
     }

@@ -16,6 +16,7 @@ pub mod fsops;
 pub mod jsonedit;
 pub mod overlay;
 pub mod overlay_record;
+pub mod maintscript;
 pub mod plan;
 pub mod policy;
 pub mod progress;

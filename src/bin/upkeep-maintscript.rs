@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(upkeep_maintscript::uumain(std::env::args_os()));
+}
