@@ -729,3 +729,37 @@ fn check_mode_changes_nothing() {
         }
     }
 }
+
+#[test]
+fn without_engine_phases_every_node_still_stops_before_any_swap() {
+    let t = Tegu::up(107);
+    // An engine without --phase (what h-upgrade has today): --phase is an
+    // unknown argument. The role finds out (upkeep_phases: auto) and stops
+    // the services itself with upkeep_stop_command (here the stand-in's
+    // systemctl), then runs the whole apply node by node.
+    for n in NODES {
+        t.fault(n, "no-phases", "");
+    }
+    let p = t.play(
+        serde_json::json!({
+            "upkeep_stop_command": ["{{ upkeep_upgrade_bin }}", "--root", "{{ upkeep_root }}", "service", "stop", "{service}"],
+            "upkeep_services": ["tegu"],
+        }),
+        false,
+    );
+    assert_upgraded(&t, &p);
+    let j: Vec<Journal> = NODES.iter().map(|n| t.journal(n)).collect();
+    let all = |what: &str| -> Vec<u128> { j.iter().flat_map(|j| j.times(what)).collect() };
+    assert_eq!(all("service-stop").len(), 3);
+    assert_eq!(all("swap").len(), 3);
+    assert!(
+        last(&all("service-stop")) < first(&all("swap-begin")),
+        "{:?}",
+        j.iter().map(|j| &j.0).collect::<Vec<_>>()
+    );
+    // Nothing ran with --phase (it would have been refused), and the
+    // database was dumped once, by the first node's whole apply.
+    assert_eq!(t.dumps().len(), 1, "{:?}", t.dumps());
+    assert!(t.dumps()[0].starts_with(t.f.root("n1")));
+    assert_eq!(t.pg_dump_connections(), 1);
+}
