@@ -13,19 +13,7 @@ use std::time::{Duration, Instant};
 
 /// A copy of the Omnibus example root (real dpkg database, gitlab.rb).
 fn omnibus() -> tempfile::TempDir {
-    let t = tempfile::Builder::new()
-        .prefix("upkeep-confine-")
-        .tempdir()
-        .expect("tempdir");
-    let src = examples_dir().join("gitlab-omnibus");
-    let ok = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", src.display()))
-        .arg(t.path())
-        .status()
-        .expect("cp");
-    assert!(ok.success());
-    t
+    example_copy("gitlab-omnibus")
 }
 
 /// A directory outside every root, standing for "the machine".

@@ -6,23 +6,7 @@ mod common;
 use common::*;
 use std::process::{Command, Stdio};
 
-const BIN: &str = "/opt/gitlab/embedded/bin/mattermost";
-
-fn gitlab_files(enterprise: bool) -> Vec<PkgFile<'static>> {
-    vec![
-        file(BIN, mattermost_binary(enterprise), 0o755),
-        file(
-            "/opt/gitlab/embedded/service/mattermost/VERSION",
-            "10.11.4\n",
-            0o644,
-        ),
-        file(
-            "/opt/gitlab/version-manifest.json",
-            r#"{"build_version": "18.11.1+ee.0"}"#,
-            0o644,
-        ),
-    ]
-}
+const BIN: &str = MM_BIN;
 
 fn detect_json(r: &TestRoot, extra: &[&str]) -> serde_json::Value {
     let root = r.root().to_str().expect("utf8");
@@ -42,16 +26,7 @@ fn only_install(v: &serde_json::Value) -> &serde_json::Value {
 
 #[test]
 fn dpkg_installed_gitlab_is_named_as_manager_and_replacement_is_noticed() {
-    let r = TestRoot::new();
-    let work = tempfile::tempdir().expect("tmp");
-    let deb = build_deb(
-        work.path(),
-        "gitlab-ee",
-        "18.11.1-ee.0",
-        &gitlab_files(false),
-        &[],
-    );
-    r.dpkg(&["-i", deb.to_str().expect("utf8")]);
+    let r = Omnibus::new("18.11.1+ee.0").dpkg_installed("gitlab-ee", "18.11.1-ee.0");
 
     let v = detect_json(&r, &["mattermost"]);
     let i = only_install(&v);
@@ -135,7 +110,7 @@ fn rpm_installed_gitlab_is_named_as_manager_and_replacement_is_noticed() {
         "gitlab-ce",
         "18.11.1",
         "ce.0",
-        &gitlab_files(false),
+        &gitlab_package_files("18.11.1+ee.0", false),
         "",
     );
     r.rpm(&["-i", "--nodeps", rpm.to_str().expect("utf8")]);

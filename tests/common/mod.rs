@@ -9,6 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod scenario;
+#[allow(unused_imports)] // not every test file builds scenarios
+pub use scenario::*;
+
 pub const ENTERPRISE_MARKER: &str = "github.com/mattermost/enterprise/";
 
 /// Bytes standing in for a Mattermost binary of the given edition (the real

@@ -88,42 +88,12 @@ fn run(args: Args) -> Result<ExitCode> {
 #[derive(Serialize)]
 struct OwnerReport {
     path: String,
-    owners: Vec<OwnerEntry>,
+    owners: Vec<detect::Owner>,
 }
 
-#[derive(Serialize)]
-struct OwnerEntry {
-    manager: &'static str,
-    package: String,
-}
-
-/// `--owner PATH`: the dpkg database first (hinted by the manifests'
-/// package names), then rpm's.
+/// `--owner PATH`: like `dpkg -S` / `rpm -qf`.
 fn owner(root: &upkeep_sys::SysRoot, path: &std::path::Path, args: &Args) -> Result<ExitCode> {
-    let plugins = plugin::load(root)?;
-    let hints: Vec<String> = plugins
-        .iter()
-        .flat_map(|p| p.manifest.all_packages().cloned())
-        .collect();
-    let mut owners = Vec::new();
-    if let Some(db) = upkeep_pkg::dpkg::Dpkg::open(root)? {
-        for p in db.owners(path, &hints)? {
-            owners.push(OwnerEntry {
-                manager: "dpkg",
-                package: p,
-            });
-        }
-    }
-    if owners.is_empty() {
-        if let Some(rpm) = upkeep_pkg::rpm::Rpm::open(root) {
-            if let Some(p) = rpm.owner(path)? {
-                owners.push(OwnerEntry {
-                    manager: "rpm",
-                    package: p.name,
-                });
-            }
-        }
-    }
+    let owners = detect::owners(root, path)?;
     let report = OwnerReport {
         path: upkeep_sys::root::normalize_inside(path)
             .display()

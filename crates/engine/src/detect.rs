@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 use upkeep_pkg::dpkg::{self, Dpkg};
 use upkeep_pkg::rpm::Rpm;
+use upkeep_pkg::ManagerKind;
 use upkeep_sys::error::{Error, Result};
 use upkeep_sys::fsutil::file_contains;
 use upkeep_sys::root::SysRoot;
@@ -71,9 +72,8 @@ pub struct FileInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Manager {
-    /// dpkg, rpm or tarball.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ManagerKind,
     pub package: Option<String>,
     pub version: Option<String>,
 }
@@ -185,8 +185,8 @@ fn detect_install(
 
     let kind = match spec.kind {
         InstallKind::GitlabOmnibus => "gitlab-omnibus".to_string(),
-        InstallKind::Standalone => match manager.kind.as_str() {
-            "dpkg" => "deb".to_string(),
+        InstallKind::Standalone => match manager.kind {
+            ManagerKind::Dpkg => "deb".to_string(),
             other => other.to_string(),
         },
     };
@@ -280,7 +280,7 @@ fn find_services(
 
 fn tarball() -> Manager {
     Manager {
-        kind: "tarball".into(),
+        kind: ManagerKind::Tarball,
         package: None,
         version: None,
     }
@@ -303,7 +303,7 @@ fn find_manager(
             };
             return Ok((
                 Manager {
-                    kind: "dpkg".into(),
+                    kind: ManagerKind::Dpkg,
                     package: Some(pkg),
                     version,
                 },
@@ -320,7 +320,7 @@ fn find_manager(
             };
             return Ok((
                 Manager {
-                    kind: "rpm".into(),
+                    kind: ManagerKind::Rpm,
                     package: Some(pkg.name),
                     version: Some(pkg.evr),
                 },
@@ -466,6 +466,42 @@ fn decide_edition(
         }
     }
     Edition::Unknown
+}
+
+/// One package that owns a path, and which database said so.
+#[derive(Debug, Clone, Serialize)]
+pub struct Owner {
+    pub manager: ManagerKind,
+    pub package: String,
+}
+
+/// The packages owning `path` (as `dpkg -S`, `rpm -qf` answer): the dpkg
+/// database first, hinted by the manifests' package names, then rpm's.
+pub fn owners(root: &SysRoot, path: &Path) -> Result<Vec<Owner>> {
+    let hints: Vec<String> = crate::plugin::load(root)?
+        .iter()
+        .flat_map(|p| p.manifest.all_packages().cloned())
+        .collect();
+    let mut owners = Vec::new();
+    if let Some(db) = Dpkg::open(root)? {
+        for package in db.owners(path, &hints)? {
+            owners.push(Owner {
+                manager: ManagerKind::Dpkg,
+                package,
+            });
+        }
+    }
+    if owners.is_empty() {
+        if let Some(rpm) = Rpm::open(root) {
+            if let Some(p) = rpm.owner(path)? {
+                owners.push(Owner {
+                    manager: ManagerKind::Rpm,
+                    package: p.name,
+                });
+            }
+        }
+    }
+    Ok(owners)
 }
 
 /// Picks the plugins named on the command line (all if none); an unknown

@@ -2,3 +2,4 @@
 //! mean to change.
 
 pub mod gitlab_rb;
+pub mod services;

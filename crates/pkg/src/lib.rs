@@ -3,5 +3,26 @@
 //! tool, and the two version orderings.
 
 pub mod dpkg;
+pub mod maintscript;
 pub mod rpm;
 pub mod version;
+
+/// Who manages an install's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManagerKind {
+    Dpkg,
+    Rpm,
+    /// No package: unpacked from a release archive.
+    Tarball,
+}
+
+impl std::fmt::Display for ManagerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ManagerKind::Dpkg => "dpkg",
+            ManagerKind::Rpm => "rpm",
+            ManagerKind::Tarball => "tarball",
+        })
+    }
+}

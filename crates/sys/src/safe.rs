@@ -299,30 +299,18 @@ impl Dir {
     /// Opens `name` here for appending, creating it with `mode`; a link or
     /// anything but a regular file is refused.
     pub fn open_append(&self, name: &OsStr, mode: u32) -> Result<File> {
-        let flags = OFlag::O_WRONLY
-            | OFlag::O_CREAT
-            | OFlag::O_APPEND
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_CLOEXEC;
-        let shown = self.child(Path::new(name));
-        let fd = openat(&self.fd, name, flags, Mode::from_bits_truncate(mode))
-            .map_err(|e| errno_io(&shown, e))?;
-        let st = fstat(&fd).map_err(|e| errno_io(&shown, e))?;
-        if Kind::of(&st) != Kind::File {
-            return Err(not_regular(&shown, &st));
-        }
-        Ok(File::from(fd))
+        self.open_writable(name, mode, OFlag::O_WRONLY | OFlag::O_APPEND)
     }
 
     /// Opens (creating with `mode`) `name` here for reading and writing,
     /// without truncating; a link or anything but a regular file is refused.
     pub fn open_rw(&self, name: &OsStr, mode: u32) -> Result<File> {
-        let flags = OFlag::O_RDWR
-            | OFlag::O_CREAT
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_CLOEXEC;
+        self.open_writable(name, mode, OFlag::O_RDWR)
+    }
+
+    fn open_writable(&self, name: &OsStr, mode: u32, access: OFlag) -> Result<File> {
+        let flags =
+            access | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
         let shown = self.child(Path::new(name));
         let fd = openat(&self.fd, name, flags, Mode::from_bits_truncate(mode))
             .map_err(|e| errno_io(&shown, e))?;
