@@ -763,3 +763,31 @@ fn without_engine_phases_every_node_still_stops_before_any_swap() {
     assert!(t.dumps()[0].starts_with(t.f.root("n1")));
     assert_eq!(t.pg_dump_connections(), 1);
 }
+
+#[test]
+fn phased_a_failed_start_rolls_back_that_node_and_stops_the_rollout() {
+    let t = Tegu::up(108);
+    t.fault("n2", "fail-start", OLD);
+    let p = t.play(serde_json::json!({"upkeep_serial": 1}), false);
+    assert!(!p.ok(), "{p:?}");
+    // n1's batch came first: upgraded and running.
+    assert_eq!(t.installed("n1"), NEW);
+    assert_eq!(t.answers("n1").as_deref(), Some(NEW));
+    // n2 did not start: rolled back to OLD and running again.
+    assert_eq!(t.installed("n2"), OLD);
+    assert_eq!(t.answers("n2").as_deref(), Some(OLD));
+    assert!(t.journal("n2").has("rollback"), "{:?}", t.journal("n2").0);
+    // The rollout stopped: n3's batch never started. In a phased rollout
+    // every node was stopped and swapped before any start (that is the
+    // point of it), so n3 is left stopped on NEW, as documented in
+    // packaging/ansible/README.md; nothing rolled it back or started it.
+    assert_eq!(t.installed("n3"), NEW);
+    assert!(
+        !t.journal("n3").has("start-begin"),
+        "{:?}",
+        t.journal("n3").0
+    );
+    assert!(!t.journal("n3").has("rollback"), "{:?}", t.journal("n3").0);
+    assert_eq!(t.pid("n3"), None);
+    assert_eq!(p.recap()["n2"].failed, 1, "{p:?}");
+}
