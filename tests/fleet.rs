@@ -791,3 +791,36 @@ fn phased_a_failed_start_rolls_back_that_node_and_stops_the_rollout() {
     assert_eq!(t.pid("n3"), None);
     assert_eq!(p.recap()["n2"].failed, 1, "{p:?}");
 }
+
+#[test]
+fn rolling_a_failed_health_check_from_the_controller_rolls_back_and_stops() {
+    let t = Tegu::up(109);
+    let n3_pid = t.pid("n3");
+    // The engine upgrades n2 fine, but the controller's health check of n2
+    // never succeeds (it asks a port nothing listens on).
+    let p = t.play(
+        serde_json::json!({
+            "upkeep_rollout": "rolling",
+            "upkeep_health_url": "http://{{ hostvars[inventory_hostname].ansible_host }}:{{ 8066 if inventory_hostname == 'n2' else 8065 }}/api/v4/system/ping",
+            "upkeep_health_retries": 3,
+        }),
+        false,
+    );
+    assert!(!p.ok(), "{p:?}");
+    assert_eq!(t.installed("n1"), NEW);
+    assert_eq!(t.answers("n1").as_deref(), Some(NEW));
+    // n2 was upgraded by the engine, failed the health check, rolled back.
+    assert!(t.journal("n2").has("verify"), "{:?}", t.journal("n2").0);
+    assert!(t.journal("n2").has("rollback"), "{:?}", t.journal("n2").0);
+    assert_eq!(t.installed("n2"), OLD);
+    assert_eq!(t.answers("n2").as_deref(), Some(OLD));
+    // n3: never touched.
+    assert_eq!(t.installed("n3"), OLD);
+    assert_eq!(t.pid("n3"), n3_pid);
+    let j3 = t.journal("n3");
+    assert!(
+        j3.0.iter().all(|(_, w, _)| w.starts_with("service-")),
+        "{:?}",
+        j3.0
+    );
+}
