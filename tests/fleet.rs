@@ -10,11 +10,34 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
-/// One fleet at a time: they are cheap to make but ansible is not cheap
-/// to run, and two cores are shared.
-static SERIAL: Mutex<()> = Mutex::new(());
+/// At most two fleets at a time: each is cheap to make, but ansible is
+/// not cheap to run and the CI machine has two cores. (Each test has its
+/// own subnet and namespaces, so two never meet.)
+static RUNNING: (Mutex<u8>, Condvar) = (Mutex::new(0), Condvar::new());
+
+struct Slot;
+
+impl Slot {
+    fn take() -> Slot {
+        let (m, cv) = &RUNNING;
+        let mut n = m.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= 2 {
+            n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (m, cv) = &RUNNING;
+        *m.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        cv.notify_one();
+    }
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -34,12 +57,12 @@ fn text(o: &Output) -> String {
 pub struct Fleet {
     dir: tempfile::TempDir,
     net: u8,
-    _serial: std::sync::MutexGuard<'static, ()>,
+    _slot: Slot,
 }
 
 impl Fleet {
     pub fn up(net: u8) -> Fleet {
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = Slot::take();
         let dir = tempfile::Builder::new()
             .prefix("upkeep-fleet-")
             .tempdir()
@@ -47,7 +70,7 @@ impl Fleet {
         let f = Fleet {
             dir,
             net,
-            _serial: serial,
+            _slot: slot,
         };
         let o = Command::new(repo().join("scripts/netns-nodes"))
             .arg("up")
@@ -386,7 +409,7 @@ impl Tegu {
     /// controller over the test network; None when nothing answers.
     fn answers(&self, node: &str) -> Option<String> {
         let url = format!("http://{}:8065/api/v4/system/ping", self.f.node_addr(node));
-        for _ in 0..50 {
+        for _ in 0..150 {
             let o = self
                 .f
                 .ctl("python3")
@@ -483,6 +506,7 @@ impl Tegu {
             "upkeep_health_url": "http://{{ hostvars[inventory_hostname].ansible_host }}:8065/api/v4/system/ping",
             "upkeep_health_version_field": "version",
             "upkeep_health_delay": 0.2,
+            "upkeep_health_retries": 100,
             "upkeep_rollout": "phased",
             "upkeep_serial": 1,
         });
