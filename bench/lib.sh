@@ -27,3 +27,26 @@ best_of() {
   done
   echo "$best"
 }
+
+ratio2() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# cpu_ms_per_run N CMD...: mean CPU time (user + system, the command and
+# the shell's fork for it) of N runs, in milliseconds. Steadier than wall
+# time on a machine shared with other work.
+cpu_ms_per_run() {
+  local n=$1; shift
+  local t
+  t=$( { TIMEFORMAT='%3U %3S'; time { for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 || true; done; }; } 2>&1 )
+  awk -v t="$t" -v n="$n" 'BEGIN { split(t, a, " "); printf "%.3f", (a[1] + a[2]) * 1000 / n }'
+}
+
+# best_cpu_of ROUNDS N CMD...: the lowest of several rounds of cpu_ms_per_run.
+best_cpu_of() {
+  local rounds=$1 n=$2; shift 2
+  local best="" m
+  for ((r = 0; r < rounds; r++)); do
+    m=$(cpu_ms_per_run "$n" "$@")
+    if [ -z "$best" ] || awk -v a="$m" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$m; fi
+  done
+  echo "$best"
+}

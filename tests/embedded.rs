@@ -56,11 +56,8 @@ fn gitlab_root(version: &str, gitlab_rb: &str) -> TestRoot {
         r.path("opt/gitlab/bin/gitlab-ctl"),
     )
     .expect("cp");
-    std::fs::copy(
-        support("gitlab_rb_eval.rb"),
-        r.path("opt/gitlab/bin/gitlab_rb_eval.rb"),
-    )
-    .expect("cp");
+    r.install_busybox();
+    r.install_ruby();
     r
 }
 
@@ -365,19 +362,23 @@ fn malformed_gitlab_rb_is_reported_with_its_line_and_left_untouched() {
         "18.11.1",
         "external_url 'https://g'\nmattermost['enable'] = 'oops\nx = 1\n",
     );
-    assert_bad_input_untouched(&r, "gitlab.rb:2: unterminated string");
+    // Ruby, too, names the end of the file for a string left open.
+    assert_bad_input_untouched(&r, "gitlab.rb:4: not valid Ruby: unterminated string");
     let r = gitlab_root(
         "18.11.1",
         "mattermost['enable'] = true\nx = <<~EOS\n  never ends\n",
     );
-    assert_bad_input_untouched(&r, "gitlab.rb:2: heredoc <<EOS is never terminated");
+    assert_bad_input_untouched(
+        &r,
+        "gitlab.rb:2: not valid Ruby: can't find string \"EOS\" anywhere before EOF",
+    );
     // The 18.11 template's own env example, uncommented as it stands, has a typo.
     let t = fixture("gitlab.rb.template-18.11.11").replace("# mattermost['env'] = {\n#   'SSL_CERT_DIR' => \"/opt/gitlab/embedded/ssl/certs/\",\n#   'GODEBUG` => \"tlsmlkem=0\",\n# }", "mattermost['env'] = {\n  'SSL_CERT_DIR' => \"/opt/gitlab/embedded/ssl/certs/\",\n  'GODEBUG` => \"tlsmlkem=0\",\n}");
     let r = gitlab_root("18.11.11", &t);
     assert_bad_input_untouched(&r, "gitlab.rb:");
-    // Lexically fine but not Ruby: Ruby's own check refuses the new text.
+    // A stray `end`.
     let r = gitlab_root("18.11.1", "mattermost['enable'] = true\nend\n");
-    assert_bad_input_untouched(&r, "not valid Ruby");
+    assert_bad_input_untouched(&r, "gitlab.rb:2: not valid Ruby: unexpected");
     // Not a regular file; missing.
     let r = gitlab_root("18.11.1", "");
     std::fs::remove_file(r.path(RB)).expect("rm");
@@ -531,4 +532,197 @@ fn upkeep_reconfigure_passes_arguments_and_exit_code_through_and_logs() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+}
+
+/// What the issue saw go wrong, through the binary: each judged by Ruby.
+#[test]
+fn joined_heredoc_conditional_bom_and_end_cases_through_the_binary() {
+    let on_19 = [
+        ("two settings on one CRLF line", "mattermost['enable'] = true; mattermost['service_port'] = \"8065\"\r\ngitlab_rails['time_zone'] = 'UTC'\r\n"),
+        ("joined by and", "gitlab_rails['time_zone'] = 'UTC' and mattermost['enable'] = true\n"),
+        ("a heredoc value", "mattermost['env'] = <<~EOS\n  A=1\n  EOS\ngitlab_rails['x'] = 1\n"),
+        ("a BOM", "\u{feff}mattermost['enable'] = true\n"),
+        ("__END__", "mattermost['enable'] = true\n__END__\nmattermost['enable'] = true\n"),
+    ];
+    for (case, text) in on_19 {
+        disable_and_compare("19.1.0", text, &[], true, case);
+    }
+    let on_18 = [
+        ("an if", "mattermost_external_url 'http://m'\nif true then mattermost['enable'] = true end\n"),
+        ("unless/else", "unless false\n  mattermost['enable'] = true\nelse\n  mattermost['enable'] = false\nend\n"),
+        ("a block", "[1].each { mattermost['enable'] = true }\n"),
+        ("an interpolated key", "mattermost[\"#{'en'}able\"] = true\n"),
+        ("a BOM", "\u{feff}mattermost['enable'] = true\n"),
+        ("$/ and ?'", "x = ?'\nmattermost['enable'] = true if $/\n"),
+        ("a heredoc value", "mattermost['enable'] = <<~EOS\n  yes\n  EOS\n"),
+    ];
+    for (case, text) in on_18 {
+        disable_and_compare("18.11.1", text, &[], false, case);
+    }
+}
+
+#[test]
+fn status_is_what_ruby_computes_and_gitlab_rb_code_runs_inside_the_root() {
+    let marker = format!("upkeep-chroot-test-{}", std::process::id());
+    let text = format!(
+        "mattermost_external_url 'http://m'\nif false\n  mattermost['enable'] = false\nend\nFile.write('/{marker}', 'x')\n"
+    );
+    let r = gitlab_root("18.11.1", &text);
+    let o = embedded(&r, &["status", "mattermost", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["before"]["enabled"], true, "{j}");
+    assert_eq!(j["before"]["reason"], "implied", "{j}");
+    assert_eq!(j["before"]["source"], "ruby", "{j}");
+    assert!(
+        r.path(&marker).exists(),
+        "gitlab.rb's code ran inside the root"
+    );
+    assert!(
+        !Path::new("/").join(&marker).exists(),
+        "gitlab.rb's code never touches the machine"
+    );
+}
+
+#[test]
+fn a_removed_key_in_a_conditional_or_merge_is_refused_naming_the_line() {
+    for (text, line) in [
+        (
+            "external_url 'x'\nif true\n  mattermost['enable'] = true\nend\n",
+            "line 3",
+        ),
+        ("mattermost.merge!('enable' => true)\n", "line 1"),
+        (
+            "mattermost['enable'] = true or gitlab_rails['x'] = 1\n",
+            "line 1",
+        ),
+    ] {
+        let r = gitlab_root("19.1.0", text);
+        let o = embedded(&r, &["disable", "mattermost"]);
+        assert_eq!(o.status.code(), Some(1), "{text}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(line) && e.contains("nothing was written. By hand:"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(r.path(RB)).expect("read"), text);
+        assert!(backups(&r).is_empty());
+    }
+}
+
+/// The root's own Ruby runs inside the root (chroot), never on the live
+/// machine. A real Ruby cannot be installed into a throwaway root here, so
+/// /opt/gitlab/embedded/bin/ruby is a stand-in: a busybox (static) shell
+/// script that marks where it ran and answers as the recorder would.
+#[test]
+fn the_roots_own_ruby_runs_chrooted_in_the_root() {
+    let r = gitlab_root("18.11.1", "mattermost['enable'] = true\n");
+    r.write(
+        "/bin/busybox",
+        std::fs::read("/bin/busybox").expect("busybox-static"),
+        0o755,
+    );
+    let marker = format!("upkeep-ruby-standin-{}", std::process::id());
+    r.write(
+        "/opt/gitlab/embedded/bin/ruby",
+        format!(
+            "#!/bin/busybox sh\n/bin/busybox cat >/dev/null\n/bin/busybox touch /{marker}\nprintf '\\n@@upkeep-recorder@@\\n[{{\"ok\":true,\"settings\":{{\"mattermost\":{{\"enable\":false}}}},\"lines\":{{}}}}]\\n'\n"
+        ),
+        0o755,
+    );
+    let o = embedded(&r, &["status", "mattermost", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["before"]["source"], "ruby", "{j}");
+    assert_eq!(j["before"]["enabled"], false, "the stand-in's answer: {j}");
+    assert!(r.path(&marker).exists(), "ran inside the root");
+    assert!(!Path::new("/").join(&marker).exists(), "not on the machine");
+}
+
+/// The diff is linear in memory (similar's Myers): a 60,000-line gitlab.rb
+/// with settings near both ends, as a dry run on GitLab 19.
+#[test]
+fn dry_run_on_a_60000_line_file_with_edits_near_both_ends() {
+    let mut text = String::from("external_url 'https://g'\nmattermost['enable'] = true\n");
+    for i in 0..60_000 {
+        text.push_str(&format!("gitlab_rails['k{i}'] = {i}\n"));
+    }
+    text.push_str("mattermost['service_port'] = \"8065\"\n");
+    let r = gitlab_root("19.1.0", &text);
+    let started = std::time::Instant::now();
+    let o = embedded(&r, &["disable", "mattermost", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.matches("\n@@ -").count(), 2, "two hunks: {out}");
+    assert!(
+        out.contains("-mattermost['enable'] = true\n+# upkeep: commented out"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+# mattermost['service_port'] = \"8065\"\n"),
+        "{out}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(std::fs::read_to_string(r.path(RB)).expect("read"), text);
+}
+
+/// Without any Ruby (none in the root, none on PATH) the reading is static,
+/// and the report says so.
+#[test]
+fn without_ruby_the_reading_is_static_and_says_so() {
+    let r = gitlab_root("18.11.1", "mattermost['enable'] = true\n");
+    let root = r.root().to_str().expect("utf8");
+    let o = upkeep_env(
+        "upkeep-embedded",
+        &["--root", root, "status", "mattermost", "--format", "json"],
+        &[("PATH", "/nonexistent")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["before"]["source"], "static", "{j}");
+    assert_eq!(j["before"]["enabled"], true, "{j}");
+    assert_eq!(
+        j["warnings"][0],
+        "This is a static reading of /etc/gitlab/gitlab.rb, because no Ruby was found: settings inside conditionals, blocks or computed keys may differ from what the host sees.",
+        "{j}"
+    );
+}
+
+/// The root's gitlab-ctl runs inside the root (chroot), never on the live
+/// machine: what it writes lands in the root. Where it cannot run there (a
+/// script with no shell in the root) it does not run at all.
+#[test]
+fn the_roots_gitlab_ctl_runs_inside_the_root_or_not_at_all() {
+    let r = gitlab_root("18.11.1", "external_url 'x'\n");
+    let root = r.root().to_str().expect("utf8");
+    let marker = format!("/tmp/upkeep-ctl-escape-{}", std::process::id());
+    let o = upkeep_env(
+        "upkeep-reconfigure",
+        &["--root", root],
+        &[("STANDIN_ESCAPE", marker.as_str())],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(r.path(&marker).exists(), "written inside the root");
+    assert!(!Path::new(&marker).exists(), "never on the machine");
+
+    let bare = gitlab_root("18.11.1", "external_url 'x'\n");
+    std::fs::remove_file(bare.path("bin/sh")).expect("rm");
+    let o = upkeep_env(
+        "upkeep-reconfigure",
+        &["--root", bare.root().to_str().expect("utf8")],
+        &[("STANDIN_ESCAPE", marker.as_str())],
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("could not be started inside")
+            && stderr(&o).contains("upkeep never runs it on this machine instead."),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!Path::new(&marker).exists(), "never on the machine");
+    assert!(!bare.path(&marker).exists(), "did not run at all");
 }

@@ -15,6 +15,8 @@ use std::process::{Command, Output};
 const BIN: &str = "/opt/gitlab/embedded/bin/mattermost";
 const DIR: &str = "/opt/gitlab/embedded/bin";
 const MM_UID: u32 = 994;
+/// Where `--private` (and the manifest) runs the binary from while lent.
+const PRIVATE: &str = "/opt/gitlab/embedded/bin/.mattermost.upkeep-lease.d";
 
 /// uid, gid, mode, inode, capabilities (getcap's view) of every path in
 /// the root but upkeep's own state.
@@ -42,6 +44,18 @@ fn snapshot(root: &Path) -> Snapshot {
     }
     let mut out = BTreeMap::new();
     walk(root, root, &mut out);
+    // Restore deliberately gives the lent binary a new inode (the holder
+    // may keep links or a writable descriptor to the old one): everything
+    // else about it, and every other inode, must be as it was.
+    for lent in [
+        BIN,
+        "/opt/gitlab/embedded/bin/gitlab-rails",
+        "/opt/gitlab/embedded/bin/sub/tool",
+    ] {
+        if let Some(e) = out.get_mut(lent.trim_start_matches('/')) {
+            e.3 = 0;
+        }
+    }
     out
 }
 
@@ -195,15 +209,21 @@ fn the_upgrader_replaces_the_binary_as_the_leased_user_and_restore_fixes_the_new
     let dir_before = stat(&r, DIR);
     let ino_before = std::fs::metadata(r.path(BIN)).expect("stat").ino();
 
-    // What Mattermost's upgrader does: rename the old binary, create the new
-    // one beside it, make it executable.
-    let upgrade = "mv mattermost mattermost.old && printf 'new github.com/mattermost/enterprise/ build' > mattermost && chmod 0700 mattermost";
+    // What Mattermost's upgrader does (upgrader_linux.go extractBinary):
+    // rename the old binary to a temporary name beside it, create the new
+    // one, remove the old one, chmod the new one to the old mode.
+    // It works in the directory of the binary's real path (os.Executable).
+    let upgrade = "cd \"$(dirname \"$(readlink -f mattermost)\")\" && mv mattermost .12345 && printf 'new github.com/mattermost/enterprise/ build' > mattermost && rm .12345 && chmod 0700 mattermost";
     let o = as_mattermost(&r, upgrade);
     assert!(
         !o.status.success(),
         "without a lease the mattermost user cannot replace the binary"
     );
 
+    // The manifest does not ask for the directory: --dir is refused.
+    let o = lease(&r, &["grant", "--product", "mattermost", "--dir"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(lease_files(&r).is_empty());
     let o = lease(
         &r,
         &["grant", "--product", "mattermost", "--format", "json"],
@@ -218,8 +238,13 @@ fn the_upgrader_replaces_the_binary_as_the_leased_user_and_restore_fixes_the_new
         .collect();
     assert_eq!(
         paths,
-        [DIR, BIN],
-        "the manifest lends the binary and its directory"
+        [PRIVATE, BIN],
+        "the manifest lends a private directory for the binary, not its own"
+    );
+    let o = as_mattermost(&r, "touch x || mv gitlab-rails y");
+    assert!(
+        !o.status.success(),
+        "the binary's own directory stays root's"
     );
 
     let o = as_mattermost(&r, upgrade);
@@ -261,6 +286,7 @@ fn the_upgrader_replaces_the_binary_as_the_leased_user_and_restore_fixes_the_new
         "capabilities are back on the new binary"
     );
     assert_eq!(stat(&r, DIR), dir_before);
+    assert!(!r.path(PRIVATE).exists(), "the private directory is gone");
     let o = as_mattermost(&r, "touch x");
     assert!(
         !o.status.success(),
@@ -315,14 +341,25 @@ fn run_crashing_at(r: &TestRoot, point: &str, args: &[&str]) {
 
 #[test]
 fn a_crash_at_any_point_of_grant_or_restore_is_recovered_to_the_original_state() {
-    let grant = ["grant", BIN, "--dir", "--to", "mattermost"];
+    crash_everywhere(&["grant", BIN, "--dir", "--to", "mattermost"]);
+}
+
+#[test]
+fn a_crash_at_any_point_of_a_private_grant_or_its_restore_is_recovered() {
+    crash_everywhere(&["grant", BIN, "--private", "--to", "mattermost"]);
+}
+
+/// SIGKILL at every crash point grant and restore pass; recover (and a
+/// re-run restore where the intent was not yet durable) leaves everything
+/// exactly as before the grant.
+fn crash_everywhere(grant: &[&str]) {
     let restore = ["restore", BIN];
 
     let probe = omnibus_root(0o750);
     setcap(&probe.path(BIN), "cap_net_bind_service=+ep");
     // After the journal marks the lease done it is granted: a crash there
     // leaves a lease in force, which is right, not a state to recover from.
-    let grant_points: Vec<String> = crash_points(&probe, &grant)
+    let grant_points: Vec<String> = crash_points(&probe, grant)
         .into_iter()
         .filter(|p| p != "grant:committed" && p != "journal:done")
         .collect();
@@ -334,7 +371,7 @@ fn a_crash_at_any_point_of_grant_or_restore_is_recovered_to_the_original_state()
         let r = omnibus_root(0o750);
         setcap(&r.path(BIN), "cap_net_bind_service=+ep");
         let before = snapshot(r.root());
-        run_crashing_at(&r, point, &grant);
+        run_crashing_at(&r, point, grant);
         let o = lease(&r, &["recover"]);
         assert_eq!(o.status.code(), Some(0), "{point}: {}", stderr(&o));
         assert_eq!(snapshot(r.root()), before, "grant crashed at {point}");
@@ -351,7 +388,7 @@ fn a_crash_at_any_point_of_grant_or_restore_is_recovered_to_the_original_state()
         let r = omnibus_root(0o750);
         setcap(&r.path(BIN), "cap_net_bind_service=+ep");
         let before = snapshot(r.root());
-        assert_eq!(lease(&r, &grant).status.code(), Some(0));
+        assert_eq!(lease(&r, grant).status.code(), Some(0));
         let lent = snapshot(r.root());
         run_crashing_at(&r, point, &restore);
         let o = lease(&r, &["recover"]);
@@ -492,9 +529,10 @@ fn attacks_before_grant_are_refused_and_change_nothing() {
 }
 
 #[test]
-fn attacks_during_the_lease_make_restore_change_nothing_and_keep_the_lease() {
+fn attacks_during_the_lease_are_reported_and_the_directory_is_taken_back_anyway() {
     for attack in ["symlink", "hardlink", "dir-symlink"] {
         let r = omnibus_root(0o755);
+        let dir_before = stat(&r, DIR);
         let o = lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         // What the leased user could do with the directory it holds.
@@ -504,26 +542,48 @@ fn attacks_during_the_lease_make_restore_change_nothing_and_keep_the_lease() {
             "hardlink" => std::fs::hard_link(r.path("etc/shadow"), r.path(BIN)).expect("ln"),
             _ => {
                 std::fs::create_dir(r.path("opt/gitlab/embedded/bin/evil")).expect("mkdir");
+                std::os::unix::fs::chown(
+                    r.path("opt/gitlab/embedded/bin/evil"),
+                    Some(MM_UID),
+                    Some(MM_UID),
+                )
+                .expect("chown");
                 std::os::unix::fs::symlink("/etc", r.path(BIN)).expect("ln");
             }
         }
-        let before = snapshot(r.root());
+        if attack != "hardlink" {
+            // Made by the holder, so its own (a hard link keeps its inode's owner).
+            std::os::unix::fs::lchown(r.path(BIN), Some(MM_UID), Some(MM_UID)).expect("lchown");
+        }
         let o = lease(&r, &["restore", "--all"]);
-        assert_eq!(o.status.code(), Some(3), "{attack}: {}", stdout(&o));
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(1), "{attack}: {out}{}", stderr(&o));
         assert!(
-            stdout(&o).contains("stays open"),
-            "{attack}: {}",
-            stdout(&o)
+            out.contains(&format!("changed by the holder: {BIN} (replaced)")),
+            "{attack}: {out}"
         );
         assert_eq!(
-            snapshot(r.root()),
-            before,
-            "{attack}: restore changed something"
+            stat(&r, DIR),
+            dir_before,
+            "{attack}: the directory is taken back"
         );
-        assert_eq!(stat(&r, "etc/shadow"), (0, 0, 0o640));
-        assert_eq!(lease_files(&r).len(), 1, "{attack}: lease kept open");
-        let o = lease(&r, &["status"]);
-        assert!(stdout(&o).contains(BIN), "{}", stdout(&o));
+        assert_eq!(
+            stat(&r, "etc/shadow"),
+            (0, 0, 0o640),
+            "{attack}: nothing followed"
+        );
+        let m = std::fs::symlink_metadata(r.path(BIN)).expect("lstat");
+        assert_eq!(m.uid(), 0, "{attack}: what stands at the path is root's");
+        assert!(lease_files(&r).is_empty(), "{attack}: nothing stays lent");
+        let o = as_mattermost(&r, "touch x");
+        assert!(
+            !o.status.success(),
+            "{attack}: the holder cannot write there"
+        );
+        if attack == "dir-symlink" {
+            assert_eq!(stat(&r, "opt/gitlab/embedded/bin/evil"), (0, 0, 0o755));
+            assert!(out.contains("evil (added)"), "{out}");
+        }
     }
 }
 
@@ -594,7 +654,7 @@ fn a_real_dpkg_upgrade_that_re_roots_the_files_makes_the_lease_moot() {
     r.dpkg(&["-i", old.to_str().expect("utf8")]);
     let before = (stat(&r, BIN), stat(&r, DIR));
 
-    let o = lease(&r, &["grant", "--product", "mattermost"]);
+    let o = lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stat(&r, BIN).0, MM_UID);
     r.dpkg(&["-i", new.to_str().expect("utf8")]);
@@ -608,6 +668,25 @@ fn a_real_dpkg_upgrade_that_re_roots_the_files_makes_the_lease_moot() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("closed"), "{}", stdout(&o));
     assert!(lease_files(&r).is_empty());
+
+    // The manifest's private directory: the upgrade puts a file where the
+    // link was; recover takes the private directory back and removes it.
+    r.dpkg(&["-i", old.to_str().expect("utf8")]);
+    let before = (stat(&r, BIN), stat(&r, DIR));
+    let o = lease(&r, &["grant", "--product", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stat(&r, PRIVATE).0, MM_UID);
+    r.dpkg(&["-i", new.to_str().expect("utf8")]);
+    let o = lease(&r, &["recover"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("closed"), "{}", stdout(&o));
+    assert!(lease_files(&r).is_empty());
+    assert_eq!((stat(&r, BIN), stat(&r, DIR)), before);
+    assert!(!r.path(PRIVATE).exists());
+    assert_eq!(
+        std::fs::read_to_string(r.path(BIN)).expect("read"),
+        "mattermost team 2"
+    );
 }
 
 #[test]
@@ -777,4 +856,630 @@ fn a_failure_part_way_through_grant_rolls_back_what_was_applied() {
         "what was lent before the failure is back"
     );
     assert!(lease_files(&r).is_empty(), "no lease left behind");
+}
+
+// ---- The holder as an attacker (issue 10): a real unprivileged process. ----
+
+/// The root reachable by the holder, as on a real system, with a
+/// world-writable /var/tmp for it to keep things in.
+fn reachable(r: &TestRoot) {
+    std::fs::set_permissions(r.root(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::create_dir_all(r.path("var/tmp")).expect("mkdir");
+    std::fs::set_permissions(r.path("var/tmp"), std::fs::Permissions::from_mode(0o1777))
+        .expect("chmod");
+}
+
+/// `getfacl` of a path, numeric, without comments: only the base entries
+/// when there is no ACL.
+fn acl(p: &Path) -> String {
+    let o = Command::new("getfacl")
+        .args(["-c", "-n", "-p"])
+        .arg(p)
+        .output()
+        .expect("getfacl (acl)");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// gitlab-ee "installed" in the root's dpkg database, owning the binaries.
+fn gitlab_ee_owns(r: &TestRoot, paths: &[&str]) {
+    std::fs::write(
+        r.path("var/lib/dpkg/status"),
+        "Package: gitlab-ee\nStatus: install ok installed\nVersion: 18.11.1-ee.0\nArchitecture: amd64\nMaintainer: x\nDescription: x\n\n",
+    )
+    .expect("status");
+    let mut list =
+        String::from("/opt\n/opt/gitlab\n/opt/gitlab/embedded\n/opt/gitlab/embedded/bin\n");
+    for p in paths {
+        list.push_str(p);
+        list.push('\n');
+    }
+    std::fs::write(r.path("var/lib/dpkg/info/gitlab-ee.list"), list).expect("list");
+}
+
+#[test]
+fn everything_the_holder_changes_in_the_directory_is_reported_and_taken_back() {
+    let r = omnibus_root(0o755);
+    reachable(&r);
+    const RAILS: &str = "/opt/gitlab/embedded/bin/gitlab-rails";
+    gitlab_ee_owns(&r, &[BIN, RAILS]);
+    setcap(&r.path(BIN), "cap_net_bind_service=+ep");
+    let before = snapshot(r.root());
+    let acl_before = (acl(&r.path(DIR)), acl(&r.path(BIN)));
+    assert!(!acl_before.0.contains("user:994"), "{}", acl_before.0);
+
+    let o = lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("also holds 1 other programs root may run (gitlab-rails)"),
+        "grant names what else lives there: {}",
+        stdout(&o)
+    );
+    let attack = "set -e
+        setfacl -m u:994:rwx . ; setfacl -d -m u:994:rwx . ; setfacl -m u:994:rwx mattermost
+        printf x > added
+        mv gitlab-rails gitlab-rails.orig
+        printf '#!/bin/sh\\necho pwned\\n' > gitlab-rails
+        chmod 6755 gitlab-rails
+        ln mattermost ../../../../var/tmp/keep
+        mkfifo fifo
+        mkdir sub && printf y > sub/inner && chmod 777 sub";
+    let o = as_mattermost(&r, attack);
+    assert!(o.status.success(), "holder: {}", stderr(&o));
+    assert!(acl(&r.path(DIR)).contains("user:994:rwx"));
+
+    let o = lease(&r, &["restore", "--all"]);
+    let out = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "never 0 after changes: {out}{}",
+        stderr(&o)
+    );
+    for needle in [
+        "bin/added (added)",
+        "bin/gitlab-rails (replaced)",
+        "bin/gitlab-rails.orig (added): gitlab-rails's original file under a new name",
+        "bin/fifo (added)",
+        "bin/sub (added)",
+        "bin/mattermost (linked)",
+        "run `apt-get install --reinstall gitlab-ee`",
+    ] {
+        assert!(out.contains(needle), "wanted {needle:?} in: {out}");
+    }
+    // The directory and the binary exactly as before, ACLs and all.
+    assert_eq!(
+        stat(&r, DIR),
+        before["opt/gitlab/embedded/bin"].clone().into_stat()
+    );
+    assert_eq!(
+        (acl(&r.path(DIR)), acl(&r.path(BIN))),
+        acl_before,
+        "ACLs gone"
+    );
+    assert_eq!(
+        getcap(&r.path(BIN)),
+        before["opt/gitlab/embedded/bin/mattermost"].4
+    );
+    let bm = std::fs::metadata(r.path(BIN)).expect("stat");
+    assert_eq!(
+        (bm.uid(), bm.gid(), bm.mode() & 0o7777, bm.nlink()),
+        (0, 0, 0o755, 1)
+    );
+    let keep = std::fs::metadata(r.path("var/tmp/keep")).expect("stat");
+    assert_ne!(
+        keep.ino(),
+        bm.ino(),
+        "the holder's link no longer reaches the binary"
+    );
+    // What it added or replaced is root's, not writable, not setuid.
+    for p in ["added", "gitlab-rails", "fifo", "sub", "sub/inner"] {
+        let m = std::fs::symlink_metadata(r.path(&format!("{DIR}/{p}"))).expect("stat");
+        assert_eq!(m.uid(), 0, "{p}");
+        assert_eq!(m.mode() & 0o6022, 0, "{p}: {:o}", m.mode());
+    }
+    for (what, script) in [
+        ("create", "touch x"),
+        ("append", "printf y >> added"),
+        ("write below", "touch sub/x"),
+        ("rename", "mv gitlab-rails y"),
+    ] {
+        let o = as_mattermost(&r, script);
+        assert!(!o.status.success(), "the holder can still {what}");
+    }
+    assert!(lease_files(&r).is_empty());
+}
+
+trait IntoStat {
+    fn into_stat(self) -> (u32, u32, u32);
+}
+
+impl IntoStat for (u32, u32, u32, u64, String) {
+    fn into_stat(self) -> (u32, u32, u32) {
+        (self.0, self.1, self.2)
+    }
+}
+
+#[test]
+fn overlapping_leases_share_the_directory_record_and_the_last_one_gives_it_back() {
+    const RAILS: &str = "/opt/gitlab/embedded/bin/gitlab-rails";
+    for order in [[BIN, RAILS], [RAILS, BIN]] {
+        let r = omnibus_root(0o755);
+        let before = snapshot(r.root());
+        for p in [BIN, RAILS] {
+            let o = lease(&r, &["grant", p, "--dir", "--to", "mattermost"]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        }
+        let o = lease(&r, &["grant", RAILS, "--dir", "--to", "git"]);
+        assert_eq!(o.status.code(), Some(3), "another holder is refused");
+        let v = json(&lease(&r, &["status", "--format", "json"]));
+        for l in v["leases"].as_array().expect("leases") {
+            let d = &l["entries"][0];
+            assert_eq!(
+                (d["path"].as_str(), d["uid"].as_u64()),
+                (Some(DIR), Some(0)),
+                "{l}"
+            );
+        }
+        let o = lease(&r, &["restore", order[0]]);
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+        assert_eq!(stat(&r, DIR).0, MM_UID, "still lent to the other lease");
+        let o = lease(&r, &["restore", order[1]]);
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+        assert_eq!(snapshot(r.root()), before, "the last lease gave it back");
+        assert!(lease_files(&r).is_empty());
+    }
+    // restore --all, and a nested directory lent first.
+    let r = omnibus_root(0o755);
+    r.write("/opt/gitlab/embedded/bin/sub/tool", "x", 0o755);
+    let before = snapshot(r.root());
+    for p in ["/opt/gitlab/embedded/bin/sub/tool", BIN, RAILS] {
+        let o = lease(&r, &["grant", p, "--dir", "--to", "mattermost"]);
+        assert_eq!(o.status.code(), Some(0), "{p}: {}", stderr(&o));
+    }
+    let o = lease(&r, &["restore", "--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(snapshot(r.root()), before);
+    assert!(lease_files(&r).is_empty());
+}
+
+#[test]
+fn a_crash_while_breaking_the_holders_hard_links_is_recovered() {
+    let grant = ["grant", BIN, "--dir", "--to", "mattermost"];
+    let restore = ["restore", BIN];
+    let setup = || {
+        let r = omnibus_root(0o750);
+        reachable(&r);
+        setcap(&r.path(BIN), "cap_net_bind_service=+ep");
+        let before = (stat(&r, BIN), stat(&r, DIR), getcap(&r.path(BIN)));
+        assert_eq!(lease(&r, &grant).status.code(), Some(0));
+        let o = as_mattermost(&r, "ln mattermost ../../../../var/tmp/keep");
+        assert!(o.status.success(), "{}", stderr(&o));
+        (r, before)
+    };
+    let (probe, _) = setup();
+    let mut all = vec!["--root", probe.root().to_str().expect("utf8")];
+    all.extend_from_slice(&restore);
+    let o = upkeep_env("upkeep-lease", &all, &[("UPKEEP_LOG", "debug")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let points: Vec<String> = stderr(&o)
+        .lines()
+        .filter_map(|l| l.split("crash point ").nth(1).map(str::to_string))
+        .collect();
+    assert!(points.iter().any(|p| p.ends_with(":copied")), "{points:?}");
+    assert!(
+        points.iter().any(|p| p.ends_with(":relinked")),
+        "{points:?}"
+    );
+    for point in &points {
+        let (r, before) = setup();
+        run_crashing_at(&r, point, &restore);
+        let o = lease(&r, &["recover"]);
+        assert_ne!(o.status.code(), Some(3), "{point}: {}", stdout(&o));
+        if !lease_files(&r).is_empty() {
+            // Killed before restore's intent was durable: still granted,
+            // and restore run again finishes it.
+            let v = json(&lease(&r, &["status", "--format", "json"]));
+            assert_eq!(v["leases"][0]["state"], "granted", "{point}");
+            assert_eq!(lease(&r, &restore).status.code(), Some(1), "{point}");
+        }
+        assert!(lease_files(&r).is_empty(), "{point}: {}", stdout(&o));
+        assert_eq!(
+            (stat(&r, BIN), stat(&r, DIR), getcap(&r.path(BIN))),
+            before,
+            "{point}"
+        );
+        let m = std::fs::metadata(r.path(BIN)).expect("stat");
+        assert_eq!(m.nlink(), 1, "{point}: the link is broken");
+        let names: Vec<String> = std::fs::read_dir(r.path(DIR))
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.contains("upkeep-lease")),
+            "{point}: temporary copy left: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn a_grant_without_expires_ends_after_the_documented_hour() {
+    let r = omnibus_root(0o755);
+    let o = lease(
+        &r,
+        &["grant", BIN, "--to", "mattermost", "--format", "json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    let created = v["lease"]["created"].as_u64().expect("created");
+    assert_eq!(v["lease"]["expires"].as_u64(), Some(created + 3600));
+    let o = lease(&r, &["grant", "--help"]);
+    assert!(stdout(&o).contains("[default: 1h]"), "{}", stdout(&o));
+}
+
+/// An Omnibus root whose embedded Ruby is a stand-in (a real Ruby cannot be
+/// installed into a throwaway root): a static busybox script that upkeep runs
+/// chrooted in the root, which marks each run at `/MARKER` in the root and
+/// answers as the gitlab.rb recorder would.
+fn gitlab_root_with_ruby(marker: &str) -> TestRoot {
+    let r = omnibus_root(0o755);
+    reachable(&r);
+    r.write(
+        "/opt/gitlab/version-manifest.json",
+        "{\"build_version\": \"18.11.1\"}",
+        0o644,
+    );
+    r.write(
+        "/etc/gitlab/gitlab.rb",
+        "mattermost['enable'] = true\n",
+        0o600,
+    );
+    r.write(
+        "/bin/busybox",
+        std::fs::read("/bin/busybox").expect("busybox-static"),
+        0o755,
+    );
+    r.write("/opt/gitlab/embedded/bin/ruby", ruby_standin(marker), 0o755);
+    r
+}
+
+fn ruby_standin(marker: &str) -> String {
+    format!(
+        "#!/bin/busybox sh\n/bin/busybox cat >/dev/null\n/bin/busybox touch /{marker}\nprintf '\\n@@upkeep-recorder@@\\n[{{\"ok\":true,\"settings\":{{\"mattermost\":{{\"enable\":false}}}},\"lines\":{{}}}}]\\n'\n"
+    )
+}
+
+/// `upkeep-embedded status`, which evaluates gitlab.rb with the root's Ruby.
+fn embedded_status(r: &TestRoot) -> Output {
+    let o = upkeep(
+        "upkeep-embedded",
+        &[
+            "--root",
+            r.root().to_str().expect("utf8"),
+            "status",
+            "mattermost",
+            "--format",
+            "json",
+        ],
+    );
+    assert_no_panic(&o);
+    o
+}
+
+#[test]
+fn nothing_is_run_from_a_lent_directory_and_a_changed_tool_only_once_it_is_back() {
+    let marker = format!("ruby-ran-{}", std::process::id());
+    let r = gitlab_root_with_ruby(&marker);
+    let ran = || r.path(&marker).exists();
+    // Without a lease the root's Ruby evaluates gitlab.rb: the test can fail.
+    let o = embedded_status(&r);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(ran(), "the root's ruby runs when nothing is lent");
+    std::fs::remove_file(r.path(&marker)).expect("rm");
+
+    let ruby = "/opt/gitlab/embedded/bin/ruby";
+    let original = std::fs::read(r.path(ruby)).expect("read");
+    assert_eq!(
+        lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let o = embedded_status(&r);
+    assert!(!ran(), "ran the lent directory's ruby: {}", stderr(&o));
+    assert!(stderr(&o).contains("lent to mattermost"), "{}", stderr(&o));
+    // The holder replaces ruby; restore takes it back but remembers.
+    let o = as_mattermost(
+        &r,
+        &format!(
+            "rm ruby && printf '%s' '{}' > ruby && chmod 755 ruby",
+            ruby_standin(&marker).replace('\'', "")
+        ),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(std::fs::read(r.path(ruby)).expect("read"), original);
+    let o = lease(&r, &["restore", "--all"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let o = embedded_status(&r);
+    assert!(!ran(), "ran what the holder wrote: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("changed while its directory was lent"),
+        "{}",
+        stderr(&o)
+    );
+    // Its content back (as a reinstall puts it): it runs again.
+    std::fs::write(r.path(ruby), &original).expect("write");
+    let o = embedded_status(&r);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(ran(), "the original content runs again");
+}
+
+#[test]
+fn a_fifo_or_a_sparse_terabyte_over_the_binary_stalls_nothing() {
+    for what in ["fifo", "sparse"] {
+        let r = omnibus_root(0o755);
+        reachable(&r);
+        r.write(
+            "/opt/gitlab/embedded/service/mattermost/VERSION",
+            "10.11.1\n",
+            0o644,
+        );
+        gitlab_ee_owns(&r, &[BIN]);
+        let sum = Command::new("md5sum")
+            .arg(r.path(BIN))
+            .output()
+            .expect("md5sum");
+        let sum = String::from_utf8_lossy(&sum.stdout);
+        std::fs::write(
+            r.path("var/lib/dpkg/info/gitlab-ee.md5sums"),
+            format!("{}  {}\n", &sum[..32], &BIN[1..]),
+        )
+        .expect("md5sums");
+        assert_eq!(
+            lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"])
+                .status
+                .code(),
+            Some(0)
+        );
+        let script = match what {
+            "fifo" => "rm mattermost && mkfifo mattermost",
+            _ => "rm mattermost && truncate -s 1T mattermost",
+        };
+        let o = as_mattermost(&r, script);
+        assert!(o.status.success(), "{what}: {}", stderr(&o));
+        let root = r.root().to_str().expect("utf8");
+        for (tool, args) in [
+            ("upkeep-detect", vec!["--root", root]),
+            ("upkeep-detect", vec!["--root", root, "--allow-exec"]),
+            ("upkeep-guard", vec!["--root", root, "check"]),
+            ("upkeep-guard", vec!["--root", root, "apt-hook"]),
+            ("upkeep-guard", vec!["--root", root, "dpkg-trigger"]),
+            ("upkeep-lease", vec!["--root", root, "status"]),
+        ] {
+            // coreutils' timeout kills it after 20 s (exit 124): a hang.
+            // The apt hook reads an upgrade of GitLab from stdin.
+            let stream =
+                "VERSION 3\n\ngitlab-ee 18.11.1-ee.0 amd64 none < 18.11.2-ee.0 amd64 none /x.deb\n";
+            let o = Command::new("sh")
+                .arg("-c")
+                .arg("printf '%s' \"$STREAM\" | timeout 20 \"$@\"")
+                .arg("sh")
+                .arg(bin(tool))
+                .args(&args)
+                .env("STREAM", stream)
+                .output()
+                .expect("timeout");
+            assert_no_panic(&o);
+            assert_ne!(o.status.code(), Some(124), "{what}: {tool} {args:?} hangs");
+            assert!(
+                o.status.code().is_some(),
+                "{what}: {tool} {args:?} killed: {:?}",
+                o.status
+            );
+        }
+        let start = std::time::Instant::now();
+        let o = lease(&r, &["restore", "--all"]);
+        // A FIFO is not a file at all; a sparse terabyte is too big to
+        // move to a new inode (taken back in place): both reported, exit 1.
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stdout(&o));
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "{what}: restore took {:?}",
+            start.elapsed()
+        );
+        let m = std::fs::symlink_metadata(r.path(BIN)).expect("stat");
+        assert_eq!(m.uid(), 0, "{what}");
+        assert_eq!(stat(&r, DIR), (0, 0, 0o755), "{what}");
+    }
+}
+
+#[test]
+fn an_expired_lease_is_taken_back_by_recover_with_everything_the_holder_did() {
+    let r = omnibus_root(0o755);
+    reachable(&r);
+    let before = snapshot(r.root());
+    let o = lease(
+        &r,
+        &[
+            "grant",
+            BIN,
+            "--dir",
+            "--to",
+            "mattermost",
+            "--expires",
+            "1s",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = as_mattermost(
+        &r,
+        "setfacl -m u:994:rwx . && printf x > planted && ln mattermost ../../../../var/tmp/keep",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let o = lease(&r, &["recover"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("planted (added)") && out.contains("(linked)"),
+        "{out}"
+    );
+    std::fs::remove_file(r.path(&format!("{DIR}/planted"))).expect("rm");
+    std::fs::remove_file(r.path("var/tmp/keep")).expect("rm");
+    let mut now = snapshot(r.root());
+    // The binary is a new inode now (its links broken): all else as before.
+    let ino = |s: &mut Snapshot| {
+        s.get_mut("opt/gitlab/embedded/bin/mattermost")
+            .map(|e| std::mem::take(&mut e.3))
+    };
+    let mut before = before;
+    ino(&mut now);
+    ino(&mut before);
+    assert_eq!(now, before);
+    assert!(!acl(&r.path(DIR)).contains("user:994"));
+    assert!(lease_files(&r).is_empty());
+}
+
+#[test]
+fn links_in_the_directory_to_the_new_binary_are_broken_and_both_taken_back() {
+    let r = omnibus_root(0o750);
+    reachable(&r);
+    std::os::unix::fs::chown(r.path(BIN), Some(0), Some(998)).expect("chown");
+    setcap(&r.path(BIN), "cap_net_bind_service=+ep");
+    let before = (stat(&r, BIN), stat(&r, DIR), getcap(&r.path(BIN)));
+    assert_eq!(
+        lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let o = as_mattermost(
+        &r,
+        "mv mattermost .1 && printf new > mattermost && rm .1 && chmod 750 mattermost && ln mattermost twin",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lease(&r, &["restore", "--all"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("bin/twin (added)") && out.contains("mattermost (linked)"),
+        "{out}"
+    );
+    assert_eq!((stat(&r, BIN), stat(&r, DIR), getcap(&r.path(BIN))), before);
+    assert_eq!(std::fs::metadata(r.path(BIN)).expect("stat").nlink(), 1);
+    assert_eq!(std::fs::read(r.path(BIN)).expect("read"), b"new");
+    let twin = stat(&r, &format!("{DIR}/twin"));
+    assert_eq!((twin.0, twin.2 & 0o022), (0, 0), "{twin:?}");
+}
+
+#[test]
+fn a_file_of_an_rpm_package_the_holder_replaced_is_flagged_for_dnf_reinstall() {
+    let r = TestRoot::new();
+    r.init_rpm();
+    reachable(&r);
+    let work = tempfile::tempdir().expect("tmp");
+    const RAILS: &str = "/opt/gitlab/embedded/bin/gitlab-rails";
+    let pkg = build_rpm(
+        work.path(),
+        "gitlab-ce",
+        "18.11.1",
+        "ce.0",
+        &[
+            file(BIN, mattermost_binary(false), 0o755),
+            file(RAILS, "#!/bin/sh\n", 0o755),
+        ],
+        "",
+    );
+    r.rpm(&["-i", "--nodeps", pkg.to_str().expect("utf8")]);
+    for d in [
+        "opt",
+        "opt/gitlab",
+        "opt/gitlab/embedded",
+        "opt/gitlab/embedded/bin",
+    ] {
+        std::fs::set_permissions(r.path(d), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let o = lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = as_mattermost(
+        &r,
+        "rm gitlab-rails && printf '#!/bin/sh\\necho x\\n' > gitlab-rails",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lease(&r, &["restore", "--all"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(out.contains("bin/gitlab-rails (replaced)"), "{out}");
+    assert!(out.contains("run `dnf reinstall gitlab-ce`"), "{out}");
+    assert_eq!(stat(&r, RAILS).0, 0);
+}
+
+#[test]
+fn a_descriptor_the_holder_kept_open_cannot_write_the_binary_after_restore() {
+    let r = omnibus_root(0o755);
+    reachable(&r);
+    assert_eq!(
+        lease(&r, &["grant", BIN, "--to", "mattermost"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let fifo = r.path("var/tmp/go");
+    let st = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(st.success());
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    // The holder opens the binary for writing, waits, then writes.
+    let mut holder = Command::new("setpriv")
+        .args(["--reuid=994", "--regid=994", "--clear-groups", "sh", "-c"])
+        .arg(format!(
+            "exec 3>>mattermost; read x < {}; printf PWNED >&3",
+            fifo.display()
+        ))
+        .current_dir(r.path(DIR))
+        .spawn()
+        .expect("setpriv");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = lease(&r, &["restore", "--all"]);
+    // Released before anything is asserted: the holder waits on the FIFO.
+    std::fs::write(&fifo, "go\n").expect("release the holder");
+    assert!(holder.wait().expect("wait").success());
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let content = std::fs::read(r.path(BIN)).expect("read");
+    assert!(
+        !content.ends_with(b"PWNED"),
+        "the holder's descriptor still reaches the binary"
+    );
+    assert_eq!(content, mattermost_binary(false));
+    assert_eq!(stat(&r, BIN), (0, 0, 0o755));
+}
+
+#[test]
+fn a_private_lease_survives_the_holders_attacks_in_its_directory() {
+    for attack in [
+        "rm mattermost && mkdir mattermost && chmod 777 mattermost",
+        "rm mattermost && ln -s /etc/shadow mattermost",
+        "mv mattermost .x && printf new > mattermost && ln mattermost ../../../../../var/tmp/keep && setfacl -m u:994:rwx . && mkdir sub && touch sub/f",
+    ] {
+        let r = omnibus_root(0o755);
+        reachable(&r);
+        let dir_before = stat(&r, DIR);
+        let o = lease(&r, &["grant", BIN, "--private", "--to", "mattermost"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = as_mattermost(&r, &format!("cd .mattermost.upkeep-lease.d && {attack}"));
+        assert!(o.status.success(), "{attack}: {}", stderr(&o));
+        let o = lease(&r, &["restore", "--all"]);
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(1), "{attack}: {out}{}", stderr(&o));
+        assert_eq!(stat(&r, DIR), dir_before, "{attack}");
+        assert_eq!(stat(&r, "etc/shadow"), (0, 0, 0o640), "{attack}");
+        assert!(lease_files(&r).is_empty(), "{attack}");
+        // Nothing below the binary's directory is the holder's any more.
+        let o = as_mattermost(
+            &r,
+            "touch x || touch .mattermost.upkeep-lease.d/x || touch .mattermost.upkeep-lease.d/mattermost/x || touch .mattermost.upkeep-lease.d/sub/x",
+        );
+        assert!(!o.status.success(), "{attack}: the holder can still write");
+        let m = std::fs::symlink_metadata(r.path(BIN)).expect("lstat");
+        assert_eq!(m.uid(), 0, "{attack}");
+    }
 }

@@ -30,6 +30,10 @@ fn binaries() -> Vec<Binary> {
             app: upkeep_guard::uu_app(),
             manual: upkeep_guard::MANUAL,
         },
+        Binary {
+            app: upkeep_upgrade::uu_app(),
+            manual: upkeep_upgrade::MANUAL,
+        },
     ]
 }
 
@@ -119,6 +123,6 @@ fn completions_match_the_clap_definitions() {
         .expect("bash")
         .1;
     assert!(bash.contains("--root") && bash.contains("grant"), "{bash}");
-    assert_eq!(files.len(), 15, "bash, zsh and fish for five binaries");
+    assert_eq!(files.len(), 18, "bash, zsh and fish for six binaries");
     check(&dir, files);
 }

@@ -30,6 +30,7 @@ json\t'For scripts; field names are stable'"
 complete -c upkeep-guard -n "__fish_upkeep_guard_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-guard -n "__fish_upkeep_guard_needs_command" -s V -l version -d 'Print version'
 complete -c upkeep-guard -n "__fish_upkeep_guard_needs_command" -f -a "check" -d 'Report binaries a package upgrade, reinstall or reconfigure would revert, and reverts already done'
+complete -c upkeep-guard -n "__fish_upkeep_guard_needs_command" -f -a "ack" -d 'Stop reporting a revert: the local change is gone for good, or will be made again later'
 complete -c upkeep-guard -n "__fish_upkeep_guard_needs_command" -f -a "apt-hook" -d 'apt DPkg::Pre-Install-Pkgs hook (protocol 3 on APT_HOOK_INFO_FD, else stdin)'
 complete -c upkeep-guard -n "__fish_upkeep_guard_needs_command" -f -a "dpkg-trigger" -d 'dpkg file trigger: report reverts, record the new state, close moot leases'
 complete -c upkeep-guard -n "__fish_upkeep_guard_needs_command" -f -a "rpm-trigger" -d 'rpm %triggerin/%triggerpostun: report reverts, record the new state, close moot leases'
@@ -39,7 +40,12 @@ complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand check" -l form
 json\t'For scripts; field names are stable'"
 complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand check" -l strict -d 'Exit 4 when there is a finding (something at risk or already reverted)'
 complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand check" -l allow-exec -d 'Run product binaries where a manifest allows it (to read a version or edition), with a timeout'
+complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand check" -l record -d 'Record what is seen now (check is read-only without it; the triggers record)'
 complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand ack" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
+complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand ack" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'For scripts; field names are stable'"
+complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand ack" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand apt-hook" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
 complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand apt-hook" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
@@ -52,8 +58,9 @@ complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand rpm-trigger" -
 complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand rpm-trigger" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
 complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand rpm-trigger" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand help; and not __fish_seen_subcommand_from check apt-hook dpkg-trigger rpm-trigger help" -f -a "check" -d 'Report binaries a package upgrade, reinstall or reconfigure would revert, and reverts already done'
-complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand help; and not __fish_seen_subcommand_from check apt-hook dpkg-trigger rpm-trigger help" -f -a "apt-hook" -d 'apt DPkg::Pre-Install-Pkgs hook (protocol 3 on APT_HOOK_INFO_FD, else stdin)'
-complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand help; and not __fish_seen_subcommand_from check apt-hook dpkg-trigger rpm-trigger help" -f -a "dpkg-trigger" -d 'dpkg file trigger: report reverts, record the new state, close moot leases'
-complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand help; and not __fish_seen_subcommand_from check apt-hook dpkg-trigger rpm-trigger help" -f -a "rpm-trigger" -d 'rpm %triggerin/%triggerpostun: report reverts, record the new state, close moot leases'
-complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand help; and not __fish_seen_subcommand_from check apt-hook dpkg-trigger rpm-trigger help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand help; and not __fish_seen_subcommand_from check ack apt-hook dpkg-trigger rpm-trigger help" -f -a "check" -d 'Report binaries a package upgrade, reinstall or reconfigure would revert, and reverts already done'
+complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand help; and not __fish_seen_subcommand_from check ack apt-hook dpkg-trigger rpm-trigger help" -f -a "ack" -d 'Stop reporting a revert: the local change is gone for good, or will be made again later'
+complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand help; and not __fish_seen_subcommand_from check ack apt-hook dpkg-trigger rpm-trigger help" -f -a "apt-hook" -d 'apt DPkg::Pre-Install-Pkgs hook (protocol 3 on APT_HOOK_INFO_FD, else stdin)'
+complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand help; and not __fish_seen_subcommand_from check ack apt-hook dpkg-trigger rpm-trigger help" -f -a "dpkg-trigger" -d 'dpkg file trigger: report reverts, record the new state, close moot leases'
+complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand help; and not __fish_seen_subcommand_from check ack apt-hook dpkg-trigger rpm-trigger help" -f -a "rpm-trigger" -d 'rpm %triggerin/%triggerpostun: report reverts, record the new state, close moot leases'
+complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand help; and not __fish_seen_subcommand_from check ack apt-hook dpkg-trigger rpm-trigger help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

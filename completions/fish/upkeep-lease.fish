@@ -36,13 +36,14 @@ complete -c upkeep-lease -n "__fish_upkeep_lease_needs_command" -f -a "status" -
 complete -c upkeep-lease -n "__fish_upkeep_lease_needs_command" -f -a "recover" -d 'Restore expired leases, finish what a crash interrupted, close leases a package upgrade made moot'
 complete -c upkeep-lease -n "__fish_upkeep_lease_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l to -d 'Lend to USER, or USER:GROUP to change the group too' -r
-complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l expires -d 'Give everything back automatically after this long (recover does it)' -r
+complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l expires -d 'Give everything back automatically after this long (recover, run by the timer, does it)' -r
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l product -d 'Lend what the product\'s manifest names for an in-place upgrade' -r
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l wait -d 'Wait this many seconds for another upkeep\'s lock before giving up (exit 75)' -r
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l dir -d 'Also lend the directory holding each path'
+complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l private -d 'Lend a new private directory holding only the binary instead: the binary moves into it for the lease, a link stays at its path'
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -l dry-run -d 'Show what would change (a unified diff where a file would change); change nothing'
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand grant" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-lease -n "__fish_upkeep_lease_using_subcommand restore" -l wait -d 'Wait this many seconds for another upkeep\'s lock before giving up (exit 75)' -r

@@ -148,7 +148,8 @@ pub fn file<'a>(path: &'a str, content: impl AsRef<[u8]>, mode: u32) -> PkgFile<
 }
 
 /// Builds a .deb with the real dpkg-deb. `extra` is added to DEBIAN/ (e.g.
-/// `("triggers", "...")` or a maintainer script).
+/// `("triggers", "...")` or a maintainer script); `("control", "Conflicts: x\n")`
+/// adds fields to the control file.
 pub fn build_deb(
     out_dir: &Path,
     name: &str,
@@ -189,6 +190,12 @@ pub fn build_deb(
     fs::write(tree.join("DEBIAN/md5sums"), sums).expect("md5sums");
     for (n, text) in extra {
         let p = tree.join("DEBIAN").join(n);
+        if *n == "control" {
+            let mut c = fs::read_to_string(&p).expect("control");
+            c.push_str(text);
+            fs::write(&p, c).expect("control");
+            continue;
+        }
         fs::write(&p, text).expect("extra");
         let mode = if text.starts_with("#!") { 0o755 } else { 0o644 };
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
@@ -265,6 +272,8 @@ pub fn bin(name: &str) -> PathBuf {
         "upkeep-embedded" => env!("CARGO_BIN_EXE_upkeep-embedded"),
         "upkeep-reconfigure" => env!("CARGO_BIN_EXE_upkeep-reconfigure"),
         "upkeep-guard" => env!("CARGO_BIN_EXE_upkeep-guard"),
+        "upkeep-upgrade" => env!("CARGO_BIN_EXE_upkeep-upgrade"),
+        "upkeep-hook" => env!("CARGO_BIN_EXE_upkeep-hook"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(p)
@@ -386,5 +395,45 @@ impl TestRoot {
                 .then_some(version)
                 .flatten()
         })
+    }
+}
+
+impl TestRoot {
+    /// busybox (static, from Debian's busybox-static) as the root's /bin/sh
+    /// and the few tools the gitlab-ctl stand-in uses, so that it can run
+    /// inside the root, where upkeep runs the root's own commands (chroot).
+    pub fn install_busybox(&self) {
+        self.write(
+            "/bin/busybox",
+            fs::read("/bin/busybox").expect("busybox-static installed"),
+            0o755,
+        );
+        for tool in ["sh", "grep", "tail", "cp", "mkdir", "ln", "rm", "cat"] {
+            let link = self.path(&format!("bin/{tool}"));
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink("busybox", link).expect("ln");
+        }
+        fs::create_dir_all(self.path("var/log")).expect("mkdir");
+    }
+
+    /// The machine's ruby as the root's /usr/bin/ruby, with the shared
+    /// libraries it links (enough for `ruby --disable-gems`), so the
+    /// gitlab-ctl stand-in can evaluate gitlab.rb inside the root.
+    pub fn install_ruby(&self) {
+        let ruby = fs::canonicalize(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join("ruby"))
+                .find(|p| p.is_file())
+                .expect("ruby on PATH"),
+        )
+        .expect("ruby");
+        self.write("/usr/bin/ruby", fs::read(&ruby).expect("ruby"), 0o755);
+        let ldd = Command::new("ldd").arg(&ruby).output().expect("ldd");
+        for lib in String::from_utf8_lossy(&ldd.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+        {
+            self.write(lib, fs::read(lib).expect("lib"), 0o755);
+        }
     }
 }

@@ -4,6 +4,8 @@
 # called with an argument (`external_url '...'`, `mattermost_external_url`)
 # records that argument -- then prints every setting as JSON.
 # Usage: ruby gitlab_rb_eval.rb PATH/gitlab.rb
+#        ruby gitlab_rb_eval.rb --many PATH... (a JSON array, per file
+#        {"ok": true, "settings": {...}} or {"ok": false, "error": "..."})
 require 'json'
 
 class Settings
@@ -17,6 +19,11 @@ class Settings
 
   def []=(key, value)
     @h[key.to_s] = value
+  end
+
+  def merge!(other)
+    other.each { |k, v| self[k] = v }
+    self
   end
 
   def to_data
@@ -66,4 +73,15 @@ class GitlabRb
   end
 end
 
-puts JSON.pretty_generate(GitlabRb.new.load_file(ARGV.fetch(0)).dump)
+if ARGV.first == '--many'
+  out = $stdout
+  $stdout = $stderr
+  results = ARGV.drop(1).map do |path|
+    { 'ok' => true, 'settings' => GitlabRb.new.load_file(path).dump }
+  rescue ScriptError, StandardError => e
+    { 'ok' => false, 'error' => "#{e.class}: #{e.message.lines.first}" }
+  end
+  out.puts JSON.generate(results)
+else
+  puts JSON.pretty_generate(GitlabRb.new.load_file(ARGV.fetch(0)).dump)
+end

@@ -7,8 +7,9 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use upkeep_cli::{self, AllowExec, CommonArgs, Format, Manual};
-use upkeep_engine::detect::{self, Install, Options, Report, System};
-use upkeep_engine::plugin;
+use upkeep_engine::context::Context;
+use upkeep_engine::detect::{self, Install, Options, Report};
+use upkeep_engine::guard;
 use upkeep_sys::{ExitCode, Result};
 
 pub const NAME: &str = "upkeep-detect";
@@ -68,19 +69,45 @@ fn run(args: Args) -> Result<ExitCode> {
     if let Some(path) = &args.owner {
         return owner(&root, path, &args);
     }
-    let plugins = plugin::load(&root)?;
-    let selected = detect::select(&plugins, &args.products)?;
-    let mut sys = System::open(&root)?;
-    let report = detect::detect(
-        &mut sys,
-        &selected,
+    let report = Context::open(&root)?.detect(
+        &args.products,
         &Options {
             allow_exec: args.exec.allow_exec,
         },
     )?;
+    // Reverts recorded by upkeep-guard and not yet converted back or
+    // acknowledged; detection never fails over them.
+    let reverts = match guard::reverts_of(&root, &report) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut r = report;
+            r.warnings
+                .push(format!("could not read the recorded reverts: {e}"));
+            return print(&args, &r, &[]);
+        }
+    };
+    print(&args, &report, &reverts)
+}
+
+#[derive(Serialize)]
+struct WithReverts<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    reverts: &'a [guard::Revert],
+}
+
+fn print(args: &Args, report: &Report, reverts: &[guard::Revert]) -> Result<ExitCode> {
     match args.common.format {
-        Format::Json => upkeep_cli::print_json(&report)?,
-        Format::Text => upkeep_cli::print(&render_text(&report))?,
+        Format::Json => upkeep_cli::print_json(&WithReverts { report, reverts })?,
+        Format::Text => {
+            let mut s = render_text(report);
+            for r in reverts {
+                s.push('\n');
+                s.push_str(&r.message());
+                s.push('\n');
+            }
+            upkeep_cli::print(&s)?
+        }
     }
     Ok(ExitCode::Ok)
 }
@@ -131,11 +158,7 @@ pub fn render_text(report: &Report) -> String {
 }
 
 fn render_install(s: &mut String, i: &Install) {
-    let edition = match i.edition {
-        plugin::Edition::Team => "Team Edition",
-        plugin::Edition::Enterprise => "Enterprise Edition",
-        plugin::Edition::Unknown => "edition unknown",
-    };
+    let edition = &i.edition_title;
     let _ = writeln!(
         s,
         "{} {} ({}), {}",

@@ -2,17 +2,12 @@
 //! Omnibus) off or on in the host's config, reconfigure, and verify.
 
 use clap::{CommandFactory, Parser, Subcommand};
-use serde::Serialize;
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::path::Path;
 use upkeep_cli::{self, CommonArgs, DryRun, Format, Manual};
-use upkeep_engine::detect::{self, System};
-use upkeep_engine::embedded::{self, Action, ConfigState, Located};
-use upkeep_engine::{host, plugin};
-use upkeep_formats::gitlab_rb::GitlabRb;
-use upkeep_sys::configfile::ConfigFile;
-use upkeep_sys::{Error, ExitCode, Result, SysRoot};
+use upkeep_engine::embedded::{Action, ConfigState, Why};
+use upkeep_engine::switch;
+use upkeep_sys::{Error, ExitCode, Result};
 
 pub const NAME: &str = "upkeep-embedded";
 
@@ -38,16 +33,32 @@ Refused (3): enabling an instance the host no longer bundles, or a symlinked
 config whose target is not root-owned or is writable by others.
 Busy (75): the config changed while upkeep was editing it.
 
-disable sets the product's enable setting to false in the host's config
-(changing every active assignment, else uncommenting the template's line,
-else adding it at the end of the product's section). From the host release
-that removed the bundled product (the manifest's removed_in), and with
---for-upgrade on any release, every active setting of the product is
-commented out instead, each marked with why, because that release rejects
-them. A backup (0600) is written next to the file before it is replaced;
-owner, group, mode, CRLF line endings and a missing final newline are kept;
-the new text is checked with Ruby (the host's, else ruby on PATH) before it
-replaces the old. What to edit comes from the product's plugin manifest.";
+disable sets the product's enable setting to false in the host's config. On
+host releases before the one that removed the bundled product (the manifest's
+removed_in) the last assignment is changed when it is a statement of its own
+with a literal value; otherwise (inside a conditional or block, computed)
+one final assignment is added after all code (before __END__); without any,
+the template's commented line is uncommented, else one is added at the end of
+the product's section. From removed_in on, and with --for-upgrade on any
+release, every statement that sets the product's settings is commented out
+instead, each marked with why; statements sharing a line are split first,
+every other statement left byte-identical. A removed setting inside a
+conditional, block or expression, or a method called on the settings object
+(merge!), is refused (exit 1, nothing written), naming the line to change by
+hand.
+
+What the config means is what Ruby computes: the file is evaluated as the host
+loads it, on recording objects. On / the host's Ruby runs (the manifest's
+ruby, else ruby on PATH); under --root DIR the root's own Ruby runs inside DIR
+(chroot), and without one this machine's ruby evaluates the text after
+chrooting itself into DIR, so the config's code never sees the live machine.
+Without any Ruby the reading is static, and the report says so. Every edit is
+verified before it is written: Ruby must see exactly the old settings plus the
+intended change, and a second run must change nothing; otherwise exit 1 and
+nothing is written. A backup (0600) is written next to the file before it is
+replaced; owner, group, mode, CRLF line endings and a missing final newline
+are kept; the file is read back after writing. Under --root the host's control
+command runs inside the root (chroot), never on this machine. What to edit comes from the product's plugin manifest.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -104,38 +115,6 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     upkeep_cli::run::<Args, _>(NAME, args, run)
 }
 
-#[derive(Debug, Serialize)]
-struct Report {
-    product: String,
-    config: String,
-    host: HostReport,
-    before: ConfigState,
-    after: Option<ConfigState>,
-    /// The service link exists (runit supervises the instance).
-    service_link: bool,
-    changed: bool,
-    dry_run: bool,
-    diff: Option<String>,
-    backup: Option<String>,
-    changes: Vec<String>,
-    warnings: Vec<String>,
-    reconfigure: Option<ReconfigureReport>,
-    verified: Option<bool>,
-    next_steps: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct HostReport {
-    product: String,
-    version: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct ReconfigureReport {
-    command: String,
-    exit_code: i32,
-}
-
 fn run(args: Args) -> Result<ExitCode> {
     let root = args.common.sys_root();
     let json = args.common.format == Format::Json;
@@ -156,130 +135,20 @@ fn run(args: Args) -> Result<ExitCode> {
             Some(edit.clone()),
         ),
     };
-    let plugins = plugin::load(&root)?;
-    let plugin = detect::select(&plugins, std::slice::from_ref(&product))?[0];
-    let mut sys = System::open(&root)?;
-    let loc = embedded::locate(&mut sys, plugin)?;
-    let file = ConfigFile::open(&root, &loc.config)?;
-    let rb = GitlabRb::parse(&file.real, file.text.clone())?;
-    let before = embedded::state(&rb, &loc.embedded)?;
-    let mut report = Report {
-        product: product.clone(),
-        config: loc.config.clone(),
-        host: HostReport {
-            product: loc.host.product.clone(),
-            version: loc.host_version_raw.clone(),
-        },
-        before,
-        after: None,
-        service_link: service_link(&root, &loc),
-        changed: false,
-        dry_run: false,
-        diff: None,
-        backup: None,
-        changes: Vec::new(),
-        warnings: Vec::new(),
-        reconfigure: None,
-        verified: None,
-        next_steps: Vec::new(),
-    };
-    let (Some(action), Some(edit)) = (action, edit) else {
-        output(&report, json)?;
-        return Ok(ExitCode::Ok);
-    };
-
-    let plan = embedded::plan(
-        &rb,
-        &loc.embedded,
+    let req = switch::Request {
+        product,
         action,
-        &loc.host.product,
-        loc.host_version.as_ref(),
-        &product,
-    )?;
-    report.changed = plan.changed;
-    report.changes = plan.changes.clone();
-    report.warnings = plan.warnings.clone();
-    report.dry_run = edit.dry_run.dry_run;
-    let after_rb = GitlabRb::parse(&file.real, plan.new_text.clone())?;
-    report.after = Some(embedded::state(&after_rb, &loc.embedded)?);
-    if edit.dry_run.dry_run {
-        let d = embedded::unified_diff(&file.text, &plan.new_text, &loc.config, &loc.config);
-        report.diff = Some(d);
-        output(&report, json)?;
-        return Ok(ExitCode::Ok);
-    }
-    if plan.changed {
-        let ruby = host::find_ruby(&root, &loc.host);
-        let backup = file.replace(&plan.new_text, |text| match &ruby {
-            Some(r) => host::ruby_syntax_check(r, text, &file.real),
-            None => Ok(()),
-        })?;
-        if ruby.is_none() {
-            report
-                .warnings
-                .push("no Ruby found: the edited file was not syntax-checked".into());
-        }
-        report.backup = Some(inside_path(&root, &backup));
-        host::log_line(
-            &root,
-            &format!(
-                "{NAME}: edited {} ({})",
-                loc.config,
-                report.changes.join("; ")
-            ),
-        );
-    }
-
-    let want_running = action == Action::Enable;
-    let link_wrong = report.service_link != want_running;
-    let mut failed = None;
-    if !edit.no_reconfigure && (plan.changed || link_wrong) {
-        match host::find_ctl(&root, &loc.host) {
-            None => {
-                failed = Some(format!(
-                    "no {} found under {}: run its reconfigure yourself",
-                    loc.host.ctl.as_deref().unwrap_or("control command"),
-                    root.dir().display()
-                ))
-            }
-            Some(ctl) => {
-                let code = host::run_ctl(&root, &ctl, &loc.host.reconfigure, json)?;
-                report.reconfigure = Some(ReconfigureReport {
-                    command: format!("{} {}", ctl.display(), loc.host.reconfigure.join(" ")),
-                    exit_code: code,
-                });
-                if code != 0 {
-                    failed = Some(format!("reconfigure failed with exit code {code}"));
-                } else {
-                    let link = service_link(&root, &loc);
-                    let running = match &loc.embedded.service {
-                        Some(svc) if !want_running => host::service_running(&root, &ctl, svc)?,
-                        _ => want_running,
-                    };
-                    report.service_link = link;
-                    let ok = link == want_running && running == want_running;
-                    report.verified = Some(ok);
-                    if !ok {
-                        failed = Some(format!(
-                            "after reconfigure {product} is still {}",
-                            if want_running {
-                                "not enabled"
-                            } else {
-                                "enabled or running"
-                            }
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    if action != Action::Enable {
-        report.next_steps = loc.embedded.next_steps.clone();
-    }
-    output(&report, json)?;
-    match failed {
+        dry_run: edit.as_ref().is_some_and(|e| e.dry_run.dry_run),
+        reconfigure: edit.as_ref().is_some_and(|e| !e.no_reconfigure),
+        ctl_output_to_stderr: json,
+        log_as: NAME,
+    };
+    let done = switch::switch(&root, &req)?;
+    output(&done.report, json)?;
+    match done.failed {
         Some(why) => {
-            let backup = report
+            let backup = done
+                .report
                 .backup
                 .as_deref()
                 .map(|b| format!(" (the config was changed; its backup is {b})"))
@@ -290,29 +159,20 @@ fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
-fn service_link(root: &SysRoot, loc: &Located) -> bool {
-    upkeep_sys::safe::stat(root, &loc.embedded.enabled_if_symlink, false).is_ok_and(|st| {
-        st.is_some_and(|st| upkeep_sys::safe::Kind::of(&st) == upkeep_sys::safe::Kind::Symlink)
-    })
+fn on_line(line: Option<usize>) -> String {
+    line.map(|l| format!(" on line {l}")).unwrap_or_default()
 }
 
-fn inside_path(root: &SysRoot, real: &Path) -> String {
-    match real.strip_prefix(root.dir()) {
-        Ok(p) if !root.is_host() => format!("/{}", p.display()),
-        _ => real.display().to_string(),
-    }
-}
-
-fn output(r: &Report, json: bool) -> Result<()> {
+fn output(r: &switch::Report, json: bool) -> Result<()> {
     if json {
         return upkeep_cli::print_json(r);
     }
     let mut s = String::new();
     let state = |c: &ConfigState| {
-        let why = match c.reason.as_str() {
-            "explicit" => format!("set explicitly on line {}", c.line.unwrap_or(0)),
-            "implied" => format!("implied by the URL setting on line {}", c.line.unwrap_or(0)),
-            _ => "the default".to_string(),
+        let why = match c.reason {
+            Why::Explicit => format!("set explicitly{}", on_line(c.line)),
+            Why::Implied => format!("implied by the URL setting{}", on_line(c.line)),
+            Why::Default => "the default".to_string(),
         };
         format!("{} ({why})", if c.enabled { "enabled" } else { "disabled" })
     };

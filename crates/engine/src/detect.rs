@@ -2,8 +2,7 @@
 //! which version and edition, who manages them.
 
 use crate::plugin::{
-    expand, Edition, EditionRule, GuardSpec, InstallKind, InstallSpec, LeaseSpec, Plugin,
-    VersionSource,
+    expand, Edition, EditionRule, GuardSpec, InstallSpec, LeaseSpec, Plugin, VersionSource,
 };
 use serde::Serialize;
 use std::path::Path;
@@ -33,6 +32,8 @@ pub struct Install {
     pub kind: String,
     pub version: Option<String>,
     pub edition: Edition,
+    /// How people call the edition ("Enterprise Edition"), per the manifest.
+    pub edition_title: String,
     pub dir: Option<String>,
     pub config: Option<String>,
     pub binary: Option<FileInfo>,
@@ -137,6 +138,16 @@ fn detect_install(
     // The binary, opened once (non-blocking, regular files only, links
     // resolved inside the root): a FIFO or device there is reported, never read.
     let binary_file = match spec.binary.as_deref().map(|b| safe::open_file(root, b)) {
+        // Bounded: a sparse terabyte planted at the path is never scanned.
+        Some(Ok(Some((_, st)))) if st.st_size as u64 > safe::limit::BINARY => {
+            sys.warnings.push(format!(
+                "{}: is larger than {} bytes: not read",
+                root.path(spec.binary.as_deref().unwrap_or_default())
+                    .display(),
+                safe::limit::BINARY
+            ));
+            None
+        }
         Some(Ok(found)) => found,
         Some(Err(e)) => {
             sys.warnings.push(e.to_string());
@@ -183,12 +194,10 @@ fn detect_install(
         None => (tarball(), None),
     };
 
-    let kind = match spec.kind {
-        InstallKind::GitlabOmnibus => "gitlab-omnibus".to_string(),
-        InstallKind::Standalone => match manager.kind {
-            ManagerKind::Dpkg => "deb".to_string(),
-            other => other.to_string(),
-        },
+    let kind = match manager.kind {
+        _ if !spec.kind_by_manager => spec.kind.clone(),
+        ManagerKind::Dpkg => "deb".to_string(),
+        other => other.to_string(),
     };
 
     let version = read_version(sys, &spec.version, binary, dir, opts)
@@ -220,6 +229,7 @@ fn detect_install(
         product: m.name.clone(),
         kind,
         version,
+        edition_title: m.edition_title(&edition),
         edition,
         dir: dir.filter(|_| dir_present).map(str::to_string),
         config: spec.config.clone(),
@@ -236,8 +246,9 @@ fn detect_install(
             paths: l.paths.iter().map(|p| expand(p, binary, dir)).collect(),
             to: l.to.clone(),
             dir: l.dir,
+            private: l.private,
         }),
-        ships_edition: spec.ships_edition,
+        ships_edition: spec.ships_edition.clone(),
         guard: spec.guard.clone(),
     }))
 }
@@ -418,6 +429,8 @@ fn run_for_version(
 ) -> Result<String, String> {
     let args: Vec<String> = argv.iter().map(|a| expand(a, binary, dir)).collect();
     let program = args.first().ok_or("an empty command")?;
+    // Nothing a lease holder could have written is run.
+    crate::lease::may_run(root, Path::new(program)).map_err(|e| e.to_string())?;
     // The program is the root's, its links resolved inside the root.
     let prog = safe::resolve(root, program)
         .map_err(|e| e.to_string())?
@@ -462,10 +475,10 @@ fn decide_edition(
             false
         };
         if decided {
-            return r.edition;
+            return r.edition.clone();
         }
     }
-    Edition::Unknown
+    Edition::unknown()
 }
 
 /// One package that owns a path, and which database said so.

@@ -3,9 +3,13 @@
 //! `[install.embedded]` table; this module only knows gitlab.rb semantics.
 
 use crate::plugin::EmbeddedSpec;
+use crate::rb_eval::{truthy, Evaluated};
 use serde::Serialize;
+use serde_json::{Map, Value};
 use std::ops::Range;
-use upkeep_formats::gitlab_rb::{GitlabRb, Setting, Statement};
+use upkeep_formats::ruby_config::{
+    line_end, line_start, Found, HeredocSpan, Kind, Place, RubyConfig,
+};
 use upkeep_pkg::version::ProductVersion;
 use upkeep_sys::error::{Error, Result};
 
@@ -79,17 +83,31 @@ pub enum Action {
     Enable,
 }
 
+/// Why the config enables the instance or not.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Why {
+    /// The enable setting says so.
+    Explicit,
+    /// A setting that enables it by itself (a URL).
+    Implied,
+    /// Nothing says: the host's default.
+    Default,
+}
+
 /// What gitlab.rb says about the instance.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConfigState {
     pub enabled: bool,
-    /// explicit, implied (a URL setting), or default.
-    pub reason: String,
+    pub reason: Why,
     /// Line of the assignment that decides, if any.
     pub line: Option<usize>,
-    /// Every active setting of the instance (`mattermost[...]`, and the
-    /// removed method settings), as `line: text`.
+    /// Every place that sets something of the instance (`mattermost[...]`,
+    /// and the removed method settings), as `line: text`.
     pub active_settings: Vec<String>,
+    /// "ruby": Ruby evaluated the file as Omnibus does; "static": no Ruby
+    /// was available, this is a reading of the text alone.
+    pub source: String,
 }
 
 /// The names the manifest gives, with gitlab.rb's defaults.
@@ -107,60 +125,142 @@ fn names(spec: &EmbeddedSpec) -> Result<Names<'_>> {
     })
 }
 
-fn first_line(rb: &GitlabRb, s: &Statement) -> String {
-    let text = &rb.text[s.span.clone()];
-    let line = text
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches('\r');
-    format!("{}: {line}", rb.line_of(s.span.start))
+/// Every place that sets something the removal release rejects.
+fn removable<'a>(rb: &'a RubyConfig, spec: &'a EmbeddedSpec, setting: &'a str) -> Vec<&'a Found> {
+    rb.settings
+        .iter()
+        .filter(|f| f.name == setting || spec.removed_settings.contains(&f.name))
+        .collect()
 }
 
-pub fn state(rb: &GitlabRb, spec: &EmbeddedSpec) -> Result<ConfigState> {
-    let n = names(spec)?;
-    let last = rb.assignments(n.setting, Some(n.enable_key)).last();
-    let implied = spec
-        .implied_by
+fn active_settings(rb: &RubyConfig, spec: &EmbeddedSpec, setting: &str) -> Vec<String> {
+    removable(rb, spec, setting)
         .iter()
-        .find_map(|name| rb.calls(name).last());
-    let active_settings = removable(rb, spec, n.setting)
-        .map(|s| first_line(rb, s))
-        .collect();
+        .map(|f| rb.describe(&f.span))
+        .collect()
+}
+
+/// A reading of the text alone, for when no Ruby is available: the last
+/// literal assignment of the enable key, else a URL setting. Settings in
+/// conditionals count as if they ran.
+pub fn state(rb: &RubyConfig, spec: &EmbeddedSpec) -> Result<ConfigState> {
+    let n = names(spec)?;
+    let last = rb
+        .of(n.setting)
+        .filter_map(|f| match &f.kind {
+            Kind::Index { keys, value }
+                if keys.len() == 1 && keys[0].as_deref() == Some(n.enable_key) =>
+            {
+                Some((f, value.as_ref()))
+            }
+            _ => None,
+        })
+        .last();
+    let implied = rb
+        .settings
+        .iter()
+        .rev()
+        .find(|f| f.kind == Kind::Call && spec.implied_by.contains(&f.name));
     let (enabled, reason, line) = match (last, implied) {
-        (Some(s), _) => {
-            let v = rb.value_text(s).unwrap_or_default();
-            // Anything but a literal false or nil is truthy to Ruby.
-            (
-                !matches!(v, "false" | "nil"),
-                "explicit".to_string(),
-                Some(rb.line_of(s.span.start)),
-            )
-        }
-        (None, Some(s)) => (true, "implied".to_string(), Some(rb.line_of(s.span.start))),
-        (None, None) => (false, "default".to_string(), None),
+        // Anything but a literal false or nil is taken as true.
+        (Some((f, v)), _) => (
+            !v.is_some_and(|v| matches!(rb.text[v.span.clone()].trim(), "false" | "nil")),
+            Why::Explicit,
+            Some(rb.line_of(f.span.start)),
+        ),
+        (None, Some(f)) => (true, Why::Implied, Some(rb.line_of(f.span.start))),
+        (None, None) => (false, Why::Default, None),
     };
     Ok(ConfigState {
         enabled,
         reason,
         line,
-        active_settings,
+        active_settings: active_settings(rb, spec, n.setting),
+        source: "static".into(),
     })
 }
 
-/// Active statements the removal form comments out.
-fn removable<'a>(
-    rb: &'a GitlabRb,
-    spec: &'a EmbeddedSpec,
-    setting: &'a str,
-) -> impl Iterator<Item = &'a Statement> + 'a {
-    rb.statements.iter().filter(move |s| match &s.setting {
-        Some(Setting::Index { name, .. }) => {
-            name == setting || spec.removed_settings.contains(name)
-        }
-        Some(Setting::Call { name, .. }) => spec.removed_settings.contains(name),
-        None => false,
+/// The state as Ruby computed it (`settings` from `rb_eval`), as Omnibus
+/// decides it: the enable key when set (not nil), else any URL setting
+/// that enables it implicitly.
+pub fn state_from_eval(
+    rb: &RubyConfig,
+    spec: &EmbeddedSpec,
+    ev: &Evaluated,
+    path: &std::path::Path,
+) -> Result<ConfigState> {
+    let n = names(spec)?;
+    let settings = ev.settings(path)?;
+    // A key only read (auto-vivified to an empty object) was never set.
+    let enable = settings
+        .get(n.setting)
+        .and_then(|s| s.get(n.enable_key))
+        .filter(|v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()));
+    let implied = spec.implied_by.iter().find(|name| {
+        settings
+            .get(name.as_str())
+            .is_some_and(|v| truthy(v) && !v.is_object())
+    });
+    let set = |v: &Value| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty());
+    let removed_seen = std::iter::once(n.setting)
+        .chain(spec.removed_settings.iter().map(String::as_str))
+        .any(|name| settings.get(name).is_some_and(set));
+    let (enabled, reason, line) = match (enable, implied) {
+        (Some(v), _) => (
+            truthy(v),
+            Why::Explicit,
+            ev.line(n.setting, Some(n.enable_key)),
+        ),
+        (None, Some(name)) => (true, Why::Implied, ev.line(name, None)),
+        (None, None) => (false, Why::Default, None),
+    };
+    Ok(ConfigState {
+        enabled,
+        reason,
+        line,
+        // Where they are, when Ruby saw any of them set (code that never
+        // runs sets nothing).
+        active_settings: if removed_seen {
+            active_settings(rb, spec, n.setting)
+        } else {
+            Vec::new()
+        },
+        source: "ruby".into(),
     })
+}
+
+/// The effective settings a change must leave: `before` with the enable
+/// key set to `want`, or with the removed settings gone.
+pub fn expected_after(
+    spec: &EmbeddedSpec,
+    before: &Map<String, Value>,
+    action: Action,
+    want: bool,
+) -> Result<Map<String, Value>> {
+    let n = names(spec)?;
+    let mut v = before.clone();
+    match action {
+        Action::DisableForUpgrade => {
+            v.remove(n.setting);
+            for r in &spec.removed_settings {
+                v.remove(r);
+            }
+        }
+        Action::Disable | Action::Enable => {
+            let entry = v
+                .entry(n.setting.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(m) = entry {
+                m.insert(n.enable_key.to_string(), Value::Bool(want));
+            } else {
+                return Err(Error::Failed(format!(
+                    "{} is not a settings object in this file",
+                    n.setting
+                )));
+            }
+        }
+    }
+    Ok(v)
 }
 
 fn version_of(v: Option<&str>) -> Option<ProductVersion> {
@@ -202,26 +302,23 @@ pub struct Plan {
     /// What was done, one line each, for people.
     pub changes: Vec<String>,
     pub warnings: Vec<String>,
+    /// The action after the host's version was taken into account.
+    #[serde(skip)]
+    pub action: Action,
 }
 
-fn line_ending(text: &str) -> &'static str {
-    if text.contains("\r\n") {
+/// The line ending of the line `pos` is on (the file's first one if that
+/// line has none).
+fn line_ending_at(text: &str, pos: usize) -> &'static str {
+    let e = line_end(text, pos);
+    if text[e..].starts_with("\r\n") {
+        "\r\n"
+    } else if text[e..].starts_with('\n') {
+        "\n"
+    } else if text.contains("\r\n") {
         "\r\n"
     } else {
         "\n"
-    }
-}
-
-fn line_start(text: &str, pos: usize) -> usize {
-    text[..pos].rfind('\n').map_or(0, |i| i + 1)
-}
-
-fn line_end(text: &str, pos: usize) -> usize {
-    let e = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
-    if e > 0 && text.as_bytes()[e - 1] == b'\r' {
-        e - 1
-    } else {
-        e
     }
 }
 
@@ -234,10 +331,21 @@ fn apply(text: &str, mut edits: Vec<(Range<usize>, String)>) -> String {
     out
 }
 
-/// `host` names the product that embeds it (for messages).
+/// A change upkeep will not make by itself: exit 1, nothing written.
+fn by_hand(rb: &RubyConfig, span: &Range<usize>, why: &str, what: &str) -> Error {
+    Error::Failed(format!(
+        "line {} ({}) {why}, which upkeep cannot change safely; nothing was written. By hand: {what}, then run this command again.",
+        rb.line_of(span.start),
+        rb.describe(span).split_once(": ").map_or("", |x| x.1),
+    ))
+}
+
+/// Plans the edit. `st` is the instance's state (from Ruby when
+/// available); `host` names the product that embeds it (for messages).
 pub fn plan(
-    rb: &GitlabRb,
+    rb: &RubyConfig,
     spec: &EmbeddedSpec,
+    st: &ConfigState,
     action: Action,
     host: &str,
     host_version: Option<&ProductVersion>,
@@ -250,7 +358,7 @@ pub fn plan(
     let action = match action {
         Action::Disable if removed => {
             warnings.push(format!(
-                "{host} {} no longer bundles {product} (removed in {}): commenting out its settings instead of disabling it",
+                "{host} {} no longer bundles {product} (it was removed in {}), so its settings are commented out instead of being switched off.",
                 host_version.map_or("", |v| v.raw.as_str()),
                 spec.removed_in.as_deref().unwrap_or_default()
             ));
@@ -258,7 +366,7 @@ pub fn plan(
         }
         Action::Enable if removed => {
             return Err(Error::Refused(format!(
-                "{product} is no longer bundled with {host} {}: it cannot be enabled",
+                "{product} is no longer bundled with {host} {}, so it cannot be enabled.",
                 host_version.map_or("", |v| v.raw.as_str())
             )))
         }
@@ -266,17 +374,14 @@ pub fn plan(
     };
     if host_version.is_none() {
         warnings.push(format!(
-            "the {host} version is unknown: assuming it still bundles {product}"
+            "The {host} version is unknown, so upkeep assumes it still bundles {product}."
         ));
     }
     let new_text = match action {
-        Action::DisableForUpgrade => comment_out(rb, spec, host, n.setting, &mut changes),
+        Action::DisableForUpgrade => comment_out(rb, spec, host, n.setting, &mut changes)?,
         Action::Disable | Action::Enable => {
             let want = action == Action::Enable;
-            let st = state(rb, spec)?;
-            if action == Action::Disable && !st.enabled && st.reason == "default" {
-                // Nothing to write: a new mattermost[...] line would only
-                // break a later upgrade to a host that removed the instance.
+            if st.enabled == want {
                 rb.text.clone()
             } else {
                 set_enable(rb, &n, spec, want, &mut changes)
@@ -285,9 +390,9 @@ pub fn plan(
     };
     if action == Action::Disable {
         if let (Some(from), Some(until)) = (&spec.removed_in, &spec.any_setting_fatal_until) {
-            if rb.assignments(n.setting, None).next().is_some() || !changes.is_empty() {
+            if rb.of(n.setting).next().is_some() || !changes.is_empty() {
                 warnings.push(format!(
-                    "{host} {from} up to (not including) {until} aborts reconfigure on any {}[...] setting, and an upgrade to it fails in the package's preinst while one is active: before such an upgrade run `upkeep-embedded disable --for-upgrade {product}`",
+                    "Before upgrading {host} to {from} or later, run `upkeep-embedded disable --for-upgrade {product}`: {host} {from} up to (not including) {until} stops its reconfigure and its package upgrade on any remaining {}[...] setting.",
                     n.setting
                 ));
             }
@@ -298,11 +403,12 @@ pub fn plan(
         new_text,
         changes,
         warnings,
+        action,
     })
 }
 
 fn set_enable(
-    rb: &GitlabRb,
+    rb: &RubyConfig,
     n: &Names<'_>,
     spec: &EmbeddedSpec,
     want: bool,
@@ -310,35 +416,42 @@ fn set_enable(
 ) -> String {
     let text = &rb.text;
     let value = if want { "true" } else { "false" };
-    let nl = line_ending(text);
     let assignment = format!("{}['{}'] = {value}", n.setting, n.enable_key);
-    let existing: Vec<&Statement> = rb.assignments(n.setting, Some(n.enable_key)).collect();
-    if !existing.is_empty() {
-        // Change every active assignment: the last one wins, but a person
-        // reading the file should not find a contradicting earlier one.
-        let mut edits = Vec::new();
-        for s in existing {
-            if let Some(Setting::Index { value: r, .. }) = &s.setting {
-                if text[r.clone()].trim() != value {
-                    changes.push(format!(
-                        "line {}: set {}['{}'] to {value}",
-                        rb.line_of(s.span.start),
-                        n.setting,
-                        n.enable_key
-                    ));
-                    edits.push((r.clone(), value.to_string()));
-                }
+    let last = rb
+        .settings
+        .iter()
+        .rev()
+        .find(|f| f.may_set(n.setting, n.enable_key));
+    if let Some(f) = last {
+        // The last assignment wins: change it when it is a statement of its
+        // own with a literal value, else add one after all code.
+        if let (
+            Place::Statement,
+            Kind::Index {
+                keys,
+                value: Some(v),
+            },
+        ) = (f.place, &f.kind)
+        {
+            if keys.len() == 1 && keys[0].as_deref() == Some(n.enable_key) && v.literal {
+                changes.push(format!(
+                    "line {}: set {}['{}'] to {value}",
+                    rb.line_of(f.span.start),
+                    n.setting,
+                    n.enable_key
+                ));
+                return apply(text, vec![(v.span.clone(), value.to_string())]);
             }
         }
-        return apply(text, edits);
+        return append(rb, &assignment, changes);
     }
     // The template's commented-out line, replaced in place.
     if let Some(c) = rb
         .comments
         .iter()
-        .find(|c| is_template_line(&text[(*c).clone()], n))
+        .find(|c| is_template_line(&text[(*c).clone()], n) && rb.at_top_level(c.start))
     {
-        let start = line_start(text, c.start);
+        let start = line_start(text, c.start).max(rb.bom);
         if text[start..c.start].trim().is_empty() {
             let indent = &text[start..c.start];
             changes.push(format!(
@@ -348,31 +461,46 @@ fn set_enable(
             return apply(text, vec![(start..c.end, format!("{indent}{assignment}"))]);
         }
     }
-    // Else at the end of the template's section, or of the file.
-    let at = spec
+    // Else at the end of the template's section, or after all code.
+    if let Some(at) = spec
         .section
         .as_deref()
         .and_then(|s| section_end(rb, s))
-        .unwrap_or(text.len());
-    changes.push(format!(
-        "line {}: added {assignment}",
-        rb.line_of(at.min(text.len()))
-    ));
-    if at >= text.len() {
-        let sep = if text.is_empty() || text.ends_with('\n') {
-            ""
-        } else {
-            nl
-        };
-        // Keep a missing final newline missing.
-        let end = if text.is_empty() || text.ends_with('\n') {
-            nl
-        } else {
-            ""
-        };
-        return format!("{text}{sep}{assignment}{end}");
+        .filter(|at| *at < rb.code_end && rb.at_top_level(*at))
+    {
+        changes.push(format!("line {}: added {assignment}", rb.line_of(at)));
+        let nl = line_ending_at(text, at);
+        return apply(text, vec![(at..at, format!("{assignment}{nl}"))]);
     }
-    apply(text, vec![(at..at, format!("{assignment}{nl}"))])
+    append(rb, &assignment, changes)
+}
+
+/// Adds `line` after all code (before `__END__`), keeping a missing final
+/// newline missing.
+fn append(rb: &RubyConfig, line: &str, changes: &mut Vec<String>) -> String {
+    let text = &rb.text;
+    let at = rb.code_end;
+    let nl = if text[..at].ends_with("\r\n") {
+        "\r\n"
+    } else if text[..at].ends_with('\n') {
+        "\n"
+    } else {
+        line_ending_at(text, 0)
+    };
+    if at < text.len() {
+        changes.push(format!("line {}: added {line}", rb.line_of(at)));
+        return apply(text, vec![(at..at, format!("{line}{nl}"))]);
+    }
+    let ends_nl = text.is_empty() || text.ends_with('\n');
+    changes.push(format!(
+        "line {}: added {line}",
+        rb.line_of(text.len()) + usize::from(!ends_nl && !text.is_empty())
+    ));
+    if ends_nl {
+        format!("{text}{line}{nl}")
+    } else {
+        format!("{text}{nl}{line}")
+    }
 }
 
 /// `# mattermost['enable'] = …` as the template writes it.
@@ -392,11 +520,12 @@ fn is_template_line(comment: &str, n: &Names<'_>) -> bool {
             .trim_start()
             .starts_with(']')
         && key.contains('=')
+        && !comment.contains('\n')
 }
 
 /// Just before the banner that follows the section's heading, after the
 /// section's last non-blank line.
-fn section_end(rb: &GitlabRb, section: &str) -> Option<usize> {
+fn section_end(rb: &RubyConfig, section: &str) -> Option<usize> {
     let text = &rb.text;
     let heading = rb
         .comments
@@ -435,217 +564,320 @@ fn section_end(rb: &GitlabRb, section: &str) -> Option<usize> {
     None
 }
 
-/// Comments out every active setting the host no longer accepts, each with
-/// a line that says why; statements sharing a line with others are split
-/// onto their own lines first.
+/// One piece of a line being rebuilt: a statement (or an operand of a
+/// top-level `and`/`or` chain) and whether it is commented out.
+struct Unit<'a> {
+    span: Range<usize>,
+    comment: bool,
+    bodies: Vec<&'a HeredocSpan>,
+}
+
+/// Whether `gap` (between two statements on one line, heredoc bodies
+/// removed) holds only separators: blanks, `;`, line continuations and,
+/// inside a chain, its operators.
+fn only_separators(gap: &str, chain: bool) -> bool {
+    let mut rest = gap;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', '\r', '\n', ';', '\\']);
+        if rest.is_empty() {
+            return true;
+        }
+        let op = ["and", "or", "&&", "||"]
+            .iter()
+            .find(|op| chain && rest.starts_with(*op));
+        match op {
+            Some(op) => rest = &rest[op.len()..],
+            None => return false,
+        }
+    }
+}
+
+/// Comments out every statement that sets something the host no longer
+/// accepts, each with a line that says why. Statements sharing a line are
+/// split onto lines of their own first (top-level `and`/`or` chains into
+/// their operands); every other statement stays byte-identical. A setting
+/// nested in a conditional, block or method, or a method called on the
+/// settings object (`merge!`), is refused: exit 1, nothing written.
 fn comment_out(
-    rb: &GitlabRb,
+    rb: &RubyConfig,
     spec: &EmbeddedSpec,
     host: &str,
     setting: &str,
     changes: &mut Vec<String>,
-) -> String {
+) -> Result<String> {
     let text = &rb.text;
-    let nl = line_ending(text);
     let why = format!(
         "# upkeep: commented out: {host} {} removed bundled {setting}, and any {setting}[...] setting aborts its reconfigure",
         spec.removed_in.as_deref().unwrap_or_default()
     );
-    let mut edits: Vec<(Range<usize>, String)> = Vec::new();
-    for s in removable(rb, spec, setting) {
-        let ls = line_start(text, s.span.start);
-        let own_end = line_end(text, s.span.end);
-        let mut le = own_end;
-        // Heredoc bodies that follow belong to the statement.
-        while let Some(b) = rb.heredoc_bodies.iter().find(|b| {
-            let next = if text[le..].starts_with("\r\n") {
-                le + 2
-            } else {
-                le + 1
-            };
-            b.start == next
+    let targets = removable(rb, spec, setting);
+    for f in &targets {
+        if let Kind::Method(m) = &f.kind {
+            return Err(by_hand(
+                rb,
+                &f.span,
+                &format!("calls {m} on {}", f.name),
+                &format!("delete or comment out every {setting} setting it makes"),
+            ));
+        }
+        if f.place == Place::Nested {
+            return Err(by_hand(
+                rb,
+                &f.span,
+                &format!("sets {} inside a conditional, block or expression", f.name),
+                "comment out or delete that setting (keeping the code around it working)",
+            ));
+        }
+    }
+    for f in targets.iter().filter(|f| f.place == Place::Chain) {
+        if !rb.statements[f.top].splittable {
+            return Err(by_hand(
+                rb,
+                &f.span,
+                &format!(
+                    "sets {} in an and/or chain whose other parts may or may not run",
+                    f.name
+                ),
+                "rewrite the chain as separate statements (or an if), without that setting",
+            ));
+        }
+    }
+    // Commenting a setting out must not take another setting with it.
+    for f in &targets {
+        if let Some(o) = rb.settings.iter().find(|o| {
+            f.span.start <= o.span.start
+                && o.span.end <= f.span.end
+                && o.span != f.span
+                && !(o.name == setting || spec.removed_settings.contains(&o.name))
         }) {
-            le = line_end(text, b.end.saturating_sub(1).max(b.start));
+            return Err(by_hand(
+                rb,
+                &f.span,
+                &format!("sets {} within the same statement", o.name),
+                &format!("move the {} setting to a statement of its own", o.name),
+            ));
         }
-        let before = &text[ls..s.span.start];
-        let after = &text[s.span.end..own_end];
-        let indent: String = before
-            .chars()
-            .take_while(|c| *c == ' ' || *c == '\t')
-            .collect();
-        let mut out = String::new();
-        if !before.trim().is_empty() {
-            out.push_str(before.trim_end().trim_end_matches(';').trim_end());
-            out.push_str(nl);
-        }
-        let after_code = after.trim_start().strip_prefix(';').map(str::trim_start);
-        let (trailing_comment, rest_code) = match after_code {
-            Some(rest) => ("", rest),
-            None => (after.trim_end(), ""),
-        };
-        out.push_str(&indent);
-        out.push_str(&why);
-        for (i, l) in text[s.span.start..s.span.end].split('\n').enumerate() {
-            out.push_str(nl);
-            out.push_str(&indent);
-            out.push_str("# ");
-            let l = l.trim_end_matches('\r');
-            out.push_str(if i == 0 { l } else { l.trim_start() });
-        }
-        out.push_str(trailing_comment);
-        // Heredoc bodies after the statement's own lines.
-        if le > own_end {
-            for l in text[own_end..le].split('\n').skip(1) {
-                out.push_str(nl);
-                out.push_str(&indent);
-                out.push_str("# ");
-                out.push_str(l.trim_end_matches('\r'));
-            }
-        }
-        if !rest_code.is_empty() {
-            out.push_str(nl);
-            out.push_str(&indent);
-            out.push_str(rest_code);
-        }
-        changes.push(format!(
-            "line {}: commented out {}",
-            rb.line_of(s.span.start),
-            first_line(rb, s).split_once(": ").map_or("", |x| x.1)
-        ));
-        edits.push((ls..le, out));
     }
-    apply(text, edits)
-}
-
-/// A unified diff (`diff -u` style, 3 lines of context) of two texts.
-pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
-    let a: Vec<&str> = old.split_inclusive('\n').collect();
-    let b: Vec<&str> = new.split_inclusive('\n').collect();
-    let ops = diff_lines(&a, &b);
-    if ops.iter().all(|o| matches!(o, Op::Same(..))) {
-        return String::new();
-    }
-    let mut out = format!("--- {old_name}\n+++ {new_name}\n");
-    // Group changes with 3 lines of context into hunks.
-    let ctx = 3;
+    let target_spans: Vec<&Range<usize>> = targets.iter().map(|f| &f.span).collect();
+    let tops: std::collections::BTreeSet<usize> = targets.iter().map(|f| f.top).collect();
+    let mut edits = Vec::new();
+    let stmts = &rb.statements;
     let mut i = 0;
-    while i < ops.len() {
-        if matches!(ops[i], Op::Same(..)) {
-            i += 1;
-            continue;
-        }
-        let start = i.saturating_sub(ctx);
-        let mut end = i;
-        let mut same_run = 0;
-        while end < ops.len() {
-            if matches!(ops[end], Op::Same(..)) {
-                same_run += 1;
-                if same_run > 2 * ctx {
-                    break;
-                }
-            } else {
-                same_run = 0;
-            }
-            end += 1;
-        }
-        let end = (end - same_run.min(end)).min(ops.len()) + same_run.min(ctx);
-        let end = end.min(ops.len());
-        let (mut a0, mut b0) = (usize::MAX, usize::MAX);
-        let (mut an, mut bn) = (0, 0);
-        let mut body = String::new();
-        for op in &ops[start..end] {
-            match *op {
-                Op::Same(x, y) => {
-                    a0 = a0.min(x);
-                    b0 = b0.min(y);
-                    an += 1;
-                    bn += 1;
-                    push_line(&mut body, ' ', a[x]);
-                }
-                Op::Del(x, y) => {
-                    a0 = a0.min(x);
-                    b0 = b0.min(y);
-                    an += 1;
-                    push_line(&mut body, '-', a[x]);
-                }
-                Op::Add(x, y) => {
-                    a0 = a0.min(x);
-                    b0 = b0.min(y);
-                    bn += 1;
-                    push_line(&mut body, '+', b[y]);
-                }
-            }
-        }
-        let show = |s: usize, n: usize| if n == 0 { s } else { s + 1 };
-        out.push_str(&format!(
-            "@@ -{},{an} +{},{bn} @@\n",
-            show(a0, an),
-            show(b0, bn)
-        ));
-        out.push_str(&body);
-        i = end;
-    }
-    out
-}
-
-fn push_line(out: &mut String, mark: char, line: &str) {
-    out.push(mark);
-    out.push_str(line.trim_end_matches('\n'));
-    out.push('\n');
-    if !line.ends_with('\n') {
-        out.push_str("\\ No newline at end of file\n");
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    /// Line indexes in old and new.
-    Same(usize, usize),
-    /// Old line removed; the second is the new position it stands before.
-    Del(usize, usize),
-    /// New line added; the first is the old position it stands before.
-    Add(usize, usize),
-}
-
-/// Line diff: common prefix and suffix trimmed, then a longest-common-
-/// subsequence table over what is left (small: edits are local).
-fn diff_lines(a: &[&str], b: &[&str]) -> Vec<Op> {
-    let pre = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let suf = a[pre..]
-        .iter()
-        .rev()
-        .zip(b[pre..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let (am, bm) = (&a[pre..a.len() - suf], &b[pre..b.len() - suf]);
-    let mut ops: Vec<Op> = (0..pre).map(|i| Op::Same(i, i)).collect();
-    let (n, m) = (am.len(), bm.len());
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if am[i] == bm[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j) = (0, 0);
-    while i < n || j < m {
-        if i < n && j < m && am[i] == bm[j] {
-            ops.push(Op::Same(pre + i, pre + j));
-            i += 1;
+    while i < stmts.len() {
+        // A cluster: statements joined on shared lines.
+        let mut j = i;
+        while j + 1 < stmts.len()
+            && !text[stmts[j].span.end..stmts[j + 1].span.start].contains('\n')
+        {
             j += 1;
-        } else if i < n && (j >= m || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            ops.push(Op::Del(pre + i, pre + j));
-            i += 1;
+        }
+        if (i..=j).any(|k| tops.contains(&k)) {
+            edits.push(rebuild(rb, i..=j, &target_spans, &tops, &why)?);
+            for k in i..=j {
+                for f in targets.iter().filter(|f| f.top == k) {
+                    changes.push(format!(
+                        "line {}: commented out {}",
+                        rb.line_of(f.span.start),
+                        rb.describe(&f.span).split_once(": ").map_or("", |x| x.1)
+                    ));
+                }
+            }
+        }
+        i = j + 1;
+    }
+    Ok(apply(text, edits))
+}
+
+fn rebuild(
+    rb: &RubyConfig,
+    cluster: std::ops::RangeInclusive<usize>,
+    targets: &[&Range<usize>],
+    tops: &std::collections::BTreeSet<usize>,
+    why: &str,
+) -> Result<(Range<usize>, String)> {
+    let text = &rb.text;
+    let (first, last) = (*cluster.start(), *cluster.end());
+    let stmts = &rb.statements;
+    let cannot = |at: usize| {
+        Error::Failed(format!(
+            "line {} joins statements in a way upkeep cannot split safely; nothing was written. By hand: put each statement on a line of its own, then run this command again.",
+            rb.line_of(at)
+        ))
+    };
+    let mut units: Vec<Unit<'_>> = Vec::new();
+    for k in cluster.clone() {
+        let s = &stmts[k];
+        let pieces: Vec<Range<usize>> = if tops.contains(&k) && !s.operands.is_empty() {
+            s.operands.clone()
         } else {
-            ops.push(Op::Add(pre + i, pre + j));
-            j += 1;
+            vec![s.span.clone()]
+        };
+        for p in pieces {
+            let comment = tops.contains(&k) && targets.iter().any(|t| **t == p);
+            let bodies = s
+                .heredocs
+                .iter()
+                .filter(|h| {
+                    p.start <= h.opener.start && h.opener.end <= p.end && h.body.start >= p.end
+                })
+                .collect();
+            units.push(Unit {
+                span: p,
+                comment,
+                bodies,
+            });
         }
     }
-    ops.extend((0..suf).map(|k| Op::Same(a.len() - suf + k, b.len() - suf + k)));
-    ops
+    // Bodies may only lie after their unit's line, between units or after
+    // the last one, never inside another unit.
+    for u in &units {
+        for b in &u.bodies {
+            if units
+                .iter()
+                .any(|o| o.span.start < b.body.end && b.body.start < o.span.end)
+            {
+                return Err(cannot(u.span.start));
+            }
+        }
+    }
+    let region_start =
+        line_start(text, stmts[first].span.start).max(rb.bom.min(stmts[first].span.start));
+    let indent = &text[region_start..stmts[first].span.start];
+    if !indent.chars().all(|c| c == ' ' || c == '\t') {
+        return Err(cannot(stmts[first].span.start));
+    }
+    let last_unit_end = units.last().map_or(stmts[last].span.end, |u| u.span.end);
+    let code_line_end = line_end(text, last_unit_end);
+    let region_end = units
+        .iter()
+        .flat_map(|u| u.bodies.iter().map(|b| b.body.end))
+        .fold(code_line_end, usize::max);
+    let nl = line_ending_at(text, stmts[first].span.start);
+    // What follows the last statement on its line: `;`, blanks, a comment.
+    let tail = text[last_unit_end..code_line_end].trim_start_matches([' ', '\t', ';']);
+    if !tail.is_empty() && !tail.starts_with('#') {
+        return Err(cannot(last_unit_end));
+    }
+    for w in units.windows(2) {
+        let mut gap = text[w[0].span.end..w[1].span.start].to_string();
+        for b in units.iter().flat_map(|u| &u.bodies) {
+            if w[0].span.end <= b.body.start && b.body.end <= w[1].span.start {
+                gap = gap.replace(&text[b.body.clone()], "");
+            }
+        }
+        let chain = !text[w[0].span.end..w[1].span.start].contains(';')
+            || units.len() > cluster.clone().count();
+        if !only_separators(&gap, chain) {
+            return Err(cannot(w[1].span.start));
+        }
+    }
+    let mut out = String::new();
+    let commented = |out: &mut String, lines: &str, first_prefix: bool| {
+        for (n, l) in lines.split('\n').enumerate() {
+            if n > 0 || first_prefix {
+                out.push_str(nl);
+                out.push_str(indent);
+            }
+            out.push_str("# ");
+            out.push_str(l.strip_suffix('\r').unwrap_or(l));
+        }
+    };
+    for (k, u) in units.iter().enumerate() {
+        if k > 0 {
+            out.push_str(nl);
+        }
+        out.push_str(indent);
+        let code = &text[u.span.clone()];
+        if u.comment {
+            out.push_str(why);
+            commented(&mut out, code, true);
+        } else {
+            out.push_str(code);
+        }
+        if k + 1 == units.len() && !tail.is_empty() {
+            out.push(' ');
+            out.push_str(tail.trim_end_matches('\r'));
+        }
+        for b in &u.bodies {
+            let body = &text[b.body.clone()];
+            if u.comment {
+                commented(&mut out, body, true);
+            } else {
+                out.push_str(nl);
+                out.push_str(body);
+            }
+        }
+    }
+    Ok((region_start..region_end, out))
+}
+
+pub use upkeep_formats::diff::unified_diff;
+
+/// Checks a planned edit before it is written: the new text parses, Ruby
+/// (when `evaluated`: the before-settings and the new text's evaluation)
+/// computes exactly the old settings plus the intended change, and
+/// planning again on the new text changes nothing. Returns the state after.
+/// Any failure is exit 1 with a sentence saying nothing was written.
+#[allow(clippy::too_many_arguments)]
+pub fn verify(
+    path: &std::path::Path,
+    spec: &EmbeddedSpec,
+    p: &Plan,
+    evaluated: Option<(&Map<String, Value>, &Evaluated)>,
+    host: &str,
+    host_version: Option<&ProductVersion>,
+    product: &str,
+) -> Result<ConfigState> {
+    let refuse = |why: String| {
+        Error::Failed(format!(
+            "upkeep's edit of {} was not written: {why}. Make the change by hand.",
+            path.display()
+        ))
+    };
+    let new_rb = RubyConfig::parse(path, p.new_text.clone())
+        .map_err(|e| refuse(format!("the edited text would not be valid Ruby ({e})")))?;
+    let want = p.action == Action::Enable;
+    let after = match evaluated {
+        Some((before, ev)) => {
+            let got = ev
+                .settings(path)
+                .map_err(|e| refuse(format!("Ruby could not load the edited text ({e})")))?;
+            let expected = expected_after(spec, before, p.action, want)?;
+            if *got != expected {
+                let mut keys: Vec<&String> = got
+                    .keys()
+                    .chain(expected.keys())
+                    .filter(|k| got.get(*k) != expected.get(*k))
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+                return Err(refuse(format!(
+                    "Ruby would see other settings than intended (differing: {})",
+                    keys.join(", ")
+                )));
+            }
+            state_from_eval(&new_rb, spec, ev, path)?
+        }
+        None => state(&new_rb, spec)?,
+    };
+    let ok = match p.action {
+        Action::DisableForUpgrade => after.active_settings.is_empty(),
+        _ => after.enabled == want,
+    };
+    if !ok {
+        return Err(refuse(format!(
+            "the edited text would still leave {product} {}",
+            if want { "disabled" } else { "enabled or set" }
+        )));
+    }
+    let again = plan(&new_rb, spec, &after, p.action, host, host_version, product)?;
+    if again.changed {
+        return Err(refuse(
+            "a second run would change the file again".to_string(),
+        ));
+    }
+    Ok(after)
 }
 
 #[cfg(test)]
@@ -659,21 +891,26 @@ mod tests {
         m.installs[0].embedded.clone().unwrap()
     }
 
-    fn run(src: &str, action: Action, v: &str) -> Plan {
-        let rb = GitlabRb::parse(Path::new("gitlab.rb"), src.to_string()).unwrap();
+    fn try_run(src: &str, action: Action, v: &str) -> Result<Plan> {
+        let rb = RubyConfig::parse(Path::new("gitlab.rb"), src.to_string()).unwrap();
+        let st = state(&rb, &spec()).unwrap();
         plan(
             &rb,
             &spec(),
+            &st,
             action,
             "gitlab",
             ProductVersion::parse(v).as_ref(),
             "mattermost",
         )
-        .unwrap()
+    }
+
+    fn run(src: &str, action: Action, v: &str) -> Plan {
+        try_run(src, action, v).unwrap()
     }
 
     #[test]
-    fn disable_changes_every_assignment_in_place() {
+    fn disable_changes_the_last_plain_assignment_in_place() {
         let p = run(
             "mattermost['enable'] = true\nx = 1\nmattermost[:enable]=true # on\n",
             Action::Disable,
@@ -681,7 +918,29 @@ mod tests {
         );
         assert_eq!(
             p.new_text,
-            "mattermost['enable'] = false\nx = 1\nmattermost[:enable]=false # on\n"
+            "mattermost['enable'] = true\nx = 1\nmattermost[:enable]=false # on\n"
+        );
+    }
+
+    #[test]
+    fn disable_appends_when_the_last_assignment_is_not_plain() {
+        let p = run(
+            "mattermost['enable'] = true\nif x then mattermost['enable'] = true end\n__END__\nmattermost['enable'] = true\n",
+            Action::Disable,
+            "18.11.1",
+        );
+        assert_eq!(
+            p.new_text,
+            "mattermost['enable'] = true\nif x then mattermost['enable'] = true end\nmattermost['enable'] = false\n__END__\nmattermost['enable'] = true\n"
+        );
+        let p = run(
+            "mattermost['enable'] = <<~E\n  x\n  E\n",
+            Action::Disable,
+            "18.11.1",
+        );
+        assert_eq!(
+            p.new_text,
+            "mattermost['enable'] = <<~E\n  x\n  E\nmattermost['enable'] = false\n"
         );
     }
 
@@ -696,6 +955,13 @@ mod tests {
     fn default_disabled_is_left_alone() {
         let p = run("external_url 'x'\n", Action::Disable, "18.11.1");
         assert!(!p.changed);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn on_18_11_disable_says_what_19_needs_and_does_not_warn_as_on_19() {
+        let p = run("mattermost['enable'] = true\n", Action::Disable, "18.11.1");
+        assert_eq!(p.warnings, ["Before upgrading gitlab to 19.0 or later, run `upkeep-embedded disable --for-upgrade mattermost`: gitlab 19.0 up to (not including) 19.3 stops its reconfigure and its package upgrade on any remaining mattermost[...] setting."]);
     }
 
     #[test]
@@ -724,36 +990,45 @@ mod tests {
     fn removal_form_comments_out_split_statements_and_heredocs() {
         let src = "a = 1; mattermost['enable'] = true; b = 2\nmattermost['env'] = <<~EOS\n  X\n  EOS\nmattermost_nginx['enable'] = true\n";
         let p = run(src, Action::Disable, "19.1.0");
-        assert!(
-            p.new_text.starts_with("a = 1\n# upkeep: commented out"),
-            "{}",
-            p.new_text
-        );
-        assert!(
-            p.new_text
-                .contains("# mattermost['enable'] = true\nb = 2\n"),
-            "{}",
-            p.new_text
-        );
-        assert!(
-            p.new_text
-                .contains("# mattermost['env'] = <<~EOS\n#   X\n#   EOS\n"),
-            "{}",
-            p.new_text
-        );
-        assert!(
-            p.new_text.contains("\nmattermost_nginx['enable'] = true\n"),
-            "look-alike untouched"
+        let why = "# upkeep: commented out: gitlab 19.0 removed bundled mattermost, and any mattermost[...] setting aborts its reconfigure";
+        assert_eq!(
+            p.new_text,
+            format!("a = 1\n{why}\n# mattermost['enable'] = true\nb = 2\n{why}\n# mattermost['env'] = <<~EOS\n#   X\n#   EOS\nmattermost_nginx['enable'] = true\n")
         );
         let again = run(&p.new_text, Action::Disable, "19.1.0");
         assert!(!again.changed, "idempotent");
     }
 
     #[test]
+    fn removal_form_splits_crlf_lines_and_chains() {
+        let src = "mattermost['enable'] = true; mattermost['service_port'] = \"8065\"\r\ngitlab_rails['a'] = 1 and mattermost['x'] = 2 # c\r\n";
+        let p = run(src, Action::DisableForUpgrade, "18.11.1");
+        let why = "# upkeep: commented out: gitlab 19.0 removed bundled mattermost, and any mattermost[...] setting aborts its reconfigure";
+        assert_eq!(
+            p.new_text,
+            format!("{why}\r\n# mattermost['enable'] = true\r\n{why}\r\n# mattermost['service_port'] = \"8065\"\r\ngitlab_rails['a'] = 1\r\n{why}\r\n# mattermost['x'] = 2 # c\r\n")
+        );
+        assert_eq!(p.changes.len(), 3);
+    }
+
+    #[test]
+    fn removal_form_refuses_conditionals_and_merge() {
+        for src in [
+            "if x\n  mattermost['enable'] = true\nend\n",
+            "mattermost['enable'] = true if x\n",
+            "mattermost.merge!('enable' => true)\n",
+        ] {
+            let e = try_run(src, Action::DisableForUpgrade, "19.0.0").unwrap_err();
+            assert_eq!(e.exit_code(), upkeep_sys::ExitCode::Failed, "{src}");
+            assert!(e.to_string().contains("By hand:"), "{e}");
+        }
+    }
+
+    #[test]
     fn which_host_upgrades_abort() {
         let v = |s| ProductVersion::parse(s).unwrap();
         let st = |src: &str| {
-            let rb = GitlabRb::parse(Path::new("g"), src.to_string()).unwrap();
+            let rb = RubyConfig::parse(Path::new("g"), src.to_string()).unwrap();
             state(&rb, &spec()).unwrap()
         };
         assert!(upgrade_crosses_removal(
@@ -766,20 +1041,9 @@ mod tests {
             &v("19.0.0"),
             &v("19.1.0")
         ));
-        assert!(!upgrade_crosses_removal(
-            &spec(),
-            &v("18.10.0"),
-            &v("18.11.1")
-        ));
         let off = st("mattermost['enable'] = false\n");
-        assert!(
-            upgrade_aborts(&spec(), &off, &v("19.2.0")),
-            "19.0-19.2: any setting"
-        );
-        assert!(
-            !upgrade_aborts(&spec(), &off, &v("19.3.0")),
-            "19.3+: only an enabled one"
-        );
+        assert!(upgrade_aborts(&spec(), &off, &v("19.2.0")));
+        assert!(!upgrade_aborts(&spec(), &off, &v("19.3.0")));
         assert!(upgrade_aborts(
             &spec(),
             &st("mattermost['enable'] = true\n"),
@@ -793,28 +1057,31 @@ mod tests {
     }
 
     #[test]
-    fn enable_is_refused_after_removal() {
-        let rb = GitlabRb::parse(Path::new("g"), String::new()).unwrap();
-        assert!(plan(
-            &rb,
-            &spec(),
-            Action::Enable,
-            "gitlab",
-            ProductVersion::parse("19.0.0").as_ref(),
-            "m"
-        )
-        .is_err());
+    fn settings_in_code_that_never_runs_are_not_active_for_ruby() {
+        let ruby = crate::rb_eval::Ruby::plain().expect("ruby");
+        let st = |src: &str| {
+            let rb = RubyConfig::parse(Path::new("g"), src.to_string()).unwrap();
+            let ev = ruby.evaluate(&[src]).unwrap().pop().unwrap();
+            state_from_eval(&rb, &spec(), &ev, Path::new("g")).unwrap()
+        };
+        let never = st("if false\n  mattermost['enable'] = true\nend\n");
+        assert!(
+            !never.enabled && never.active_settings.is_empty(),
+            "{never:?}"
+        );
+        assert_eq!(never.source, "ruby");
+        let runs = st("if true\n  mattermost['enable'] = true\nend\n");
+        assert!(runs.enabled);
+        assert_eq!(runs.active_settings, ["2: mattermost['enable'] = true"]);
+        let url = st("mattermost_external_url 'http://m'\nmattermost['enable'] = nil\n");
+        assert!(
+            url.enabled && url.reason == Why::Implied && url.line == Some(1),
+            "{url:?}"
+        );
     }
 
     #[test]
-    fn diff_is_unified() {
-        let d = unified_diff("a\nb\nc\n", "a\nB\nc\n", "x", "y");
-        assert_eq!(d, "--- x\n+++ y\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n");
-        assert_eq!(unified_diff("a\n", "a\n", "x", "y"), "");
-        let d = unified_diff("a", "a\nb", "x", "y");
-        assert!(
-            d.contains("-a\n\\ No newline at end of file\n+a\n+b\n\\ No newline"),
-            "{d}"
-        );
+    fn enable_is_refused_after_removal() {
+        assert!(try_run("", Action::Enable, "19.0.0").is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! upkeep's operations, driven by product manifests: detect, lease,
 //! embedded, guard and the host's reconfigure.
 
+pub mod context;
 pub mod detect;
 pub mod embedded;
 pub mod guard;
@@ -8,4 +9,7 @@ pub mod hooks;
 pub mod host;
 pub mod lease;
 pub mod plugin;
+pub mod rb_eval;
 pub mod reconfigure;
+pub mod release;
+pub mod switch;

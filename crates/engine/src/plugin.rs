@@ -2,9 +2,12 @@
 //! about a product (where it installs, how to read its version and edition,
 //! which packages carry it) is here, never in code.
 //!
-//! The packaged set is compiled in from `plugins/` (or read from
-//! `$UPKEEP_PLUGIN_DIR`); `ROOT/etc/upkeep/plugins.d/NAME.toml` overrides the
-//! packaged manifest of the same name, or adds a new product.
+//! The packaged set is read at run time from `/usr/share/upkeep/plugins`
+//! (`../share/upkeep/plugins` beside the binary, or `$UPKEEP_PLUGIN_DIR`;
+//! compiled in from `plugins/` when there is none, as in a build tree);
+//! `ROOT/etc/upkeep/plugins.d/NAME.toml` overrides the packaged manifest of
+//! the same name, or adds a new product. Every file is read without
+//! blocking (a FIFO is refused) and bounded in size.
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -16,45 +19,48 @@ use upkeep_sys::safe;
 pub const LOCAL_DIR: &str = "/etc/upkeep/plugins.d";
 pub const SCHEMA: u32 = 1;
 
-/// The manifests shipped with upkeep (the files in `plugins/`).
-pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "mattermost.toml",
-        include_str!("../../../plugins/mattermost.toml"),
-    ),
-    ("tegu.toml", include_str!("../../../plugins/tegu.toml")),
-    (
-        "groupmax.toml",
-        include_str!("../../../plugins/groupmax.toml"),
-    ),
-];
+/// The manifests shipped with upkeep (the files in `plugins/`), compiled
+/// in for a build tree; an installed upkeep reads its packaged directory.
+pub use upkeep_hookscan::BUILTIN;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Edition {
-    Team,
-    Enterprise,
-    Unknown,
+/// An edition, by the name a manifest gives it; `unknown` when no rule
+/// of the manifest decides.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Edition(String);
+
+impl Edition {
+    const UNKNOWN: &'static str = "unknown";
+
+    pub fn unknown() -> Edition {
+        Edition(Self::UNKNOWN.to_string())
+    }
+
+    pub fn is_known(&self) -> bool {
+        self.0 != Self::UNKNOWN
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Edition {
+    fn from(s: &str) -> Edition {
+        Edition(s.to_string())
+    }
+}
+
+impl Default for Edition {
+    fn default() -> Edition {
+        Edition::unknown()
+    }
 }
 
 impl std::fmt::Display for Edition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Edition::Team => "team",
-            Edition::Enterprise => "enterprise",
-            Edition::Unknown => "unknown",
-        })
+        f.write_str(&self.0)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InstallKind {
-    /// Embedded in GitLab's Omnibus package.
-    GitlabOmnibus,
-    /// On its own; reported as `deb`, `rpm` or `tarball` after whichever
-    /// package database owns the binary.
-    Standalone,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,8 +82,14 @@ pub struct Manifest {
     /// Rules tried in order; the first that decides gives the edition.
     #[serde(default, rename = "edition")]
     pub editions: Vec<EditionRule>,
+    /// How people call each edition ("Enterprise Edition").
+    #[serde(default)]
+    pub edition_titles: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub upgrade: UpgradePolicy,
+    /// How an install from the release archive is upgraded (upkeep-upgrade).
+    #[serde(default)]
+    pub release: Option<crate::release::ReleaseSpec>,
 }
 
 impl Manifest {
@@ -92,12 +104,26 @@ impl Manifest {
     pub fn carried_by(&self, package: &str) -> bool {
         self.all_packages().any(|p| p == package)
     }
+
+    /// How people call `edition`: the manifest's title, else its name.
+    pub fn edition_title(&self, edition: &Edition) -> String {
+        match self.edition_titles.get(edition.name()) {
+            Some(t) => t.clone(),
+            None if edition.is_known() => edition.name().to_string(),
+            None => "edition unknown".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstallSpec {
-    pub kind: InstallKind,
+    /// What the manifest calls this kind of install (reported as is).
+    pub kind: String,
+    /// Report the kind after the package database that owns the binary
+    /// instead (`deb`, `rpm` or `tarball`).
+    #[serde(default)]
+    pub kind_by_manager: bool,
     /// The main binary, as seen inside the system.
     #[serde(default)]
     pub binary: Option<String>,
@@ -163,6 +189,12 @@ pub struct LeaseSpec {
     /// renames the old binary and creates a new one beside it).
     #[serde(default)]
     pub dir: bool,
+    /// Instead of the directory, lend a private directory of the binary's
+    /// own: the binary moves into it (a link stays at its path) for the
+    /// lease. For upgraders that check the directory of the executable's
+    /// real path (Mattermost's `os.Executable()`).
+    #[serde(default)]
+    pub private: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -329,7 +361,19 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
             m.name
         ));
     }
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     for (i, inst) in m.installs.iter().enumerate() {
+        if !plain(&inst.kind) {
+            return bad(format!(
+                "[[install]] #{}: field 'kind': '{}' is not a plain name",
+                i + 1,
+                inst.kind
+            ));
+        }
         if inst.binary.is_none() && inst.dir.is_none() {
             return bad(format!("[[install]] #{}: needs 'binary' or 'dir'", i + 1));
         }
@@ -407,15 +451,22 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
             ));
         }
     }
+    if let Some(r) = &m.release {
+        if let Err(msg) = r.validate() {
+            return bad(msg);
+        }
+    }
     Ok(m)
 }
 
-/// The manifest sources, in override order: the packaged set (compiled in,
-/// or `$UPKEEP_PLUGIN_DIR`), then the root's `plugins.d`. Each is its file
-/// name, where it came from (for messages) and its text.
+/// The manifest sources, in override order: the packaged set, then the
+/// root's `plugins.d`. Each is its file name, where it came from (for
+/// messages) and its text.
 fn sources(root: &SysRoot) -> Result<Vec<(String, PathBuf, Cow<'static, str>)>> {
     let mut out = Vec::new();
-    match std::env::var_os("UPKEEP_PLUGIN_DIR") {
+    // The packaged directory (beside the binary, or $UPKEEP_PLUGIN_DIR);
+    // none in a build tree: the compiled-in copies.
+    match upkeep_hookscan::packaged_plugin_dir() {
         Some(dir) => {
             if let Some(d) = safe::open_dir(&SysRoot::new(dir), "/")? {
                 out.extend(toml_files(&d)?);
@@ -604,10 +655,23 @@ mod tests {
         assert!(e.contains("absolute"), "{e}");
         let e = parse_manifest(
             p,
-            "schema = 1\nname = \"x\"\n[[install]]\nkind = \"weird\"\nbinary = \"/x\"\n",
+            "schema = 1\nname = \"x\"\n[[install]]\nkind = 5\nbinary = \"/x\"\n",
         )
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("x.toml:4:"), "{e}");
+        // Kinds are the manifest's own words, but plain ones.
+        assert!(parse_manifest(
+            p,
+            "schema = 1\nname = \"x\"\n[[install]]\nkind = \"any-kind\"\nbinary = \"/x\"\n"
+        )
+        .is_ok());
+        let e = parse_manifest(
+            p,
+            "schema = 1\nname = \"x\"\n[[install]]\nkind = \"a kind\"\nbinary = \"/x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'kind'"), "{e}");
     }
 }

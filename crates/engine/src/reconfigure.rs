@@ -75,10 +75,7 @@ pub fn reconfigure(
         match guard::observe(root, &Options::default(), true) {
             Ok(obs) => {
                 for f in &obs.findings {
-                    say(&format!(
-                        "warning: a reconfigure may revert {}",
-                        f.message()
-                    ));
+                    say(&f.message("warning: a reconfigure may revert"));
                 }
             }
             Err(e) => say(&format!("warning: could not check before reconfigure: {e}")),

@@ -131,9 +131,16 @@ pub fn add(text: &str, wanted: &[Service], comment: &str) -> Result<Added, Vec<C
         let same_name = existing
             .iter()
             .find(|e| e.protocol == w.protocol && e.names.contains(&w.name));
+        // The resolver takes the first line for a name and for a port: the
+        // entry is there only when both first lines are this entry.
         match (same_slot, same_name) {
-            (Some(e), _) if e.names.contains(&w.name) => {}
-            (Some(e), _) | (None, Some(e)) => conflicts.push(Conflict {
+            (Some(e), Some(n)) if e.line == n.line => {}
+            (Some(e), _) if !e.names.contains(&w.name) => conflicts.push(Conflict {
+                wanted: w.clone(),
+                line: e.line,
+                holder: format!("{} {}/{}", e.names.join(" "), e.port, e.protocol),
+            }),
+            (Some(_), Some(e)) | (None, Some(e)) | (Some(e), None) => conflicts.push(Conflict {
                 wanted: w.clone(),
                 line: e.line,
                 holder: format!("{} {}/{}", e.names.join(" "), e.port, e.protocol),
@@ -214,6 +221,16 @@ mod tests {
         assert!(add(DEBIAN, &[svc("pop3 110/udp")], "g").is_ok());
     }
 
+    /// Shrunk by the property test: the resolver takes the first line of a
+    /// name, so a later line with the wanted port is not the entry.
+    #[test]
+    fn a_name_bound_twice_counts_by_its_first_line() {
+        let a = add("d\t5/udp\nd\t1/udp\n", &[svc("d 5/udp")], "t").unwrap();
+        assert!(a.added.is_empty());
+        let e = add("d\t1/udp\nd\t5/udp\n", &[svc("d 5/udp")], "t").unwrap_err();
+        assert_eq!(e[0].line, 1, "{}", e[0]);
+    }
+
     #[test]
     fn crlf_and_a_missing_final_newline_are_kept() {
         let a = add("a 1/tcp\r\nb 2/tcp", &[svc("c 3/tcp")], "x").unwrap();
@@ -270,13 +287,14 @@ mod tests {
                     let again = add(&a.text, &wanted, "t").expect("second run");
                     prop_assert_eq!(&again.text, &a.text);
                     prop_assert!(again.added.is_empty());
-                    // Every wanted entry resolves to exactly its port.
+                    // Every wanted entry resolves as the resolver does (first
+                    // line for a name, first line for a port) to itself.
+                    let all = entries(&a.text);
                     for w in &wanted {
-                        let holders: Vec<_> = entries(&a.text).into_iter()
-                            .filter(|e| e.protocol == w.protocol && e.names.contains(&w.name))
-                            .collect();
-                        prop_assert!(!holders.is_empty());
-                        prop_assert!(holders.iter().all(|e| e.port == w.port));
+                        let by_name = all.iter().find(|e| e.protocol == w.protocol && e.names.contains(&w.name));
+                        let by_port = all.iter().find(|e| e.protocol == w.protocol && e.port == w.port);
+                        prop_assert_eq!(by_name.map(|e| e.port), Some(w.port));
+                        prop_assert!(by_port.is_some_and(|e| e.names.contains(&w.name)));
                     }
                 }
                 Err(conflicts) => {

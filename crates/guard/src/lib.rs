@@ -49,14 +49,14 @@ always exit 0. The apt hook never breaks apt by accident: a broken config, datab
 stream is a warning and exit 0.
 
 Configuration: /etc/upkeep/upkeep.toml (every key optional):
-  [product.mattermost]
+  [product.NAME]           # NAME: a product manifest's name
   on_revert = \"warn\"      # or \"block\": veto a package action that reverts a local change
   on_downgrade = \"block\"  # or \"warn\"; default: what the product's manifest says
 
 Hooks (in hooks/ of the source): the apt.conf.d snippet (DPkg::Pre-Install-Pkgs,
 protocol version 3), the dpkg triggers file and postinst fragment
 (interest-noawait on the manifests' paths), rpm %triggerin/%triggerpostun
-scriptlets, and a gitlab-ctl command file adding `gitlab-ctl upkeep-check`.";
+scriptlets, and a command file that adds `upkeep-check` to the host's control command.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,6 +80,16 @@ pub enum Command {
         strict: Strict,
         #[command(flatten)]
         exec: AllowExec,
+        /// Record what is seen now (check is read-only without it; the triggers record).
+        #[arg(long)]
+        record: bool,
+    },
+    /// Stop reporting a revert: the local change is gone for good, or will be made again later.
+    Ack {
+        /// The product, as its manifest names it.
+        product: String,
+        /// Only the revert of this binary (default: every one of the product).
+        path: Option<String>,
     },
     /// apt DPkg::Pre-Install-Pkgs hook (protocol 3 on APT_HOOK_INFO_FD, else stdin).
     AptHook,
@@ -109,12 +119,25 @@ fn run(args: Args) -> Result<ExitCode> {
     let root = args.common.sys_root();
     let json = args.common.format == Format::Json;
     match args.command {
-        Command::Check { strict, exec } => {
+        Command::Ack { product, path } => {
+            let n = guard::ack(&root, &Options::default(), &product, path.as_deref())?;
+            upkeep_cli::print(&if n == 0 {
+                format!("There is no reported revert of {product} to acknowledge.\n")
+            } else {
+                format!("Acknowledged {n} revert(s) of {product}: they are no longer reported.\n")
+            })?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Check {
+            strict,
+            exec,
+            record,
+        } => {
             let (strict, allow_exec) = (strict.strict, exec.allow_exec);
             // A broken configuration is bad input here (65); the hook only warns.
             guard::Config::load(&root)?;
-            let obs = guard::observe(&root, &Options { allow_exec }, true)?;
-            for r in &obs.reverts {
+            let obs = guard::observe(&root, &Options { allow_exec }, record)?;
+            for r in obs.reverts.iter().filter(|r| r.new) {
                 report_revert(&root, r);
             }
             if json {
@@ -159,18 +182,18 @@ fn run(args: Args) -> Result<ExitCode> {
 /// is needed; anything unreadable becomes an empty stream (a warning).
 // apt's own pipe, not a path of the root.
 #[allow(clippy::disallowed_methods)]
-fn read_hook_stream() -> String {
-    let mut s = String::new();
+fn read_hook_stream() -> Vec<u8> {
+    let mut s = Vec::new();
     match std::env::var("APT_HOOK_INFO_FD")
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
     {
         Some(fd) => {
             let _ = std::fs::File::open(format!("/proc/self/fd/{fd}"))
-                .and_then(|mut f| f.read_to_string(&mut s));
+                .and_then(|mut f| f.read_to_end(&mut s));
         }
         None => {
-            let _ = std::io::stdin().lock().read_to_string(&mut s);
+            let _ = std::io::stdin().lock().read_to_end(&mut s);
         }
     }
     s
@@ -187,7 +210,7 @@ fn report_revert(root: &SysRoot, r: &guard::Revert) {
 fn after_the_fact(root: &SysRoot) {
     match guard::observe(root, &Options::default(), true) {
         Ok(obs) => {
-            for r in &obs.reverts {
+            for r in obs.reverts.iter().filter(|r| r.new) {
                 report_revert(root, r);
             }
             for w in &obs.warnings {
@@ -217,7 +240,7 @@ fn render(obs: &Observation) -> String {
         let _ = writeln!(s, "{}", r.message());
     }
     for f in &obs.findings {
-        let _ = writeln!(s, "AT RISK: {}", f.message());
+        let _ = writeln!(s, "{}", f.message("AT RISK:"));
     }
     for w in &obs.warnings {
         let _ = writeln!(s, "warning: {w}");

@@ -15,16 +15,35 @@ pub const NAME: &str = "upkeep-lease";
 const WALKTHROUGH: &str = "Refused (3): a symlink, hard link, non-regular or setuid file, a parent
 writable by others, or (restore, recover) a path that is no longer what it was.
 
-Mattermost inside GitLab Omnibus, Team -> Enterprise in place:
-  upkeep-lease grant --product mattermost --expires 30m
-      records owner, group, mode and capabilities of /opt/gitlab/embedded/bin/mattermost
-      and of /opt/gitlab/embedded/bin, then lends both to the mattermost user
-  (System Console > Edition and License > Upgrade to Enterprise Edition; restart)
+An in-place edition conversion by the product's own upgrader:
+  upkeep-lease grant --product PRODUCT --expires 30m
+      records owner, group, mode and every attribute of the binary the
+      product's manifest names, moves it into a private directory beside it
+      (DIR/.NAME.upkeep-lease.d; a link stays at its path, the running server
+      follows) and lends only that directory to the product's user: an
+      upgrader that checks the directory of the binary's real path is
+      satisfied, and the binary's own directory stays root's
+  (run the conversion in the product, e.g. from its admin console; restart)
   upkeep-lease restore --all
-      gives both back exactly (on the new binary the upgrade created) and says
-      whether the binary changed, i.e. whether the conversion happened
+      takes the private directory back, moves the new binary back to its path
+      with the recorded owner, mode and capabilities, removes the directory,
+      and says whether the binary changed, i.e. whether the conversion happened
 A lease that is never restored is restored by `upkeep-lease recover` once it
-expires; the package hooks and the upkeep-lease-recover timer run it.
+expires (default: 1h after the grant); the package hooks and the
+upkeep-lease-recover timer run it.
+
+A lent directory: at grant every entry in it is recorded (name, inode, type,
+owner, mode, size, times, attributes, digest; bounded) and the other programs
+in it are named. While it is lent upkeep runs nothing from it. Restore takes
+the directory back first, then compares: anything the holder added, replaced
+or changed besides the lent files is taken back (owner root, no write for
+others, no setuid, no ACLs), listed with the `apt-get install --reinstall` or
+`dnf reinstall` command of its package, and restore exits 1; upkeep then runs
+such a file only once its content is what it was or what its package shipped.
+Every extended attribute (ACLs, capabilities) is put back as recorded; extra
+hard links the holder made to a lent file are broken (copy, rename over).
+Leases on the same directory share its record; the last one gives it back.
+With --product the directory is lent only when the manifest asks (lease.dir).
 
 State: ROOT/var/lib/upkeep/leases/*.json (0600, in a 0700 directory), written
 before anything changes, so recover can finish or roll back after a crash.";
@@ -80,10 +99,14 @@ pub enum Command {
         #[arg(long, value_name = "USER[:GROUP]")]
         to: Option<String>,
         /// Also lend the directory holding each path.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "private")]
         dir: bool,
-        /// Give everything back automatically after this long (recover does it).
-        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+        /// Lend a new private directory holding only the binary instead: the
+        /// binary moves into it for the lease, a link stays at its path.
+        #[arg(long)]
+        private: bool,
+        /// Give everything back automatically after this long (recover, run by the timer, does it).
+        #[arg(long, value_name = "DURATION", default_value = lease::DEFAULT_EXPIRY, value_parser = parse_duration)]
         expires: Duration,
         /// Lend what the product's manifest names for an in-place upgrade.
         #[arg(long, value_name = "PRODUCT")]
@@ -127,26 +150,36 @@ fn run(args: Args) -> Result<ExitCode> {
             paths,
             to,
             dir,
+            private,
             expires,
             product,
             dry_run,
         } => {
-            let (paths, to, dir) = match &product {
-                Some(name) => lease::from_manifest(&root, name, paths, to, dir)?,
-                None => (
+            let g = match &product {
+                Some(name) => {
+                    let mut g = lease::from_manifest(&root, name, paths, to, dir)?;
+                    if private {
+                        g.private = true;
+                        g.dir = false;
+                    }
+                    g
+                }
+                None => lease::Granted {
                     paths,
-                    to.ok_or_else(|| {
+                    to: to.ok_or_else(|| {
                         Error::Usage("--to USER[:GROUP] is required without --product".into())
                     })?,
                     dir,
-                ),
+                    private,
+                },
             };
             let report = lease::grant(
                 &root,
                 &GrantRequest {
-                    paths,
-                    to,
-                    dir,
+                    paths: g.paths,
+                    to: g.to,
+                    dir: g.dir,
+                    private: g.private,
                     expires,
                     product,
                     dry_run: dry_run.dry_run,
@@ -191,14 +224,31 @@ fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
+/// Refused (3) when a lease stays open; failed (1) when the holder changed
+/// anything besides the lent files (all of it is listed); else 0.
 fn exit_for(outcomes: &[LeaseOutcome]) -> ExitCode {
     if outcomes
         .iter()
         .any(|o| o.result == lease::LeaseResult::Kept)
     {
         ExitCode::Refused
+    } else if outcomes.iter().any(|o| o.findings().next().is_some()) {
+        ExitCode::Failed
     } else {
         ExitCode::Ok
+    }
+}
+
+fn render_findings(s: &mut String, o: &LeaseOutcome) {
+    for f in o.findings() {
+        let _ = writeln!(
+            s,
+            "changed by the holder: {} ({}): {}; {}",
+            f.path, f.change, f.detail, f.action
+        );
+        if let Some(cmd) = &f.reinstall {
+            let _ = writeln!(s, "  belongs to a package: run `{cmd}`");
+        }
     }
 }
 
@@ -210,6 +260,16 @@ fn render_grant(r: &GrantReport) -> String {
     if let Some(l) = &r.lease {
         let verb = if r.dry_run { "would lend" } else { "lent" };
         for e in &l.entries {
+            if let Some(pv) = l.private.as_ref().filter(|pv| pv.link == e.path) {
+                let _ = writeln!(
+                    s,
+                    "{} {} into {} (itself not lent; a link stays at its path)",
+                    if r.dry_run { "would move" } else { "moved" },
+                    e.path,
+                    pv.dir
+                );
+                continue;
+            }
             let _ = writeln!(
                 s,
                 "{verb} {} (was uid {} gid {} mode {:04o}) to {}",
@@ -246,6 +306,7 @@ fn render_outcomes(outcomes: &[LeaseOutcome]) -> String {
                     };
                     let _ = writeln!(s, "restored {}{what}", e.path);
                 }
+                render_findings(&mut s, o);
             }
             _ => {
                 let _ = writeln!(
@@ -255,6 +316,7 @@ fn render_outcomes(outcomes: &[LeaseOutcome]) -> String {
                     o.result,
                     o.message.as_deref().unwrap_or("")
                 );
+                render_findings(&mut s, o);
             }
         }
     }

@@ -14,7 +14,10 @@ const NOTES: &str = "Otherwise the exit status is the reconfigure's own.
 Before it runs, upkeep-guard's check warns about what the reconfigure may
 undo; after, it reports what was reverted (--no-check skips both).
 The command comes from the plugin manifests ([install.host] ctl and
-reconfigure); under --root only the root's own copy is run.";
+reconfigure); under --root only the root's own copy is run, and it runs inside
+the root (chroot DIR, with UPKEEP_ROOT=/), never on this machine: where it
+cannot start there (no interpreter or libraries in the root) it does not run
+at all.";
 
 pub const MANUAL: Manual = Manual {
     exit: &[

@@ -631,6 +631,20 @@ pub fn resolve(root: &SysRoot, inside: impl AsRef<Path>) -> Result<Option<PathBu
     Ok(Some(real))
 }
 
+/// Where `inside` really is, as seen inside the root (links resolved in
+/// the root). `None` if not there.
+pub fn resolve_inside(root: &SysRoot, inside: impl AsRef<Path>) -> Result<Option<PathBuf>> {
+    let Some(real) = resolve(root, inside)? else {
+        return Ok(None);
+    };
+    let top = open_root(root)?;
+    let base = std::fs::read_link(format!("/proc/self/fd/{}", top.fd.as_raw_fd())).at(root.dir())?;
+    Ok(real
+        .strip_prefix(&base)
+        .ok()
+        .map(|rel| Path::new("/").join(rel)))
+}
+
 /// The directory holding `inside` (resolved in the root) and the final name.
 pub fn parent_of(root: &SysRoot, inside: &Path) -> Result<Option<(Dir, OsString)>> {
     let rel = relative(inside);
@@ -833,6 +847,246 @@ pub fn sha256_file(f: &File) -> Result<String> {
     let fd = |e| Error::io(Path::new("<fd>"), e);
     f.seek(std::io::SeekFrom::Start(0)).map_err(fd)?;
     crate::fsutil::hex_digest::<sha2::Sha256>(f.take(limit::BINARY)).map_err(fd)
+}
+
+// ---- Lent directories (leases): listing, every xattr, taking back. ----
+
+/// The names in an opened directory (not `.`/`..`), sorted; at most `max`
+/// of them, and whether that was all.
+pub fn names_in(dir: &File, max: usize) -> Result<(Vec<OsString>, bool)> {
+    let shown = Path::new("<dir>");
+    let dup = openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| errno_io(shown, e))?;
+    let mut d = nix::dir::Dir::from_fd(dup).map_err(|e| errno_io(shown, e))?;
+    let mut out = Vec::new();
+    let mut complete = true;
+    for entry in d.iter() {
+        let entry = entry.map_err(|e| errno_io(shown, e))?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        if out.len() >= max {
+            complete = false;
+            break;
+        }
+        out.push(name.to_os_string());
+    }
+    out.sort();
+    Ok((out, complete))
+}
+
+/// `lstat` of `name` in an opened directory; `None` if not there.
+pub fn lstat_at(dir: &File, name: &OsStr) -> Result<Option<FileStat>> {
+    match nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(errno_io(Path::new(name), e)),
+    }
+}
+
+fn xattr_unsupported(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(Errno::EOPNOTSUPP as i32)
+}
+
+/// Every extended attribute of an open file or directory (POSIX ACLs,
+/// capabilities, user.* and the rest), sorted by name.
+pub fn xattrs(f: &File) -> Result<Vec<(String, Vec<u8>)>> {
+    use xattr::FileExt;
+    let names = match f.list_xattr() {
+        Ok(n) => n,
+        Err(e) if xattr_unsupported(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(Path::new("<xattrs>"), e)),
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let name = n.to_string_lossy().into_owned();
+        match f.get_xattr(&n) {
+            Ok(Some(v)) => out.push((name, v)),
+            Ok(None) => {}
+            Err(e) => return Err(Error::io(Path::new(&name), e)),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub fn set_xattr(f: &File, name: &str, value: &[u8]) -> Result<()> {
+    use xattr::FileExt;
+    f.set_xattr(name, value)
+        .map_err(|e| Error::io(Path::new(name), e))
+}
+
+/// Removes an extended attribute; `false` if it was not there.
+pub fn remove_xattr(f: &File, name: &str) -> Result<bool> {
+    use xattr::FileExt;
+    match f.remove_xattr(name) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(Errno::ENODATA as i32) => Ok(false),
+        Err(e) => Err(Error::io(Path::new(name), e)),
+    }
+}
+
+/// `lchown` of `name` in an opened directory: a link itself, never what
+/// it points at.
+pub fn lchown_at(dir: &File, name: &OsStr, uid: u32, gid: u32) -> Result<()> {
+    nix::unistd::fchownat(
+        dir,
+        name,
+        Some(uid.into()),
+        Some(gid.into()),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| errno_io(Path::new(name), e))
+}
+
+/// `chmod` of `name` in an opened directory, for entries that cannot be
+/// opened (a FIFO, a socket). The caller has checked, in a directory no
+/// one else can change, that it is no link.
+pub fn chmod_at(dir: &File, name: &OsStr, mode: u32) -> Result<()> {
+    nix::sys::stat::fchmodat(
+        dir,
+        name,
+        Mode::from_bits_truncate(mode & 0o7777),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(|e| errno_io(Path::new(name), e))
+}
+
+/// Copies the content of `src` (a regular file of at most `max` bytes)
+/// to a new inode `name` in `dir`, created exclusively 0600 and fsynced.
+/// The caller gives it owner, mode and attributes, then renames it over.
+pub fn copy_to_new(dir: &File, name: &OsStr, src: &File, max: u64) -> Result<File> {
+    use std::io::Seek;
+    let shown = Path::new(name);
+    let st = fstat(src).map_err(|e| errno_io(shown, e))?;
+    if Kind::of(&st) != Kind::File {
+        return Err(not_regular(shown, &st));
+    }
+    if st.st_size as u64 > max {
+        return Err(Error::bad_input(
+            shown,
+            None,
+            format!("is larger than {max} bytes: not copied"),
+        ));
+    }
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| errno_io(shown, e))?;
+    let mut out = File::from(fd);
+    let mut from = src;
+    from.seek(std::io::SeekFrom::Start(0)).at(shown)?;
+    let copied = std::io::copy(&mut from.take(max + 1), &mut out).at(shown);
+    let done = match copied {
+        Ok(n) if n > max => Err(Error::bad_input(
+            shown,
+            None,
+            format!("grew past {max} bytes: not copied"),
+        )),
+        Ok(_) => out.sync_all().at(shown),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = done {
+        let _ = unlink_at(dir, name);
+        return Err(e);
+    }
+    Ok(out)
+}
+
+/// Renames `from` to `to` within one opened directory, replacing `to`.
+pub fn rename_at(dir: &File, from: &OsStr, to: &OsStr) -> Result<()> {
+    nix::fcntl::renameat(dir, from, dir, to).map_err(|e| errno_io(Path::new(to), e))
+}
+
+/// Removes the file or link `name` in an opened directory; `false` if it
+/// was not there.
+pub fn unlink_at(dir: &File, name: &OsStr) -> Result<bool> {
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err(errno_io(Path::new(name), e)),
+    }
+}
+
+/// Creates directory `name` in an opened directory; `false` if something
+/// is already there.
+pub fn mkdir_at(dir: &File, name: &OsStr, mode: u32) -> Result<bool> {
+    match nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(mode)) {
+        Ok(()) => Ok(true),
+        Err(Errno::EEXIST) => Ok(false),
+        Err(e) => Err(errno_io(Path::new(name), e)),
+    }
+}
+
+/// Removes the empty directory `name`; `false` if it was not there.
+pub fn rmdir_at(dir: &File, name: &OsStr) -> Result<bool> {
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    match unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err(errno_io(Path::new(name), e)),
+    }
+}
+
+/// Creates the symbolic link `name` -> `target` in an opened directory.
+pub fn symlink_at(dir: &File, target: &OsStr, name: &OsStr) -> Result<()> {
+    nix::unistd::symlinkat(target, dir, name).map_err(|e| errno_io(Path::new(name), e))
+}
+
+/// What the link `name` in an opened directory points at; `None` if
+/// nothing or no link is there.
+pub fn readlink_at(dir: &File, name: &OsStr) -> Result<Option<OsString>> {
+    match nix::fcntl::readlinkat(dir, name) {
+        Ok(t) => Ok(Some(t)),
+        Err(Errno::ENOENT) | Err(Errno::EINVAL) => Ok(None),
+        Err(e) => Err(errno_io(Path::new(name), e)),
+    }
+}
+
+/// Renames `from` in `from_dir` to `to` in `to_dir`, both opened.
+pub fn rename_between(
+    from_dir: &File,
+    from: &OsStr,
+    to_dir: &File,
+    to: &OsStr,
+    how: Rename,
+) -> Result<()> {
+    let flags = match how {
+        Rename::Replace => RenameFlags::empty(),
+        Rename::NoReplace => RenameFlags::RENAME_NOREPLACE,
+        Rename::Exchange => RenameFlags::RENAME_EXCHANGE,
+    };
+    nix::fcntl::renameat2(from_dir, from, to_dir, to, flags).map_err(|e| errno_io(Path::new(to), e))
+}
+
+/// fsync of an opened directory.
+pub fn sync_dir(dir: &File) -> Result<()> {
+    nix::unistd::fsync(dir).map_err(|e| errno_io(Path::new("<dir>"), e))
+}
+
+/// sha256 of an open regular file, hex, if it is at most `max` bytes.
+pub fn sha256_bounded(f: &File, max: u64) -> Result<Option<String>> {
+    let st = fstat(f).map_err(|e| errno_io(Path::new("<fd>"), e))?;
+    if Kind::of(&st) != Kind::File || st.st_size as u64 > max {
+        return Ok(None);
+    }
+    use std::io::Seek;
+    let mut f = f;
+    let fd = |e| Error::io(Path::new("<fd>"), e);
+    f.seek(std::io::SeekFrom::Start(0)).map_err(fd)?;
+    crate::fsutil::hex_digest::<sha2::Sha256>(f.take(max))
+        .map(Some)
+        .map_err(fd)
 }
 
 #[cfg(test)]

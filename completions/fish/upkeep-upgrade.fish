@@ -1,0 +1,62 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_upkeep_upgrade_global_optspecs
+    string join \n root= format= h/help V/version
+end
+
+function __fish_upkeep_upgrade_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_upkeep_upgrade_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_upkeep_upgrade_using_subcommand
+    set -l cmd (__fish_upkeep_upgrade_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'For scripts; field names are stable'"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -s V -l version -d 'Print version'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "plan" -d 'Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "apply" -d 'Upgrade through every ARCHIVE in version order, each step verified'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "recover" -d 'Finish or undo an interrupted upgrade; silent when there is none'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "backups" -d 'List the backups of PRODUCT and verify each against its checksums'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l set -d 'Override a config.json setting (JSON value): Section.Key=JSON' -r
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'For scripts; field names are stable'"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l skip-db-backup -d 'Plan without the database dump'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l set -d 'Override a config.json setting (JSON value): Section.Key=JSON' -r
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'For scripts; field names are stable'"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l skip-db-backup -d 'Upgrade without dumping the database first (on purpose)'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l dry-run -d 'Show what would change (a unified diff where a file would change); change nothing'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand recover" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand recover" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'For scripts; field names are stable'"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand recover" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backups" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backups" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'For scripts; field names are stable'"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand backups" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply recover backups help" -f -a "plan" -d 'Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply recover backups help" -f -a "apply" -d 'Upgrade through every ARCHIVE in version order, each step verified'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply recover backups help" -f -a "recover" -d 'Finish or undo an interrupted upgrade; silent when there is none'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply recover backups help" -f -a "backups" -d 'List the backups of PRODUCT and verify each against its checksums'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply recover backups help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,555 @@
+//! `apply`, `recover` and `backups`: backup, stage next to the target,
+//! stop, swap by one rename, move the preserved paths across by rename,
+//! overrides, ownership, capabilities last, start, health check; and on
+//! any failure after the first change, back to the old tree by itself.
+//!
+//! Every step is journaled first in the shared write-ahead journal
+//! (`upkeep_sys::journal`, `ROOT/var/lib/upkeep/upgrade/`). After a crash,
+//! `recover` undoes the steps made, newest first, and the old install is
+//! back; once the new release has started and answers its health check,
+//! or once every step was made, it finishes the new one instead.
+
+use crate::archive::Checked;
+use crate::fsops;
+use crate::jsonedit::{self, Setting};
+use crate::plan::{self, Options, Plan};
+use crate::{service, Release};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use upkeep_sys::fault::point;
+use upkeep_sys::journal::{Journal, Phase as JPhase, Record};
+use upkeep_sys::safe;
+use upkeep_sys::{state, users, Error, Result, SysRoot};
+
+/// The shared write-ahead journal's name for upgrades.
+pub const JOURNAL: &str = "upgrade";
+
+/// One step of an upgrade, in journal order. Each is journaled before it
+/// changes anything, and each has an undo that is safe to run again and
+/// safe to run for a step that never happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Unpack next to the target and verify (the install is untouched).
+    Stage,
+    Stop,
+    /// One `renameat2(RENAME_EXCHANGE)` of the target and the staged tree.
+    Swap,
+    /// `moves[i]`, by rename.
+    Move(usize),
+    Overrides,
+    Ownership,
+    Capabilities,
+    Start,
+    Verify,
+}
+
+/// The journal record's body: everything an undo or a `recover` needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Body {
+    pub product: String,
+    pub from: String,
+    pub to: String,
+    pub archive: PathBuf,
+    pub steps: Vec<Step>,
+    pub target: PathBuf,
+    pub stage: PathBuf,
+    pub shipped: PathBuf,
+    /// The target directory's inode before the swap: tells whether it happened.
+    pub old_ino: u64,
+    /// Renames in order, as (from, to), in after-swap coordinates.
+    pub moves: Vec<(PathBuf, PathBuf)>,
+    /// The config as it was before this upgrade (restored on rollback).
+    pub config_path: PathBuf,
+    pub config_backup: PathBuf,
+    pub settings: Vec<(Vec<String>, serde_json::Value)>,
+    pub owner: Option<(u32, u32)>,
+    /// The release's file list (recorded on commit).
+    pub files: Vec<String>,
+}
+
+impl Body {
+    fn swapped(&self, root: &SysRoot) -> bool {
+        matches!(fsops::lstat(root, &self.target), Ok(Some(st)) if st.st_ino != self.old_ino)
+    }
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub plan: Plan,
+    pub backup: Option<String>,
+    pub installed: Option<String>,
+    pub rolled_back: bool,
+}
+
+/// Backs up config, data (when stored locally) and the database, each
+/// verified; returns the backup directory.
+fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> Result<PathBuf> {
+    let base = rel.backup_base();
+    fsops::create_dir_all(&rel.root, &base, 0o700)?;
+    let stamp = state::utc_stamp(state::now());
+    let dir = (0..100)
+        .map(|i| {
+            base.join(if i == 0 {
+                format!("{stamp}-{from}")
+            } else {
+                format!("{stamp}-{from}-{i}")
+            })
+        })
+        .find(|p| !fsops::exists(&rel.root, p))
+        .ok_or_else(|| Error::Failed("too many backups this second".into()))?;
+    fsops::create_private_dir(&rel.root, &dir)?;
+    let res = (|| {
+        let mut sums = Vec::new();
+        fsops::copy_tree(
+            &rel.root,
+            &inputs.config_path,
+            &dir.join("config.json"),
+            "config.json",
+            &mut sums,
+        )?;
+        if let Some(data) = plan::data_to_back_up(rel, &inputs.config, &rel.target()) {
+            fsops::copy_tree(&rel.root, &data, &dir.join("data"), "data", &mut sums)?;
+        }
+        if !rel.spec.backup.dump.is_empty() && !opts.skip_db_backup {
+            dump_database(rel, &inputs.config, &dir.join("database.dump"))?;
+            let s = fsops::sha256(&rel.root, &dir.join("database.dump"))?;
+            sums.push(("database.dump".into(), s));
+        }
+        let mut text = String::new();
+        for (p, s) in &sums {
+            text.push_str(&format!("{s}  {p}\n"));
+        }
+        fsops::write_private(&rel.root, &dir.join("SHA256SUMS"), text.as_bytes())?;
+        let meta =
+            serde_json::json!({ "product": rel.product, "version": from, "created": state::now() });
+        fsops::write_private(
+            &rel.root,
+            &dir.join("backup.json"),
+            meta.to_string().as_bytes(),
+        )?;
+        verify_backup(&rel.root, &dir)?;
+        Ok(())
+    })();
+    if let Err(e) = res {
+        let _ = fsops::remove_tree(&rel.root, &dir);
+        return Err(e);
+    }
+    retain(rel, rel.spec.backup.keep.unwrap_or(3))?;
+    Ok(dir)
+}
+
+fn dump_database(rel: &Release, config: &serde_json::Value, out: &Path) -> Result<()> {
+    let b = &rel.spec.backup;
+    let key = b.datasource_from.as_deref().unwrap_or_default();
+    let skip = "nothing was changed; to upgrade without a database backup on purpose, add --skip-db-backup";
+    let ds = jsonedit::get_str(config, key)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::Failed(format!("database backup: no {key} in the config; {skip}")))?;
+    let out_s = out.display().to_string();
+    let argv: Vec<String> = b
+        .dump
+        .iter()
+        .map(|a| a.replace("{datasource}", ds).replace("{out}", &out_s))
+        .collect();
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    let res = upkeep_sys::process::run_with_timeout(&mut cmd, None, Duration::from_secs(3600));
+    let why = match res {
+        Ok(Some(o)) if o.status.success() && fsops::exists(&rel.root, out) => return Ok(()),
+        Ok(Some(o)) => format!(
+            "{} ({})",
+            String::from_utf8_lossy(&o.stderr).trim(),
+            o.status
+        ),
+        Ok(None) => "timed out".into(),
+        Err(e) => e.to_string(),
+    };
+    Err(Error::Failed(format!(
+        "database backup with {} failed: {why}; {skip}",
+        argv[0]
+    )))
+}
+
+/// Reads a backup back against its SHA256SUMS.
+pub fn verify_backup(root: &SysRoot, dir: &Path) -> Result<()> {
+    let sums = dir.join("SHA256SUMS");
+    let bytes = fsops::read(root, &sums)?
+        .ok_or_else(|| Error::Failed(format!("{}: missing", sums.display())))?;
+    let text = safe::utf8(bytes, &sums)?;
+    for (n, line) in text.lines().enumerate() {
+        let (want, rel) = line
+            .split_once("  ")
+            .ok_or_else(|| Error::bad_input(&sums, Some(n + 1), "not 'SHA256  PATH'"))?;
+        if rel.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(Error::bad_input(&sums, Some(n + 1), "bad path"));
+        }
+        let got = fsops::sha256(root, &dir.join(rel))?;
+        if got != want {
+            return Err(Error::Failed(format!(
+                "{}: {rel} does not match its checksum",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Backups of a product, oldest first.
+pub fn list_backups(rel: &Release) -> Result<Vec<PathBuf>> {
+    let base = rel.backup_base();
+    let mut out: Vec<PathBuf> = fsops::entries(&rel.root, &base)?
+        .into_iter()
+        .filter(|(_, k)| *k == safe::Kind::Dir)
+        .map(|(n, _)| base.join(n))
+        .filter(|p| fsops::is_file(&rel.root, &p.join("backup.json")))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn retain(rel: &Release, keep: usize) -> Result<()> {
+    let mut all = list_backups(rel)?;
+    while all.len() > keep {
+        let old = all.remove(0);
+        fsops::remove_tree(&rel.root, &old)?;
+    }
+    Ok(())
+}
+
+/// Plans, then (unless refused or `dry_run`) applies every archive of the
+/// chain in version order, each a full step with its own health check.
+pub fn apply(rel: &Release, archives: &[PathBuf], opts: &Options, dry_run: bool) -> Result<Report> {
+    let _lock = Journal::lock(&rel.root, Duration::from_secs(10))?;
+    recover_locked(rel)?;
+    let (plan, inputs) = plan::plan(rel, archives, opts)?;
+    if let Some(r) = &plan.refused {
+        return Err(Error::Refused(format!("{} ({})", r.message, r.rule)));
+    }
+    if dry_run {
+        return Ok(Report {
+            plan,
+            backup: None,
+            installed: None,
+            rolled_back: false,
+        });
+    }
+    let from = plan.from.clone().unwrap_or_else(|| "unknown".into());
+    let backup_dir = backup(rel, &from, &inputs, opts)?;
+    point("upgrade:backed-up");
+    let mut cur = from;
+    for c in &inputs.archives {
+        match step(rel, c, &cur, &opts.settings, &backup_dir) {
+            Ok(()) => cur = c.version.clone(),
+            Err(e) => {
+                return Err(Error::Failed(format!(
+                    "upgrade to {} failed and was rolled back; {} {cur} is installed and running as before: {e}",
+                    c.version, rel.product
+                )))
+            }
+        }
+    }
+    Ok(Report {
+        plan,
+        backup: Some(backup_dir.display().to_string()),
+        installed: Some(cur),
+        rolled_back: false,
+    })
+}
+
+fn owner_ids(rel: &Release) -> Result<Option<(u32, u32)>> {
+    let Some(o) = &rel.spec.owner else {
+        return Ok(None);
+    };
+    let acc = users::Accounts::load(&rel.root)?;
+    let (u, g) = users::resolve_owner(&acc, o)?;
+    Ok(Some((u, g.unwrap_or(0))))
+}
+
+/// One archive: stage, stop, swap, restore, overrides, ownership,
+/// capabilities, start, verify, each journaled first; any failure undoes
+/// what was made, newest first.
+fn step(
+    rel: &Release,
+    c: &Checked,
+    from: &str,
+    settings: &[Setting],
+    backup_dir: &Path,
+) -> Result<()> {
+    let journal = Journal::open(&rel.root, JOURNAL)?;
+    let target = rel.target();
+    let (stage, shipped) = (rel.stage(), rel.shipped());
+    let config_path = rel.config_path(&target);
+    let (_, config) = crate::read_config(&rel.root, &config_path)?;
+    // What moves across, in after-swap coordinates (old tree at `stage`),
+    // decided now from the old tree and the archive's own list.
+    let names = c.names();
+    let preserve = plan::preserved(rel, &config, &target);
+    let mut known = plan::recorded_files(rel);
+    known.extend(c.entries.iter().map(|e| e.rel.clone()));
+    let unknown = plan::unknown(&rel.root, &target, &known, &preserve);
+    let mut moves = Vec::new();
+    for p in preserve.iter().chain(&unknown) {
+        if names.contains(p.as_str()) {
+            moves.push((target.join(p), shipped.join(p)));
+        }
+        moves.push((stage.join(p), target.join(p)));
+    }
+    let mut steps = vec![Step::Stage, Step::Stop, Step::Swap];
+    steps.extend((0..moves.len()).map(Step::Move));
+    if !settings.is_empty() {
+        steps.push(Step::Overrides);
+    }
+    steps.extend([
+        Step::Ownership,
+        Step::Capabilities,
+        Step::Start,
+        Step::Verify,
+    ]);
+    let body = Body {
+        product: rel.product.clone(),
+        from: from.to_string(),
+        to: c.version.clone(),
+        archive: c.path.clone(),
+        steps,
+        target: target.clone(),
+        stage,
+        shipped,
+        old_ino: fsops::lstat(&rel.root, &target)?
+            .ok_or_else(|| Error::Failed(format!("{}: not there", target.display())))?
+            .st_ino,
+        moves,
+        config_path,
+        config_backup: backup_dir.join("config.json"),
+        settings: settings
+            .iter()
+            .map(|s| (s.key.clone(), s.value.clone()))
+            .collect(),
+        owner: owner_ids(rel)?,
+        files: c
+            .entries
+            .iter()
+            .map(|e| e.rel.clone())
+            .filter(|r| !r.is_empty())
+            .collect(),
+    };
+    let count = body.steps.len();
+    let mut rec = Record::new(body);
+    journal.run(
+        &mut rec,
+        count,
+        |b, i| do_step(rel, c, b, b.steps[i]),
+        |b, i| undo_step(rel, b, b.steps[i]),
+    )?;
+    commit(rel, &journal, &rec)
+}
+
+fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Result<()> {
+    match step {
+        Step::Stage => {
+            fsops::remove_tree(&rel.root, &b.stage)?;
+            fsops::unpack(&rel.root, c, &rel.spec.top, &b.stage)?;
+            let staged = crate::archive::tree_version(&rel.spec, &rel.root, &b.stage);
+            if staged.as_deref() != Some(b.to.as_str()) {
+                return Err(Error::Failed(format!(
+                    "the staged tree says version {staged:?}, expected {}",
+                    b.to
+                )));
+            }
+            Ok(())
+        }
+        Step::Stop => service::control(&rel.root, &rel.spec.stop, &rel.spec.services),
+        Step::Swap => fsops::exchange(&rel.root, &b.target, &b.stage),
+        Step::Move(i) => {
+            let (from, to) = &b.moves[i];
+            if let Some(parent) = to.parent() {
+                fsops::create_dir_all(&rel.root, parent, 0o755)?;
+            }
+            fsops::rename_noreplace(&rel.root, from, to)
+        }
+        Step::Overrides => {
+            let (text, _) = crate::read_config(&rel.root, &b.config_path)?;
+            let mut new = text;
+            for (key, value) in &b.settings {
+                let s = Setting {
+                    key: key.clone(),
+                    value: value.clone(),
+                };
+                new = jsonedit::set(&new, &s).map_err(Error::Failed)?;
+            }
+            fsops::replace_keeping(&rel.root, &b.config_path, new.as_bytes())
+        }
+        Step::Ownership => {
+            if let Some((uid, gid)) = b.owner {
+                for r in &b.files {
+                    fsops::chown_nofollow(&rel.root, &b.target.join(r), uid, gid)?;
+                }
+                fsops::chown_nofollow(&rel.root, &b.target, uid, gid)?;
+            }
+            for m in &rel.spec.modes {
+                let p = b.target.join(&m.path);
+                if let Ok(mode) = u32::from_str_radix(&m.mode, 8) {
+                    if fsops::exists(&rel.root, &p) {
+                        fsops::chmod(&rel.root, &p, mode)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        // Last: a chown clears file capabilities. Each is read back.
+        Step::Capabilities => {
+            for cap in &rel.spec.capabilities {
+                let p = b.target.join(&cap.path);
+                if fsops::exists(&rel.root, &p) {
+                    fsops::set_caps(&rel.root, &p, &cap.caps)?;
+                }
+            }
+            Ok(())
+        }
+        Step::Start => service::control(&rel.root, &rel.spec.start, &rel.spec.services),
+        Step::Verify => healthy(rel, b),
+    }
+}
+
+/// Undoes one step; safe to run again, and for a step never made.
+fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
+    match step {
+        // Only while the target is the old tree is the stage the new one.
+        Step::Stage => {
+            if !b.swapped(&rel.root) {
+                fsops::remove_tree(&rel.root, &b.stage)?;
+            }
+            fsops::remove_tree(&rel.root, &b.shipped)
+        }
+        Step::Stop => service::control(&rel.root, &rel.spec.start, &rel.spec.services),
+        Step::Swap => {
+            if b.swapped(&rel.root) {
+                fsops::exchange(&rel.root, &b.target, &b.stage)?;
+            }
+            Ok(())
+        }
+        // Before the swap the moves' paths name other trees: untouched.
+        Step::Move(i) => {
+            let (from, to) = &b.moves[i];
+            if b.swapped(&rel.root)
+                && fsops::exists(&rel.root, to)
+                && !fsops::exists(&rel.root, from)
+            {
+                fsops::rename_noreplace(&rel.root, to, from)?;
+            }
+            Ok(())
+        }
+        Step::Overrides => {
+            if b.swapped(&rel.root) {
+                let saved = fsops::read(&rel.root, &b.config_backup)?.ok_or_else(|| {
+                    Error::Failed(format!("{}: missing", b.config_backup.display()))
+                })?;
+                if fsops::exists(&rel.root, &b.config_path)
+                    && fsops::read(&rel.root, &b.config_path)
+                        .ok()
+                        .flatten()
+                        .as_deref()
+                        != Some(&saved[..])
+                {
+                    fsops::replace_keeping(&rel.root, &b.config_path, &saved)?;
+                }
+            }
+            Ok(())
+        }
+        // The new tree goes away whole: nothing to give back.
+        Step::Ownership | Step::Capabilities | Step::Verify => Ok(()),
+        Step::Start => {
+            let _ = service::control(&rel.root, &rel.spec.stop, &rel.spec.services);
+            Ok(())
+        }
+    }
+}
+
+fn healthy(rel: &Release, b: &Body) -> Result<()> {
+    if let Some(h) = &rel.spec.health {
+        let (_, cfg) = crate::read_config(&rel.root, &b.config_path)?;
+        service::wait_healthy(h, &cfg, &b.to)?;
+    }
+    Ok(())
+}
+
+/// The release's file list as upkeep recorded it, in its own state.
+pub const RELEASES: &str = "releases";
+
+/// Keeps the old tree as the previous release, records the new file list,
+/// and closes the record.
+fn commit(rel: &Release, journal: &Journal, rec: &Record<Body>) -> Result<()> {
+    let b = &rec.body;
+    let prev = rel.previous();
+    if b.swapped(&rel.root) && fsops::exists(&rel.root, &b.stage) {
+        fsops::remove_tree(&rel.root, &prev)?;
+        fsops::rename_noreplace(&rel.root, &b.stage, &prev)?;
+    }
+    fsops::remove_tree(&rel.root, &b.shipped)?;
+    point("upgrade:committing");
+    let mut files = b.files.join("\n");
+    files.push('\n');
+    let dir = state::private_dir(&rel.root, RELEASES)?;
+    state::write_private(&dir, &format!("{}.files", b.product), files.as_bytes())?;
+    journal.remove(&rec.id)
+}
+
+/// What `recover` did: nothing, rolled back, or finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recovered {
+    Nothing,
+    RolledBack,
+    Finished,
+}
+
+fn recover_locked(rel: &Release) -> Result<Recovered> {
+    let Some(journal) = Journal::existing(&rel.root, JOURNAL)? else {
+        return Ok(Recovered::Nothing);
+    };
+    journal.clean_temps()?;
+    let mut out = Recovered::Nothing;
+    let records: Vec<Record<Body>> = journal.load_all()?;
+    for mut rec in records {
+        if rec.body.product != rel.product {
+            continue;
+        }
+        // Started, or perhaps started (step `done` may be half made), and
+        // so perhaps the database migrated: if the new release answers,
+        // finishing is the way forward.
+        let started = rec
+            .body
+            .steps
+            .iter()
+            .position(|s| *s == Step::Start)
+            .is_some_and(|i| rec.done >= i);
+        if rec.phase == JPhase::Doing && started && healthy(rel, &rec.body).is_ok() {
+            rec.done = rec.count;
+            rec.phase = JPhase::Done;
+            journal.write(&rec)?;
+        }
+        if rec.phase == JPhase::Done {
+            commit(rel, &journal, &rec)?;
+            out = Recovered::Finished;
+        } else {
+            journal.undo(&mut rec, |b, i| undo_step(rel, b, b.steps[i]))?;
+            out = Recovered::RolledBack;
+        }
+    }
+    Ok(out)
+}
+
+/// Finishes or undoes an interrupted run; `Nothing` (and nothing written)
+/// when there is none.
+pub fn recover(rel: &Release) -> Result<Recovered> {
+    // The fast path: no journal, nothing to do, nothing created.
+    match Journal::existing(&rel.root, JOURNAL)? {
+        None => return Ok(Recovered::Nothing),
+        Some(j) if j.is_empty()? => return Ok(Recovered::Nothing),
+        Some(_) => {}
+    }
+    let _lock = Journal::lock(&rel.root, Duration::from_secs(10))?;
+    recover_locked(rel)
+}

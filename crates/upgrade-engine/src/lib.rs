@@ -1,0 +1,179 @@
+//! The engine of `upkeep-upgrade`: upgrades an install made from a vendor's
+//! release archive without losing anything, driven by the `[release]`
+//! section of the product's manifest. It is its own crate so that the
+//! package-manager hooks never link tar, gzip and the rest.
+//!
+//! `plan` reads and checks everything and writes nothing; `apply` stages
+//! the release next to the install, swaps it in with one rename, moves the
+//! preserved paths across by rename, and rolls back by itself when the
+//! service does not come up. Every step is journaled first; `recover`
+//! finishes or undoes an interrupted run.
+
+pub mod apply;
+pub mod archive;
+pub mod fsops;
+pub mod jsonedit;
+pub mod plan;
+pub mod policy;
+pub mod service;
+
+use std::path::{Path, PathBuf};
+use upkeep_engine::plugin;
+use upkeep_engine::release::ReleaseSpec;
+use upkeep_sys::{Error, Result, SysRoot};
+
+/// One product's release install under a system root.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub root: SysRoot,
+    pub product: String,
+    pub spec: ReleaseSpec,
+}
+
+impl Release {
+    /// The product's manifest must have a `[release]` section.
+    pub fn load(root: &SysRoot, product: &str) -> Result<Self> {
+        let plugins = plugin::load(root)?;
+        let p = plugins
+            .iter()
+            .find(|p| p.name() == product)
+            .ok_or_else(|| {
+                let names: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
+                Error::Usage(format!(
+                    "unknown product '{product}' (known: {})",
+                    names.join(", ")
+                ))
+            })?;
+        let spec = p.manifest.release.clone().ok_or_else(|| {
+            Error::Usage(format!(
+                "{product}: its manifest ({}) has no [release] section: upkeep-upgrade does not know how to upgrade it",
+                p.source.display()
+            ))
+        })?;
+        Ok(Release {
+            root: root.clone(),
+            product: product.to_string(),
+            spec,
+        })
+    }
+
+    /// The install directory on this machine.
+    pub fn target(&self) -> PathBuf {
+        self.root.path(&self.spec.dir)
+    }
+
+    fn sibling(&self, what: &str) -> PathBuf {
+        let t = self.target();
+        let name = t
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        t.with_file_name(format!(".{name}.upkeep-{what}"))
+    }
+
+    /// Where the new release is unpacked: next to the target, same filesystem.
+    pub fn stage(&self) -> PathBuf {
+        self.sibling("stage")
+    }
+
+    /// Where the new release's own copies of preserved paths are put aside.
+    pub fn shipped(&self) -> PathBuf {
+        self.sibling("shipped")
+    }
+
+    /// The previous tree after a successful upgrade (for `rollback`).
+    pub fn previous(&self) -> PathBuf {
+        self.sibling("previous")
+    }
+
+    pub fn config_path(&self, tree: &Path) -> PathBuf {
+        tree.join(&self.spec.config)
+    }
+
+    pub fn backup_base(&self) -> PathBuf {
+        let dir = self
+            .spec
+            .backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| "/var/lib/upkeep/backups".into());
+        self.root.path(dir).join(&self.product)
+    }
+
+    /// The installed version, read from the tree.
+    pub fn installed_version(&self) -> Option<String> {
+        archive::tree_version(&self.spec, &self.root, &self.target())
+    }
+}
+
+/// Reads and parses config.json; malformed is bad input (65) naming line
+/// and column.
+pub fn read_config(root: &SysRoot, path: &Path) -> Result<(String, serde_json::Value)> {
+    let bytes = fsops::read(root, path)?
+        .ok_or_else(|| Error::bad_input(path, None, "cannot read: missing"))?;
+    let text = upkeep_sys::safe::utf8(bytes, path)?;
+    let doc = jsonedit::parse(&text).map_err(|e| {
+        Error::bad_input(
+            path,
+            Some(e.line),
+            format!(
+                "column {}: malformed JSON: {}; nothing was changed",
+                e.column, e.msg
+            ),
+        )
+    })?;
+    Ok((text, doc))
+}
+
+/// A path from config.json (`./data/`, `/opt/mattermost/data`, `data`)
+/// relative to the tree, if it points inside it.
+pub fn inside_tree(spec: &ReleaseSpec, value: &str) -> Option<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return None;
+    }
+    let rel = if let Some(abs) = v.strip_prefix('/') {
+        let dir = spec.dir.trim_start_matches('/').trim_end_matches('/');
+        abs.strip_prefix(dir)?
+            .strip_prefix('/')
+            .or(Some(""))?
+            .to_string()
+    } else {
+        v.to_string()
+    };
+    let mut parts = Vec::new();
+    for c in rel.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return None,
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_paths_inside_the_tree() {
+        let spec: ReleaseSpec = toml::from_str(
+            "dir = \"/opt/mm\"\ntop = \"mm\"\nconfig = \"c\"\nversion = [{file = \"V\"}]\nmax_entry_bytes = 1\nmax_total_bytes = 1\n",
+        )
+        .unwrap();
+        assert_eq!(inside_tree(&spec, "./data/").as_deref(), Some("data"));
+        assert_eq!(
+            inside_tree(&spec, "/opt/mm/tls/key.pem").as_deref(),
+            Some("tls/key.pem")
+        );
+        assert_eq!(inside_tree(&spec, "/opt/mmx/data"), None);
+        assert_eq!(inside_tree(&spec, "/srv/data"), None);
+        assert_eq!(inside_tree(&spec, "../x"), None);
+        assert_eq!(inside_tree(&spec, ""), None);
+        assert_eq!(inside_tree(&spec, "/opt/mm"), None);
+    }
+}

@@ -1,0 +1,288 @@
+//! `upkeep-upgrade`: upgrades an install made from a release archive
+//! (Mattermost in /opt/mattermost), losing nothing. Thin: arguments,
+//! the engine, a report.
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use upkeep_cli::{self as cli, CommonArgs, DryRun, Format, Manual};
+use upkeep_sys::{Error, ExitCode, Result};
+
+pub const MANUAL: Manual = Manual {
+    exit: &[
+        ExitCode::Ok,
+        ExitCode::Failed,
+        ExitCode::Usage,
+        ExitCode::Refused,
+        ExitCode::BadInput,
+        ExitCode::Busy,
+    ],
+    files: &[
+        (
+            "/var/lib/upkeep/upgrade/PRODUCT.journal",
+            "the upgrade under way, written before each change; recover reads it",
+        ),
+        (
+            "/var/lib/upkeep/upgrade/PRODUCT.files",
+            "the file list of the release installed last",
+        ),
+        (
+            "/var/lib/upkeep/backups/PRODUCT/",
+            "backups: config, local data, database dump, SHA256SUMS",
+        ),
+        ("/var/lib/upkeep/lock", "the one writers' lock"),
+    ],
+    environment: &[],
+    notes: "",
+};
+use upkeep_upgrade_engine::apply::{self, Recovered};
+use upkeep_upgrade_engine::plan::{self, Options, Plan};
+use upkeep_upgrade_engine::{jsonedit, Release};
+
+pub const NAME: &str = "upkeep-upgrade";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = NAME,
+    version,
+    about = "Upgrade an install made from a release archive, losing nothing",
+    long_about = "Upgrades a product installed from its vendor's release archive the way its manifest describes: checks every archive before writing \
+anything, backs up config, data and database, unpacks next to the install, swaps it in \
+with one rename, moves preserved paths across by rename, re-applies ownership and then \
+file capabilities, starts the service and checks its health; any failure after the first \
+change rolls back to the old install by itself. Files nothing declares are kept and reported.",
+    after_help = MANUAL.after_help()
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Cmd,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing.
+    Plan {
+        product: String,
+        #[arg(required = true, value_name = "ARCHIVE")]
+        archives: Vec<PathBuf>,
+        /// Override a config.json setting (JSON value): Section.Key=JSON.
+        #[arg(long = "set", value_name = "Section.Key=JSON")]
+        set: Vec<String>,
+        /// Plan without the database dump.
+        #[arg(long)]
+        skip_db_backup: bool,
+    },
+    /// Upgrade through every ARCHIVE in version order, each step verified.
+    Apply {
+        product: String,
+        #[arg(required = true, value_name = "ARCHIVE")]
+        archives: Vec<PathBuf>,
+        /// Override a config.json setting (JSON value): Section.Key=JSON.
+        #[arg(long = "set", value_name = "Section.Key=JSON")]
+        set: Vec<String>,
+        /// Upgrade without dumping the database first (on purpose).
+        #[arg(long)]
+        skip_db_backup: bool,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+    /// Finish or undo an interrupted upgrade; silent when there is none.
+    Recover {
+        /// Only this product (default: every product with a [release] section).
+        product: Option<String>,
+    },
+    /// List the backups of PRODUCT and verify each against its checksums.
+    Backups { product: String },
+}
+
+pub fn uu_app() -> clap::Command {
+    Args::command()
+}
+
+pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+    cli::run::<Args, _>(NAME, args, run)
+}
+
+fn options(set: &[String], skip_db_backup: bool) -> Result<Options> {
+    let settings = set
+        .iter()
+        .map(|s| jsonedit::parse_setting(s).map_err(Error::Usage))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Options {
+        settings,
+        skip_db_backup,
+    })
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    let root = args.common.sys_root();
+    let format = args.common.format;
+    match args.command {
+        Cmd::Plan {
+            product,
+            archives,
+            set,
+            skip_db_backup,
+        } => {
+            let rel = Release::load(&root, &product)?;
+            let (p, _) = plan::plan(&rel, &archives, &options(&set, skip_db_backup)?)?;
+            match format {
+                Format::Json => cli::print_json(&p)?,
+                Format::Text => cli::print(&render_plan(&p))?,
+            }
+            if let Some(r) = &p.refused {
+                if format == Format::Json {
+                    eprintln!("{NAME}: refused ({}): {}", r.rule, r.message);
+                }
+                return Ok(ExitCode::Refused);
+            }
+            Ok(ExitCode::Ok)
+        }
+        Cmd::Apply {
+            product,
+            archives,
+            set,
+            skip_db_backup,
+            dry_run,
+        } => {
+            let dry_run = dry_run.dry_run;
+            let rel = Release::load(&root, &product)?;
+            let report = apply::apply(&rel, &archives, &options(&set, skip_db_backup)?, dry_run)?;
+            match format {
+                Format::Json => cli::print_json(&report)?,
+                Format::Text => {
+                    let mut s = render_plan(&report.plan);
+                    match (&report.installed, dry_run) {
+                        (_, true) => s.push_str("dry run: nothing was changed\n"),
+                        (Some(v), _) => {
+                            let _ = writeln!(
+                                s,
+                                "{product} {v} is installed and answers its health check"
+                            );
+                        }
+                        (None, _) => {}
+                    }
+                    if let Some(b) = &report.backup {
+                        let _ = writeln!(s, "backup: {b}");
+                    }
+                    cli::print(&s)?
+                }
+            }
+            Ok(ExitCode::Ok)
+        }
+        Cmd::Recover { product } => {
+            let products: Vec<String> = match product {
+                Some(p) => vec![p],
+                None => upkeep_engine::plugin::load(&root)?
+                    .into_iter()
+                    .filter(|p| p.manifest.release.is_some())
+                    .map(|p| p.manifest.name)
+                    .collect(),
+            };
+            let mut out = String::new();
+            for p in products {
+                let rel = Release::load(&root, &p)?;
+                match apply::recover(&rel)? {
+                    Recovered::Nothing => {}
+                    Recovered::RolledBack => {
+                        let _ = writeln!(
+                            out,
+                            "{p}: an interrupted upgrade was undone; the previous install is back"
+                        );
+                    }
+                    Recovered::Finished => {
+                        let _ = writeln!(out, "{p}: an interrupted upgrade was finished");
+                    }
+                }
+            }
+            cli::print(&out)?;
+            Ok(ExitCode::Ok)
+        }
+        Cmd::Backups { product } => {
+            let rel = Release::load(&root, &product)?;
+            let mut bad = 0;
+            let mut rows = Vec::new();
+            for b in apply::list_backups(&rel)? {
+                let ok = apply::verify_backup(&rel.root, &b);
+                if ok.is_err() {
+                    bad += 1;
+                }
+                rows.push(serde_json::json!({
+                    "path": b.display().to_string(),
+                    "verified": ok.is_ok(),
+                    "error": ok.err().map(|e| e.to_string()),
+                }));
+            }
+            match format {
+                Format::Json => cli::print_json(&rows)?,
+                Format::Text => {
+                    let mut s = String::new();
+                    for r in &rows {
+                        let _ = writeln!(
+                            s,
+                            "{}  {}",
+                            r["path"].as_str().unwrap_or_default(),
+                            if r["verified"] == true {
+                                "verified".to_string()
+                            } else {
+                                format!("BAD: {}", r["error"].as_str().unwrap_or_default())
+                            }
+                        );
+                    }
+                    cli::print(&s)?
+                }
+            }
+            Ok(if bad > 0 {
+                ExitCode::Failed
+            } else {
+                ExitCode::Ok
+            })
+        }
+    }
+}
+
+pub fn render_plan(p: &Plan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} in {}: {} -> {}",
+        p.product,
+        p.dir,
+        p.from.as_deref().unwrap_or("(unknown)"),
+        p.to.as_deref().unwrap_or("(none)")
+    );
+    if p.chain.len() > 1 {
+        let _ = writeln!(s, "  chain      {}", p.chain.join(" -> "));
+    }
+    if !p.stops.is_empty() {
+        let _ = writeln!(s, "  stops      {}", p.stops.join(", "));
+    }
+    match &p.refused {
+        Some(r) => {
+            let _ = writeln!(s, "  REFUSED    ({}) {}", r.rule, r.message);
+        }
+        None => {
+            let _ = writeln!(s, "  policy     allowed");
+        }
+    }
+    for step in &p.steps {
+        if step.touches.is_empty() {
+            let _ = writeln!(s, "  step       {}", step.name);
+        } else {
+            let _ = writeln!(s, "  step       {}: {}", step.name, step.touches.join(", "));
+        }
+    }
+    for x in &p.preserve {
+        let _ = writeln!(s, "  keep       {x}");
+    }
+    for x in &p.unknown {
+        let _ = writeln!(s, "  unknown    {x} (declared by nothing: kept)");
+    }
+    for w in &p.warnings {
+        let _ = writeln!(s, "  warning    {w}");
+    }
+    s
+}
