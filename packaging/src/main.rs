@@ -44,6 +44,8 @@ const BINARIES: &[&str] = &[
     "upkeep-reconfigure",
     "upkeep-guard",
     "upkeep-hook",
+    "upkeep-upgrade",
+    "upkeep-maintscript",
 ];
 const MAINTAINER: &str = "upkeep maintainers <upkeep@example.invalid>";
 const SUMMARY: &str = "keeps self-hosted servers safe across package upgrades";

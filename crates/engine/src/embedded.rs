@@ -887,7 +887,15 @@ mod tests {
     use std::path::Path;
 
     fn spec() -> EmbeddedSpec {
-        let m = crate::plugin::parse_manifest(Path::new("m"), crate::plugin::BUILTIN.iter().find(|(n, _)| *n == "mattermost.toml").expect("the manifest").1).unwrap();
+        let m = crate::plugin::parse_manifest(
+            Path::new("m"),
+            crate::plugin::BUILTIN
+                .iter()
+                .find(|(n, _)| *n == "mattermost.toml")
+                .expect("the manifest")
+                .1,
+        )
+        .unwrap();
         m.installs[0].embedded.clone().unwrap()
     }
 

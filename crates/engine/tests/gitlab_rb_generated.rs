@@ -36,7 +36,15 @@ use upkeep_formats::ruby_config::RubyConfig;
 use upkeep_pkg::version::ProductVersion;
 
 fn spec() -> EmbeddedSpec {
-    let m = plugin::parse_manifest(Path::new("m"), plugin::BUILTIN.iter().find(|(n, _)| *n == "mattermost.toml").expect("the manifest").1).expect("manifest");
+    let m = plugin::parse_manifest(
+        Path::new("m"),
+        plugin::BUILTIN
+            .iter()
+            .find(|(n, _)| *n == "mattermost.toml")
+            .expect("the manifest")
+            .1,
+    )
+    .expect("manifest");
     m.installs[0].embedded.clone().expect("embedded")
 }
 
