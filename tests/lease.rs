@@ -1409,7 +1409,13 @@ fn a_file_of_an_rpm_package_the_holder_replaced_is_flagged_for_dnf_reinstall() {
     let o = lease(&r, &["restore", "--all"]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
-    assert!(out.contains("bin/gitlab-rails (replaced)"), "{out}");
+    // rm + create may get the same inode number back (ext4 reuses it at
+    // once): then it reads as changed rather than replaced; both are taken
+    // back alike.
+    assert!(
+        out.contains("bin/gitlab-rails (replaced)") || out.contains("bin/gitlab-rails (changed)"),
+        "{out}"
+    );
     assert!(out.contains("run `dnf reinstall gitlab-ce`"), "{out}");
     assert_eq!(stat(&r, RAILS).0, 0);
 }
