@@ -1039,6 +1039,77 @@ fn the_database_is_dumped_by_real_pg_dump_and_its_version_checked() {
     assert!(sums.contains("  database.dump\n"), "{sums}");
 }
 
+/// The stand-in migrates a real PostgreSQL 15 database (its version in
+/// `standin_schema`): after an upgrade the old release refuses it, a plain
+/// rollback undoes itself and names `--restore-database`, and that flag
+/// restores the backup's dump with the real pg_restore, after saving the
+/// database as it was.
+#[test]
+fn rollback_restores_the_database_only_when_asked_and_saves_it_first() {
+    let pg = Pg::start();
+    let s = site("9.11.0");
+    let cfg = s.root.path("opt/mattermost/config/config.json");
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("file:/var/lib/mmdb/schema", &pg.url);
+    fs::write(&cfg, text).unwrap();
+    s.systemctl("stop");
+    s.systemctl("start");
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"));
+    assert_eq!(pg.psql("SELECT version FROM standin_schema"), "9.11.0");
+    let a = s.tarball(&rel("10.5.1"));
+    // With the database backup (`s.up` skips it for the file stand-in).
+    let o = upkeep(UP, &["--root", s.r(), "apply", "mattermost", &a]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(pg.psql("SELECT version FROM standin_schema"), "10.5.1");
+    pg.psql("CREATE TABLE made_after_upgrade (x int)");
+    // Without the flag: 9.11.0 refuses the migrated database, the
+    // rollback undoes itself and says how to go on.
+    let o = s.up(&["rollback", "mattermost"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("add --restore-database"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(s.ping().as_deref(), Some("10.5.1"));
+    assert_eq!(pg.psql("SELECT version FROM standin_schema"), "10.5.1");
+    let o = s.up(&["rollback", "mattermost", "--restore-database", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("would be restored from"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(pg.psql("SELECT version FROM standin_schema"), "10.5.1");
+    let o = s.up(&["rollback", "mattermost", "--restore-database"]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"));
+    assert_eq!(pg.psql("SELECT version FROM standin_schema"), "9.11.0");
+    // pg_restore --clean replaces what the dump holds; a table the dump
+    // never had is not its to drop.
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'made_after_upgrade'"),
+        "1"
+    );
+    let said = stdout(&o);
+    let before = said
+        .split("is saved in ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{said}"));
+    let o = Command::new("/usr/lib/postgresql/15/bin/pg_restore")
+        .arg("--list")
+        .arg(before)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("made_after_upgrade"),
+        "the database as it was before the rollback is kept"
+    );
+}
+
 #[test]
 fn dry_run_changes_nothing_and_a_planted_link_is_never_followed() {
     let s = site("9.11.0");

@@ -62,6 +62,7 @@ complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand install" -
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" -l restore-database -d 'Also restore the backup\'s database dump (the database as it is is dumped first; changes since the backup are lost)'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" -l dry-run -d 'Show what would change (a unified diff where a file would change); change nothing'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand recover" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F

@@ -5,9 +5,10 @@
 //!   directory) and its own version from `VERSION` there;
 //! - refuses to start when the database's schema is newer than itself,
 //!   otherwise "migrates" it by writing its own version there. The
-//!   database is `SqlSettings.DataSource`: a `file:PATH` stands in for one
-//!   (a real `postgres://` data source is left alone: the stand-in has no
-//!   PostgreSQL client; upkeep-upgrade dumps it with the real pg_dump);
+//!   database is `SqlSettings.DataSource`: a real PostgreSQL one
+//!   (`postgres://`), where the version is the one row of the table
+//!   `standin_schema`, or a `file:PATH` that stands in for one (the tests
+//!   that need no database server);
 //! - refuses to start when the release carries `FAIL_START` (a broken
 //!   release, for the rollback tests);
 //! - answers every HTTP request on `ServiceSettings.ListenAddress` with
@@ -21,6 +22,38 @@ use std::net::TcpListener;
 
 fn parts(v: &str) -> Vec<u64> {
     v.trim().split('.').filter_map(|p| p.parse().ok()).collect()
+}
+
+fn refuse_newer(schema: &str, version: &str) -> Result<(), String> {
+    if !schema.trim().is_empty() && parts(schema) > parts(version) {
+        return Err(format!(
+            "the database schema {} is newer than this server {version}",
+            schema.trim()
+        ));
+    }
+    Ok(())
+}
+
+fn migrate_file(db: &str, version: &str) -> Result<(), String> {
+    refuse_newer(&std::fs::read_to_string(db).unwrap_or_default(), version)?;
+    std::fs::write(db, format!("{version}\n")).map_err(|e| format!("{db}: {e}"))
+}
+
+fn migrate_postgres(url: &str, version: &str) -> Result<(), String> {
+    let e = |e: postgres::Error| format!("{url}: {e}");
+    let mut db = postgres::Client::connect(url, postgres::NoTls).map_err(e)?;
+    db.batch_execute("CREATE TABLE IF NOT EXISTS standin_schema (version text NOT NULL)")
+        .map_err(e)?;
+    let row = db
+        .query_opt("SELECT version FROM standin_schema", &[])
+        .map_err(e)?;
+    let schema: String = row.map(|r| r.get(0)).unwrap_or_default();
+    refuse_newer(&schema, version)?;
+    let mut tx = db.transaction().map_err(e)?;
+    tx.batch_execute("DELETE FROM standin_schema").map_err(e)?;
+    tx.execute("INSERT INTO standin_schema VALUES ($1)", &[&version])
+        .map_err(e)?;
+    tx.commit().map_err(e)
 }
 
 fn main() {
@@ -49,19 +82,16 @@ fn main() {
     let ds = config["SqlSettings"]["DataSource"]
         .as_str()
         .unwrap_or_default();
-    if let Some(db) = ds.strip_prefix("file:") {
-        let schema = std::fs::read_to_string(db).unwrap_or_default();
-        if !schema.trim().is_empty() && parts(&schema) > parts(&version) {
-            eprintln!(
-                "standin: the database schema {} is newer than this server {version}",
-                schema.trim()
-            );
-            std::process::exit(1);
-        }
-        if let Err(e) = std::fs::write(db, format!("{version}\n")) {
-            eprintln!("standin: {db}: {e}");
-            std::process::exit(1);
-        }
+    let migrated = if let Some(db) = ds.strip_prefix("file:") {
+        migrate_file(db, &version)
+    } else if ds.starts_with("postgres://") || ds.starts_with("postgresql://") {
+        migrate_postgres(ds, &version)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = migrated {
+        eprintln!("standin: {e}");
+        std::process::exit(1);
     }
     let listen = config["ServiceSettings"]["ListenAddress"]
         .as_str()

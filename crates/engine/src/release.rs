@@ -164,6 +164,10 @@ pub struct ReleaseBackup {
     /// config) and `{out}` expand.
     #[serde(default)]
     pub dump: Vec<String>,
+    /// Restores such a dump (`rollback --restore-database`): `{datasource}`
+    /// and `{dump}` expand.
+    #[serde(default)]
+    pub restore: Vec<String>,
     #[serde(default)]
     pub datasource_from: Option<String>,
     /// Asks the database for its version (`{datasource}` expands).

@@ -45,6 +45,17 @@ pub enum Step {
     Verify,
     /// `rollback`: the backup's config.json back in place.
     RestoreConfig,
+    /// `rollback --restore-database`: the database as it is goes into a
+    /// dump of its own first (the undo), then the backup's dump is restored.
+    RestoreDatabase,
+}
+
+/// The database a rollback restores, and where it keeps what it replaces.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseRestore {
+    pub datasource: String,
+    pub dump: PathBuf,
+    pub before: PathBuf,
 }
 
 /// The journal record's body: everything an undo or a `recover` needs.
@@ -75,6 +86,8 @@ pub struct Body {
     /// A `rollback`: the config to put back (from the verified backup).
     #[serde(default)]
     pub restore_config: Option<PathBuf>,
+    #[serde(default)]
+    pub database: Option<DatabaseRestore>,
 }
 
 impl Body {
@@ -111,7 +124,7 @@ fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> R
     fsops::create_private_dir(&rel.root, &dir)?;
     let _progress = crate::progress::start(&format!("backing up to {}", dir.display()));
     let res = (|| {
-        let mut sums = Vec::new();
+        let mut sums = fsops::Sums::new();
         fsops::copy_tree(
             &rel.root,
             &inputs.config_path,
@@ -124,14 +137,9 @@ fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> R
         }
         if !rel.spec.backup.dump.is_empty() && !opts.skip_db_backup {
             dump_database(rel, &inputs.config, &dir.join("database.dump"))?;
-            let s = fsops::sha256(&rel.root, &dir.join("database.dump"))?;
-            sums.push(("database.dump".into(), s));
+            sums.add_file(&rel.root, &dir.join("database.dump"), "database.dump")?;
         }
-        let mut text = String::new();
-        for (p, s) in &sums {
-            text.push_str(&format!("{s}  {p}\n"));
-        }
-        fsops::write_private(&rel.root, &dir.join("SHA256SUMS"), text.as_bytes())?;
+        sums.write(&rel.root, &dir)?;
         let meta =
             serde_json::json!({ "product": rel.product, "version": from, "created": state::now() });
         fsops::write_private(
@@ -139,7 +147,6 @@ fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> R
             &dir.join("backup.json"),
             meta.to_string().as_bytes(),
         )?;
-        verify_backup(&rel.root, &dir)?;
         Ok(())
     })();
     if let Err(e) = res {
@@ -172,23 +179,54 @@ pub fn backup_now(rel: &Release, opts: &Options) -> Result<PathBuf> {
 }
 
 fn dump_database(rel: &Release, config: &serde_json::Value, out: &Path) -> Result<()> {
-    let b = &rel.spec.backup;
-    let key = b.datasource_from.as_deref().unwrap_or_default();
+    let key = rel
+        .spec
+        .backup
+        .datasource_from
+        .as_deref()
+        .unwrap_or_default();
     let skip = "nothing was changed; to upgrade without a database backup on purpose, add --skip-db-backup";
     let ds = jsonedit::get_str(config, key)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| Error::Failed(format!("database backup: no {key} in the config; {skip}")))?;
-    let out_s = out.display().to_string();
-    let argv: Vec<String> = b
-        .dump
+    database_command(rel, &rel.spec.backup.dump, ds, out)
+        .map_err(|why| Error::Failed(format!("database backup with {why}; {skip}")))
+}
+
+/// The database a config points at (the manifest's `datasource_from`).
+pub(crate) fn datasource(rel: &Release, config: &serde_json::Value) -> Option<String> {
+    let key = rel.spec.backup.datasource_from.as_deref()?;
+    jsonedit::get_str(config, key)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Runs a manifest's database command (`dump` or `restore`) with
+/// `{datasource}` and `{out}`/`{dump}` expanded; the error says which
+/// program failed and why.
+pub(crate) fn database_command(
+    rel: &Release,
+    template: &[String],
+    datasource: &str,
+    file: &Path,
+) -> std::result::Result<(), String> {
+    let file_s = file.display().to_string();
+    let argv: Vec<String> = template
         .iter()
-        .map(|a| a.replace("{datasource}", ds).replace("{out}", &out_s))
+        .map(|a| {
+            a.replace("{datasource}", datasource)
+                .replace("{out}", &file_s)
+                .replace("{dump}", &file_s)
+        })
         .collect();
-    let mut cmd = std::process::Command::new(&argv[0]);
+    let Some(program) = argv.first() else {
+        return Err("no command in the manifest".into());
+    };
+    let mut cmd = std::process::Command::new(program);
     cmd.args(&argv[1..]);
     let res = upkeep_sys::process::run_with_timeout(&mut cmd, None, Duration::from_secs(3600));
     let why = match res {
-        Ok(Some(o)) if o.status.success() && fsops::exists(&rel.root, out) => return Ok(()),
+        Ok(Some(o)) if o.status.success() && fsops::exists(&rel.root, file) => return Ok(()),
         Ok(Some(o)) => format!(
             "{} ({})",
             String::from_utf8_lossy(&o.stderr).trim(),
@@ -197,34 +235,28 @@ fn dump_database(rel: &Release, config: &serde_json::Value, out: &Path) -> Resul
         Ok(None) => "timed out".into(),
         Err(e) => e.to_string(),
     };
-    Err(Error::Failed(format!(
-        "database backup with {} failed: {why}; {skip}",
-        argv[0]
-    )))
+    Err(format!("{program} failed: {why}"))
 }
 
-/// Reads a backup back against its SHA256SUMS.
-pub fn verify_backup(root: &SysRoot, dir: &Path) -> Result<()> {
-    let sums = dir.join("SHA256SUMS");
-    let bytes = fsops::read(root, &sums)?
-        .ok_or_else(|| Error::Failed(format!("{}: missing", sums.display())))?;
-    let text = safe::utf8(bytes, &sums)?;
-    for (n, line) in text.lines().enumerate() {
-        let (want, rel) = line
-            .split_once("  ")
-            .ok_or_else(|| Error::bad_input(&sums, Some(n + 1), "not 'SHA256  PATH'"))?;
-        if rel.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(Error::bad_input(&sums, Some(n + 1), "bad path"));
-        }
-        let got = fsops::sha256(root, &dir.join(rel))?;
-        if got != want {
-            return Err(Error::Failed(format!(
-                "{}: {rel} does not match its checksum",
-                dir.display()
-            )));
-        }
+/// A rollback's database step: the database as it is into `before`
+/// (once; kept if a crash repeats the step), then the backup's dump in.
+fn restore_database(rel: &Release, d: &DatabaseRestore) -> Result<()> {
+    let b = &rel.spec.backup;
+    if !fsops::exists(&rel.root, &d.before) {
+        let partial = d.before.with_extension("partial");
+        fsops::remove_tree(&rel.root, &partial)?;
+        database_command(rel, &b.dump, &d.datasource, &partial).map_err(|why| {
+            Error::Failed(format!("saving the database before restoring it: {why}"))
+        })?;
+        fsops::rename_noreplace(&rel.root, &partial, &d.before)?;
     }
-    Ok(())
+    database_command(rel, &b.restore, &d.datasource, &d.dump)
+        .map_err(|why| Error::Failed(format!("restoring the database: {why}")))
+}
+
+/// Reads a backup back against its SHA256SUMS (and CLONES).
+pub fn verify_backup(root: &SysRoot, dir: &Path) -> Result<()> {
+    crate::treecopy::verify(root, dir)
 }
 
 /// Backups of a product, oldest first.
@@ -366,6 +398,7 @@ fn step(
             .collect(),
         install: false,
         restore_config: None,
+        database: None,
     };
     let count = body.steps.len();
     let mut rec = Record::new(body);
@@ -448,6 +481,10 @@ pub(crate) fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Resul
                 .ok_or_else(|| Error::Failed(format!("{}: missing", from.display())))?;
             fsops::replace_keeping(&rel.root, &b.config_path, &saved)
         }
+        Step::RestoreDatabase => match &b.database {
+            Some(d) => restore_database(rel, d),
+            None => Ok(()),
+        },
     }
 }
 
@@ -506,6 +543,14 @@ pub(crate) fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
         }
         // The new tree goes away whole: nothing to give back.
         Step::Ownership | Step::Capabilities | Step::Verify => Ok(()),
+        // The database as it was before the step, if the step saved it.
+        Step::RestoreDatabase => match &b.database {
+            Some(d) if fsops::exists(&rel.root, &d.before) => {
+                database_command(rel, &rel.spec.backup.restore, &d.datasource, &d.before)
+                    .map_err(|why| Error::Failed(format!("putting the database back: {why}")))
+            }
+            _ => Ok(()),
+        },
         Step::Start => {
             let _ = service::control(&rel.root, &rel.spec.stop, &rel.spec.services);
             Ok(())

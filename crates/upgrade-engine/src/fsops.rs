@@ -6,6 +6,7 @@
 //! symlink and link, owner and mode on descriptors, file capabilities.
 
 use crate::archive::{Checked, Kind};
+pub use crate::treecopy::Sums;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::FileStat;
 use sha2::{Digest, Sha256};
@@ -30,7 +31,7 @@ pub fn inside(root: &SysRoot, p: &Path) -> Result<PathBuf> {
 }
 
 /// The opened parent directory of `p` and the final name.
-fn parent(root: &SysRoot, p: &Path) -> Result<(Dir, OsString)> {
+pub(crate) fn parent(root: &SysRoot, p: &Path) -> Result<(Dir, OsString)> {
     safe::parent_of(root, &inside(root, p)?)?
         .ok_or_else(|| Error::Failed(format!("{}: its directory is missing", p.display())))
 }
@@ -149,6 +150,12 @@ pub fn remove_tree(root: &SysRoot, p: &Path) -> Result<()> {
     };
     remove_at(&d, &n)?;
     d.sync()
+}
+
+/// A regular file, opened for reading (never through a link out).
+pub(crate) fn open_regular(root: &SysRoot, p: &Path) -> Result<(File, FileStat)> {
+    safe::open_file(root, inside(root, p)?)?
+        .ok_or_else(|| Error::Failed(format!("{}: missing", p.display())))
 }
 
 /// sha256 of a regular file.
@@ -316,84 +323,31 @@ pub fn unpack(root: &SysRoot, checked: &Checked, top: &str, stage: &Path) -> Res
     Ok(())
 }
 
-fn copy_at(
+/// Recreates the symlink `sn` of `sd` as `dn` in `dd`, with its owner.
+pub(crate) fn copy_symlink(
     sd: &Dir,
     sn: &OsStr,
     dd: &Dir,
     dn: &OsStr,
-    rel: &str,
-    sums: &mut Vec<(String, String)>,
+    st: &FileStat,
 ) -> Result<()> {
     let shown = dd.shown().join(dn);
-    let Some(st) = sd.stat(Path::new(sn), Resolve::NoLinks, false)? else {
-        return Ok(());
-    };
-    match SKind::of(&st) {
-        SKind::Dir => {
-            dd.mkdir(dn, 0o700)?;
-            let s2 = sd
-                .open_dir(Path::new(sn), Resolve::NoLinks)?
-                .ok_or_else(|| Error::Failed(format!("{}: vanished", shown.display())))?;
-            let d2 = dd
-                .open_dir(Path::new(dn), Resolve::NoLinks)?
-                .ok_or_else(|| Error::Failed(format!("{}: vanished", shown.display())))?;
-            for (name, _) in s2.entries()? {
-                let r = format!("{rel}/{}", name.to_string_lossy());
-                copy_at(&s2, &name, &d2, &name, &r, sums)?;
-            }
-            safe::fchown(&d2, st.st_uid, st.st_gid)?;
-            safe::fchmod(&d2, st.st_mode & 0o7777)
-        }
-        SKind::File => {
-            let (mut f, st) = sd
-                .open_file(Path::new(sn), Resolve::NoLinks)?
-                .ok_or_else(|| Error::Failed(format!("{}: vanished", shown.display())))?;
-            let mut out = dd.create_new(dn, 0o600)?;
-            // copy_file_range underneath (a reflink where the filesystem can).
-            std::io::copy(&mut f, &mut out).at(&shown)?;
-            Keep::of(&f, &st)?.apply(&out, &shown)?;
-            // The source's digest; the copy is read back against it once
-            // the whole tree is on disk (one syncfs, not one fsync per
-            // file: `copy_tree`, then the backup's verify).
-            let want = safe::sha256_file(&f)?;
-            sums.push((rel.to_string(), want));
-            crate::progress::file_done(u64::try_from(st.st_size).unwrap_or(0));
-            Ok(())
-        }
-        SKind::Symlink => {
-            let t = nix::fcntl::readlinkat(sd, sn).map_err(|e| errno(&shown, e))?;
-            nix::unistd::symlinkat(t.as_os_str(), dd, dn).map_err(|e| errno(&shown, e))?;
-            nix::unistd::fchownat(
-                dd,
-                dn,
-                Some(st.st_uid.into()),
-                Some(st.st_gid.into()),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| errno(&shown, e))
-        }
-        // Sockets, FIFOs and devices are not data: skipped.
-        SKind::Other => Ok(()),
-    }
+    let t = nix::fcntl::readlinkat(sd, sn).map_err(|e| errno(&shown, e))?;
+    nix::unistd::symlinkat(t.as_os_str(), dd, dn).map_err(|e| errno(&shown, e))?;
+    nix::unistd::fchownat(
+        dd,
+        dn,
+        Some(st.st_uid.into()),
+        Some(st.st_gid.into()),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| errno(&shown, e))
 }
 
-/// Copies a tree (files, dirs, symlinks; owner, mode, capabilities kept)
-/// and adds `relative path, sha256` of every file as read from the source;
-/// the whole copy is synced once at the end. The caller reads the copy
-/// back against these (`apply::verify_backup`).
-pub fn copy_tree(
-    root: &SysRoot,
-    src: &Path,
-    dst: &Path,
-    rel: &str,
-    sums: &mut Vec<(String, String)>,
-) -> Result<()> {
-    let (sd, sn) = parent(root, src)?;
-    let (dd, dn) = parent(root, dst)?;
-    copy_at(&sd, &sn, &dd, &dn, rel, sums)?;
-    // Durable before anyone reads it back (the backup's verify does).
-    nix::unistd::syncfs(&dd).map_err(|e| errno(dst, e))?;
-    dd.sync()
+/// Copies a tree (files, dirs, symlinks; owner, mode, capabilities kept),
+/// synced and read back; adds every file's proof to `sums`.
+pub fn copy_tree(root: &SysRoot, src: &Path, dst: &Path, rel: &str, sums: &mut Sums) -> Result<()> {
+    sums.copy_tree(root, src, dst, rel)
 }
 
 /// Sets a file capability through the opened file, then reads it back.

@@ -24,6 +24,7 @@ mod preflight_io;
 pub mod progress;
 pub mod revert;
 pub mod service;
+pub mod treecopy;
 pub mod versioning;
 pub mod versionup;
 

@@ -302,7 +302,7 @@ fn backup(ctx: &Ctx<'_>, spec: &MaintscriptSpec, from: &str) -> Result<Option<Pa
         .ok_or_else(|| Error::Failed("too many backups this second".into()))?;
     fsops::create_private_dir(root, &dir)?;
     let res = (|| {
-        let mut sums = Vec::new();
+        let mut sums = fsops::Sums::new();
         let files = dir.join("files");
         fsops::create_private_dir(root, &files)?;
         for p in &present {
@@ -320,11 +320,7 @@ fn backup(ctx: &Ctx<'_>, spec: &MaintscriptSpec, from: &str) -> Result<Option<Pa
             )?;
         }
         point("maintscript-backup-copied");
-        let mut text = String::new();
-        for (p, s) in &sums {
-            text.push_str(&format!("{s}  {p}\n"));
-        }
-        fsops::write_private(root, &dir.join("SHA256SUMS"), text.as_bytes())?;
+        sums.write(root, &dir)?;
         let meta = serde_json::json!({
             "product": ctx.product(),
             "version": from,
@@ -401,8 +397,7 @@ fn restore(ctx: &Ctx<'_>, spec: &MaintscriptSpec, backup: &Path, out: &mut Outco
             fsops::create_dir_all(root, parent, 0o755)?;
         }
         fsops::remove_tree(root, &tmp)?;
-        let mut sums = Vec::new();
-        fsops::copy_tree(root, &from, &tmp, p, &mut sums)?;
+        fsops::copy_tree(root, &from, &tmp, p, &mut fsops::Sums::new())?;
         if fsops::exists(root, &to) {
             fsops::exchange(root, &tmp, &to)?;
             fsops::remove_tree(root, &tmp)?;

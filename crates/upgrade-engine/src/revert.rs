@@ -16,7 +16,7 @@ use std::time::Duration;
 use upkeep_pkg::version::ProductVersion;
 use upkeep_sys::journal::{Journal, Record};
 use upkeep_sys::safe;
-use upkeep_sys::{Error, Result, SysRoot};
+use upkeep_sys::{state, Error, Result, SysRoot};
 
 /// Removes `p` when it is an empty directory; anything else stays.
 pub fn remove_if_empty(root: &SysRoot, p: &Path) -> Result<()> {
@@ -148,6 +148,7 @@ pub fn install(
             .collect(),
         install: true,
         restore_config: None,
+        database: None,
     };
     let journal = Journal::open(&rel.root, JOURNAL)?;
     let count = body.steps.len();
@@ -177,9 +178,15 @@ pub struct RolledBack {
     pub to: String,
     /// The backup whose config was put back.
     pub backup: String,
-    /// A database dump in that backup, not restored by upkeep: restore it
-    /// yourself if the newer release migrated the database.
+    /// The database dump in that backup.
     pub database_dump: Option<String>,
+    /// Whether it was restored (`--restore-database`).
+    pub database_restored: bool,
+    /// The database as it was before the restore, dumped first.
+    pub database_before: Option<String>,
+    /// How to restore the dump by hand (the manifest's command) when it
+    /// was not restored.
+    pub restore_hint: Option<String>,
     /// Already rolled back: nothing was done.
     pub unchanged: bool,
 }
@@ -194,7 +201,7 @@ fn backup_version(root: &SysRoot, dir: &Path) -> Option<String> {
 /// with the config.json of the newest verified backup made for that
 /// release. Data stays the live data (moved by rename, as in an upgrade),
 /// so nothing uploaded since is lost. A second run finds nothing to do.
-pub fn rollback(rel: &Release, dry_run: bool) -> Result<RolledBack> {
+pub fn rollback(rel: &Release, dry_run: bool, restore_db: bool) -> Result<RolledBack> {
     let _lock = Journal::lock(&rel.root, Duration::from_secs(10))?;
     apply::recover_locked(rel)?;
     let target = rel.target();
@@ -216,6 +223,9 @@ pub fn rollback(rel: &Release, dry_run: bool) -> Result<RolledBack> {
                 to: installed,
                 backup: String::new(),
                 database_dump: None,
+                database_restored: false,
+                database_before: None,
+                restore_hint: None,
                 unchanged: true,
             });
         }
@@ -251,6 +261,9 @@ pub fn rollback(rel: &Release, dry_run: bool) -> Result<RolledBack> {
                 }
             ))
         })?;
+    let config_path = rel.config_path(&target);
+    let (_, config) = crate::read_config(&rel.root, &config_path)?;
+    let database = database_restore(rel, &backup, restore_db)?;
     let dump = backup.join("database.dump");
     let database_dump = fsops::is_file(&rel.root, &dump).then(|| dump.display().to_string());
     let out = RolledBack {
@@ -258,11 +271,15 @@ pub fn rollback(rel: &Release, dry_run: bool) -> Result<RolledBack> {
         from: installed.clone(),
         to: to.clone(),
         backup: backup.display().to_string(),
+        restore_hint: database_dump
+            .as_ref()
+            .filter(|_| !restore_db)
+            .and_then(|d| restore_hint(rel, d)),
         database_dump,
+        database_restored: database.is_some(),
+        database_before: database.as_ref().map(|d| d.before.display().to_string()),
         unchanged: false,
     };
-    let config_path = rel.config_path(&target);
-    let (_, config) = crate::read_config(&rel.root, &config_path)?;
     if dry_run {
         return Ok(out);
     }
@@ -284,7 +301,11 @@ pub fn rollback(rel: &Release, dry_run: bool) -> Result<RolledBack> {
     }
     let mut files = Vec::new();
     tree_files(&rel.root, &prev, "", &mut files)?;
-    let mut steps = vec![Step::Stop, Step::Swap];
+    let mut steps = vec![Step::Stop];
+    if database.is_some() {
+        steps.push(Step::RestoreDatabase);
+    }
+    steps.push(Step::Swap);
     steps.extend((0..moves.len()).map(Step::Move));
     steps.extend([
         Step::RestoreConfig,
@@ -313,6 +334,7 @@ pub fn rollback(rel: &Release, dry_run: bool) -> Result<RolledBack> {
         files,
         install: false,
         restore_config: Some(backup.join("config.json")),
+        database,
     };
     let journal = Journal::open(&rel.root, JOURNAL)?;
     let count = body.steps.len();
@@ -334,15 +356,71 @@ pub fn rollback(rel: &Release, dry_run: bool) -> Result<RolledBack> {
         return Err(Error::Failed(format!(
             "the rollback to {to} failed and was undone; {} {installed} is installed and running as before: {e}{}",
             rel.product,
-            match &out.database_dump {
-                Some(d) => format!(
-                    " (if {installed} migrated the database, {to} refuses it: restore the dump {d} first, e.g. pg_restore --clean --if-exists -d DATASOURCE {d})"
+            match (&out.restore_hint, &out.database_dump) {
+                (Some(_), Some(_)) => format!(
+                    " (if {installed} migrated the database, {to} refuses it: add --restore-database to restore the backup's dump; changes made since the backup are lost)"
                 ),
-                None => String::new(),
+                _ => String::new(),
             }
         )));
     }
     apply::commit(rel, &journal, &rec)?;
     fsops::remove_tree(&rel.root, &saved)?;
     Ok(out)
+}
+
+/// With `--restore-database`: the backup's dump, the database the
+/// backup's config points at, and where the database as it is now is
+/// saved first. Refused (nothing changed) when any of them is missing.
+fn database_restore(
+    rel: &Release,
+    backup: &Path,
+    restore_db: bool,
+) -> Result<Option<apply::DatabaseRestore>> {
+    if !restore_db {
+        return Ok(None);
+    }
+    let dump = backup.join("database.dump");
+    if !fsops::is_file(&rel.root, &dump) {
+        return Err(Error::Failed(format!(
+            "--restore-database: {} has no database dump (made with --skip-db-backup?): nothing was changed",
+            backup.display()
+        )));
+    }
+    if rel.spec.backup.restore.is_empty() || rel.spec.backup.dump.is_empty() {
+        return Err(Error::Failed(format!(
+            "--restore-database: the {} manifest declares no database dump and restore commands: nothing was changed",
+            rel.product
+        )));
+    }
+    let (_, config) = crate::read_config(&rel.root, &backup.join("config.json"))?;
+    let datasource = apply::datasource(rel, &config).ok_or_else(|| {
+        Error::Failed(
+            "--restore-database: the backup's config names no database: nothing was changed".into(),
+        )
+    })?;
+    let before = backup.join(format!(
+        "database-before-rollback-{}.dump",
+        state::utc_stamp(state::now())
+    ));
+    Ok(Some(apply::DatabaseRestore {
+        datasource,
+        dump,
+        before,
+    }))
+}
+
+/// The manifest's restore command for `dump`, the database left as
+/// DATASOURCE (it may hold a password).
+fn restore_hint(rel: &Release, dump: &str) -> Option<String> {
+    let argv = &rel.spec.backup.restore;
+    (!argv.is_empty()).then(|| {
+        argv.iter()
+            .map(|a| {
+                a.replace("{datasource}", "DATASOURCE")
+                    .replace("{dump}", dump)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }

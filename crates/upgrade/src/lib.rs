@@ -112,6 +112,9 @@ pub enum Cmd {
     /// Go back to the release kept after the last upgrade, with its verified config backup.
     Rollback {
         product: String,
+        /// Also restore the backup's database dump (the database as it is is dumped first; changes since the backup are lost).
+        #[arg(long)]
+        restore_database: bool,
         #[command(flatten)]
         dry_run: DryRun,
     },
@@ -258,9 +261,13 @@ fn run(args: Args) -> Result<ExitCode> {
             }
             Ok(ExitCode::Ok)
         }
-        Cmd::Rollback { product, dry_run } => {
+        Cmd::Rollback {
+            product,
+            restore_database,
+            dry_run,
+        } => {
             let rel = Release::load(&root, &product)?;
-            let r = revert::rollback(&rel, dry_run.dry_run)?;
+            let r = revert::rollback(&rel, dry_run.dry_run, restore_database)?;
             match format {
                 Format::Json => cli::print_json(&r)?,
                 Format::Text => {
@@ -274,9 +281,7 @@ fn run(args: Args) -> Result<ExitCode> {
                     } else {
                         format!("{}: rolled back from {} to {} (config from {}); it answers its health check\n", r.product, r.from, r.to, r.backup)
                     };
-                    if let Some(d) = &r.database_dump {
-                        let _ = writeln!(s, "the database was not restored: if {} migrated it, restore the dump {d} (pg_restore --clean --if-exists -d DATASOURCE {d})", r.from);
-                    }
+                    s.push_str(&database_sentence(&r, dry_run.dry_run));
                     cli::print(&s)?
                 }
             }
@@ -413,4 +418,19 @@ pub fn render_plan(p: &Plan) -> String {
         let _ = writeln!(s, "  warning    {w}");
     }
     s
+}
+
+/// What a rollback did, or would do, with the database.
+fn database_sentence(r: &revert::RolledBack, dry_run: bool) -> String {
+    match (&r.database_dump, &r.database_before) {
+        (Some(d), Some(before)) if dry_run => format!("the database would be restored from {d}, after saving it as it is to {before}; changes made since the backup would be lost\n"),
+        (Some(d), Some(before)) => format!("the database was restored from {d}; changes made since the backup are lost, and the database as it was before the rollback is saved in {before}\n"),
+        (Some(d), None) if !r.unchanged => format!(
+            "the database was not restored: if {} migrated it, {} refuses it; add --restore-database to restore {d}{}\n",
+            r.from,
+            r.to,
+            r.restore_hint.as_deref().map(|h| format!(" (what it runs: {h})")).unwrap_or_default()
+        ),
+        _ => String::new(),
+    }
 }
