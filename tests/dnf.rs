@@ -119,6 +119,10 @@ fn the_dnf_plugin_vetoes_a_tegu_downgrade_before_rpm_runs() {
         "{out}"
     );
     assert!(!out.contains("Running scriptlet"), "rpm never ran: {out}");
+    assert!(
+        out.contains("Stopping dnf before rpm runs the transaction.") && !out.contains("apt"),
+        "the veto names dnf, not apt: {out}"
+    );
     assert_eq!(dnf.installed(), "tegu-ent-3.2.0");
 
     // The same downgrade spelled as a swap of the packages.

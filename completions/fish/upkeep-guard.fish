@@ -46,6 +46,8 @@ complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand ack" -l root -
 complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand ack" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
 complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand ack" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand apt-hook" -l caller -d 'The package manager that runs the hook (dnf\'s plugin speaks apt\'s protocol too)' -r -f -a "apt\t''
+dnf\t''"
 complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand apt-hook" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
 complete -c upkeep-guard -n "__fish_upkeep_guard_using_subcommand apt-hook" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"

@@ -75,7 +75,7 @@ class Upkeep(dnf.Plugin):
         root = self.base.conf.installroot
         if root and root != "/":
             args += ["--root", root]
-        args.append("apt-hook")
+        args += ["apt-hook", "--caller", "dnf"]
         env = dict(os.environ)
         env.pop("APT_HOOK_INFO_FD", None)
         try:

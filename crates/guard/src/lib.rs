@@ -92,7 +92,11 @@ pub enum Command {
         path: Option<String>,
     },
     /// apt DPkg::Pre-Install-Pkgs hook (protocol 3 on APT_HOOK_INFO_FD, else stdin).
-    AptHook,
+    AptHook {
+        /// The package manager that runs the hook (dnf's plugin speaks apt's protocol too).
+        #[arg(long, value_enum, default_value = "apt")]
+        caller: HookCaller,
+    },
     /// dpkg file trigger: report reverts, record the new state, close moot leases.
     DpkgTrigger {
         /// The trigger names dpkg passes (ignored: everything is checked).
@@ -152,9 +156,9 @@ fn run(args: Args) -> Result<ExitCode> {
                 ExitCode::Ok
             })
         }
-        Command::AptHook => {
+        Command::AptHook { caller } => {
             let stream = read_hook_stream();
-            let outcome = guard::apt_hook(&root, &stream);
+            let outcome = guard::apt_hook(&root, &stream, caller.into());
             for m in &outcome.messages {
                 eprintln!("{NAME}: {m}");
             }
@@ -173,6 +177,21 @@ fn run(args: Args) -> Result<ExitCode> {
         Command::DpkgTrigger { .. } | Command::RpmTrigger { .. } => {
             after_the_fact(&root);
             Ok(ExitCode::Ok)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum HookCaller {
+    Apt,
+    Dnf,
+}
+
+impl From<HookCaller> for guard::Caller {
+    fn from(c: HookCaller) -> guard::Caller {
+        match c {
+            HookCaller::Apt => guard::Caller::Apt,
+            HookCaller::Dnf => guard::Caller::Dnf,
         }
     }
 }

@@ -83,7 +83,25 @@ const MAX_LINE_WARNINGS: usize = 10;
 /// a warning, and only a configured `block` (or a manifest that forbids
 /// downgrades) sets `veto`. The stream is read line by line: a bad line is
 /// reported and skipped, and every good line is still checked.
-pub fn apt_hook(root: &SysRoot, stream: &[u8]) -> HookOutcome {
+/// The package manager that ran the hook (the dnf plugin and the dnf5
+/// action speak apt's protocol too): the veto names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Caller {
+    #[default]
+    Apt,
+    Dnf,
+}
+
+impl Caller {
+    fn stopping(self) -> &'static str {
+        match self {
+            Caller::Apt => "Stopping apt before dpkg runs.",
+            Caller::Dnf => "Stopping dnf before rpm runs the transaction.",
+        }
+    }
+}
+
+pub fn apt_hook(root: &SysRoot, stream: &[u8], caller: Caller) -> HookOutcome {
     let mut out = HookOutcome::default();
     let scan = upkeep_hookscan::scan(stream);
     if scan.lines.is_empty() && !scan.problems.is_empty() {
@@ -200,7 +218,8 @@ pub fn apt_hook(root: &SysRoot, stream: &[u8]) -> HookOutcome {
     }
     if out.veto {
         out.messages.push(format!(
-            "Stopping apt before dpkg runs. To let it through, set on_revert or on_downgrade = \"warn\" for the product in {CONFIG}."
+            "{} To let it through, set on_revert or on_downgrade = \"warn\" for the product in {CONFIG}.",
+            caller.stopping()
         ));
     }
     out
