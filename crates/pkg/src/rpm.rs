@@ -39,9 +39,8 @@ impl Rpm {
             if !found {
                 return None;
             }
-            let real = upkeep_sys::safe::resolve(root, d).ok()??;
-            let base = std::fs::canonicalize(root.dir()).ok()?;
-            Some(format!("/{}", real.strip_prefix(base).ok()?.display()))
+            let inside = upkeep_sys::safe::resolve_inside(root, d).ok()??;
+            Some(inside.display().to_string())
         })?;
         let rpm = which::which("rpm").ok()?;
         Some(Rpm {

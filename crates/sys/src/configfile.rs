@@ -34,10 +34,9 @@ impl ConfigFile {
         let lstat = safe::stat(root, inside, false)?.ok_or_else(missing)?;
         let via_symlink = Kind::of(&lstat) == Kind::Symlink;
         let target = if via_symlink {
-            let real = safe::resolve(root, inside)?.ok_or_else(|| {
+            safe::resolve_inside(root, inside)?.ok_or_else(|| {
                 Error::bad_input(&shown, None, "is a symlink to nothing (or a loop)")
-            })?;
-            inside_path(root, &real)?
+            })?
         } else {
             PathBuf::from(inside)
         };
@@ -131,11 +130,3 @@ impl ConfigFile {
     }
 }
 
-/// A path on this machine below the root, as seen inside the root.
-fn inside_path(root: &SysRoot, real: &Path) -> Result<PathBuf> {
-    let base = std::fs::canonicalize(root.dir()).at(root.dir())?;
-    let rest = real
-        .strip_prefix(&base)
-        .map_err(|_| Error::Refused(format!("{}: resolves outside the root", real.display())))?;
-    Ok(Path::new("/").join(rest))
-}
