@@ -347,44 +347,10 @@ fn dpkg_arch() -> Res<String> {
     Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
-fn deb_postinst() -> String {
-    // dpkg runs this with DPKG_ROOT set when it installs into another root
-    // (the binaries are then run from that root); systemd is only touched
-    // on the running system, as debhelper's snippets do.
-    r#"#!/bin/sh
-# upkeep postinst. "triggered": a package changed files where the plugin
-# manifests keep package-managed product binaries (dpkg file triggers,
-# interest-noawait): report what it reverted, record the new state and close
-# leases the upgrade made moot. Never fails dpkg.
-set -e
-
-case "$1" in
-    triggered)
-        "${DPKG_ROOT:-}/usr/bin/upkeep-guard" dpkg-trigger $2 || true
-        ;;
-    configure)
-        if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
-            deb-systemd-helper unmask upkeep-lease-recover.timer >/dev/null || true
-            if deb-systemd-helper --quiet was-enabled upkeep-lease-recover.timer; then
-                deb-systemd-helper enable upkeep-lease-recover.timer >/dev/null || true
-            else
-                deb-systemd-helper update-state upkeep-lease-recover.timer >/dev/null || true
-            fi
-            systemctl --system daemon-reload >/dev/null || true
-            deb-systemd-invoke start upkeep-lease-recover.timer >/dev/null || true
-        fi
-        ;;
-    abort-upgrade|abort-remove|abort-deconfigure)
-        ;;
-    *)
-        echo "postinst called with unknown argument \`$1'" >&2
-        exit 1
-        ;;
-esac
-
-exit 0
-"#
-    .to_string()
+/// The postinst is hooks/dpkg/postinst, whole: the same script the hook
+/// tests install.
+fn deb_postinst(ctx: &Ctx) -> Res<String> {
+    read_str(&ctx.repo.join("hooks/dpkg/postinst"))
 }
 
 fn deb_preinst() -> String {
@@ -582,7 +548,7 @@ fn build_deb(ctx: &Ctx) -> Res<PathBuf> {
             false,
         ),
         ("triggers", triggers.into_bytes(), false),
-        ("postinst", deb_postinst().into_bytes(), true),
+        ("postinst", deb_postinst(ctx)?.into_bytes(), true),
         ("preinst", deb_preinst().into_bytes(), true),
         ("prerm", deb_prerm().into_bytes(), true),
         ("postrm", deb_postrm().into_bytes(), true),
