@@ -76,6 +76,10 @@ pub struct LeaseEntry {
     pub mode: u32,
     pub dev: u64,
     pub ino: u64,
+    /// Birth time (statx, ns): with `ino`, tells a new inode that got the
+    /// same number from the old one. `None`: not kept by the filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btime: Option<i64>,
     /// `security.capability`, hex.
     pub capability: Option<String>,
     pub sha256: Option<String>,
@@ -98,36 +102,47 @@ pub struct Seen {
     pub size: u64,
     pub mtime: i64,
     pub ctime: i64,
+    /// Birth time (statx, ns), where the filesystem keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btime: Option<i64>,
     /// Regular files within the digest bounds only.
     pub sha256: Option<String>,
     pub xattrs: BTreeMap<String, String>,
+}
+
+/// Whether two records of one name are different inodes: another inode
+/// number, or the same number with another birth time (ext4 hands a freed
+/// inode number out again at once; no system call sets a birth time).
+fn other_inode(ino: u64, btime: Option<i64>, now_ino: u64, now_btime: Option<i64>) -> bool {
+    ino != now_ino || matches!((btime, now_btime), (Some(a), Some(b)) if a != b)
 }
 
 impl Seen {
     /// Same inode, kind, owner, mode, size, times and attributes. The
     /// change time cannot be forged by the holder.
     fn same_as(&self, now: &Seen) -> bool {
-        (
-            self.ino,
-            &self.kind,
-            self.uid,
-            self.gid,
-            self.mode,
-            self.size,
-            self.mtime,
-            self.ctime,
-            &self.xattrs,
-        ) == (
-            now.ino,
-            &now.kind,
-            now.uid,
-            now.gid,
-            now.mode,
-            now.size,
-            now.mtime,
-            now.ctime,
-            &now.xattrs,
-        )
+        !other_inode(self.ino, self.btime, now.ino, now.btime)
+            && (
+                self.ino,
+                &self.kind,
+                self.uid,
+                self.gid,
+                self.mode,
+                self.size,
+                self.mtime,
+                self.ctime,
+                &self.xattrs,
+            ) == (
+                now.ino,
+                &now.kind,
+                now.uid,
+                now.gid,
+                now.mode,
+                now.size,
+                now.mtime,
+                now.ctime,
+                &now.xattrs,
+            )
     }
 }
 
@@ -175,6 +190,7 @@ impl LeaseEntry {
             mode: st.st_mode & 0o7777,
             dev: st.st_dev,
             ino: st.st_ino,
+            btime: None,
             capability,
             sha256,
             xattrs: None,
@@ -436,6 +452,7 @@ fn plan_file(root: &SysRoot, path: &str, dir_lent: bool) -> Result<Planned> {
     let sha256 = Some(safefs::sha256_file(&file)?);
     let mut entry = LeaseEntry::of(path, EntryKind::File, &st, capability, sha256);
     entry.xattrs = Some(xattr_map(&file)?);
+    entry.btime = safefs::birth_of(&file)?;
     Ok(Planned { entry, file })
 }
 
@@ -480,6 +497,7 @@ fn seen_at(dir: &File, name: &OsStr, budget: Option<&mut u64>) -> Result<Option<
         size: st.st_size as u64,
         mtime: st.st_mtime,
         ctime: st.st_ctime,
+        btime: safefs::birth_at(dir, name)?,
         sha256: None,
         xattrs: BTreeMap::new(),
     };
@@ -554,6 +572,7 @@ fn plan_dir(root: &SysRoot, path: &str) -> Result<Planned> {
     }
     let mut entry = LeaseEntry::of(path, EntryKind::Dir, &st, None, None);
     entry.xattrs = Some(xattr_map(&file)?);
+    entry.btime = safefs::birth_of(&file)?;
     Ok(Planned { entry, file })
 }
 
@@ -827,6 +846,7 @@ fn grant_private(
         mode: 0o755,
         dev: file.entry.dev,
         ino: 0,
+        btime: None,
         capability: None,
         sha256: None,
         xattrs: Some(BTreeMap::new()),
@@ -1376,7 +1396,9 @@ fn restore_file(root: &SysRoot, body: &LeaseBody, i: usize, out: &mut EntryOutco
         }
     };
     let was_ino = st.st_ino;
-    if st.st_nlink > 1 && st.st_uid != holder && st.st_ino != e.ino {
+    let was_btime = safefs::birth_of(&f)?;
+    let other = other_inode(e.ino, e.btime, was_ino, was_btime);
+    if st.st_nlink > 1 && st.st_uid != holder && other {
         // Not the holder's content: a link to a file of someone else.
         // Neither its owner nor its mode is ours to change.
         out.replaced = true;
@@ -1453,7 +1475,7 @@ fn restore_file(root: &SysRoot, body: &LeaseBody, i: usize, out: &mut EntryOutco
                     .into(),
                 ));
                 out.content_changed = true;
-                out.replaced = st.st_ino != e.ino;
+                out.replaced = other;
                 return Ok(());
             }
         }
@@ -1461,7 +1483,7 @@ fn restore_file(root: &SysRoot, body: &LeaseBody, i: usize, out: &mut EntryOutco
         put_back(i, e, &f, &st)?;
     }
     let _ = st;
-    out.replaced = was_ino != e.ino;
+    out.replaced = other;
     out.content_changed = out.replaced
         || match &e.sha256 {
             Some(sum) => safefs::sha256_bounded(&f, safefs::limit::BINARY)?.as_ref() != Some(sum),
@@ -1693,6 +1715,7 @@ fn restore_seen(dir: &File, name: &OsStr, r: &Seen) -> Result<String> {
                 mode: r.mode,
                 dev: st.st_dev,
                 ino: r.ino,
+                btime: r.btime,
                 capability: None,
                 sha256: None,
                 xattrs: Some(r.xattrs.clone()),
@@ -1750,6 +1773,7 @@ fn check_contents(
                 // have been reused).
                 let moved = rec.entries.iter().find(|r| {
                     (r.ino, &r.kind, r.size, r.mtime) == (c.ino, &c.kind, c.size, c.mtime)
+                        && !other_inode(r.ino, r.btime, c.ino, c.btime)
                         && r.name != c.name
                 });
                 let old_binary = c.kind == "file"
@@ -1781,18 +1805,22 @@ fn check_contents(
                 format!("a {} of uid {} is gone", r.kind, r.uid),
                 "nothing to take back".into(),
             ),
-            (Some(r), Some(c)) if r.ino != c.ino || r.kind != c.kind => finding(
-                &path,
-                "replaced",
-                format!(
-                    "a {} of uid {}, mode {:04o} stands where a {} was",
-                    kind_shown(&c.kind),
-                    c.uid,
-                    c.mode,
-                    kind_shown(&r.kind)
-                ),
-                take_back(dir, os, body.to.uid, 0)?,
-            ),
+            (Some(r), Some(c))
+                if other_inode(r.ino, r.btime, c.ino, c.btime) || r.kind != c.kind =>
+            {
+                finding(
+                    &path,
+                    "replaced",
+                    format!(
+                        "a {} of uid {}, mode {:04o} stands where a {} was",
+                        kind_shown(&c.kind),
+                        c.uid,
+                        c.mode,
+                        kind_shown(&r.kind)
+                    ),
+                    take_back(dir, os, body.to.uid, 0)?,
+                )
+            }
             (Some(r), Some(c)) => {
                 let mut what = Vec::new();
                 if (r.uid, r.gid, r.mode) != (c.uid, c.gid, c.mode) {
