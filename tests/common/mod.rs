@@ -15,10 +15,27 @@ pub use scenario::*;
 
 pub const ENTERPRISE_MARKER: &str = "github.com/mattermost/enterprise/";
 
+/// ELF machine numbers (`e_machine`) the tests build headers for.
+pub const EM_X86_64: u16 = 62;
+pub const EM_AARCH64: u16 = 183;
+
+/// The first 20 bytes of a 64-bit little-endian ELF executable for
+/// `machine`: all that is read of a binary's architecture (no cross
+/// compiler needed).
+pub fn elf_header(machine: u16) -> Vec<u8> {
+    let mut h = b"\x7fELF\x02\x01\x01".to_vec();
+    h.resize(16, 0); // the rest of e_ident
+    h.extend_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
+    h.extend_from_slice(&machine.to_le_bytes());
+    h
+}
+
 /// Bytes standing in for a Mattermost binary of the given edition (the real
-/// one is a 200 MB Go binary; only the marker matters to upkeep).
+/// one is a 200 MB Go binary; only the marker matters to upkeep), built
+/// for x86-64 as the real one's ELF header says.
 pub fn mattermost_binary(enterprise: bool) -> Vec<u8> {
-    let mut b = b"\x7fELF\x02\x01\x01 stand-in mattermost\0".to_vec();
+    let mut b = elf_header(EM_X86_64);
+    b.extend_from_slice(b" stand-in mattermost\0");
     b.extend(std::iter::repeat_n(0u8, 4096));
     if enterprise {
         b.extend_from_slice(ENTERPRISE_MARKER.as_bytes());

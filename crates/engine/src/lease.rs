@@ -173,6 +173,24 @@ pub struct Finding {
     pub reinstall: Option<String>,
 }
 
+/// What the conversion left: the lent file's own inode, untouched, under
+/// another name beside the new file (Mattermost's upgrader renames the old
+/// binary to a temporary name and removes it last). Restore removes it.
+pub const LEFTOVER: &str = "leftover";
+
+impl Finding {
+    /// The conversion's own leftover, removed: reported, not a failure.
+    pub fn is_leftover(&self) -> bool {
+        self.change == LEFTOVER
+    }
+
+    /// Whether upkeep must run nothing from the path until its content is
+    /// back (what is gone, not compared, or removed cannot run).
+    fn taints(&self) -> bool {
+        !matches!(self.change.as_str(), "removed" | "unchecked" | LEFTOVER)
+    }
+}
+
 impl LeaseEntry {
     /// The record of what `st` says, before anything changes.
     fn of(
@@ -311,6 +329,9 @@ pub struct GrantReport {
     pub already_leased: Vec<String>,
     pub dry_run: bool,
     pub warnings: Vec<String>,
+    /// What the product's conversion needs known (its manifest's notices).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -324,6 +345,10 @@ pub struct EntryOutcome {
     /// What the holder changed that it should not have.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// For the binary of a product's conversion: "converted to Enterprise
+    /// Edition", "unchanged", or what it is instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<String>,
 }
 
 /// How a lease ended up after restore or recover.
@@ -629,6 +654,7 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
         already_leased: already,
         dry_run: req.dry_run,
         warnings: statoverride_warnings(root, &todo),
+        notes: Vec::new(),
     };
     if todo.is_empty() {
         return Ok(report);
@@ -799,6 +825,7 @@ fn undo_step(
                 content_changed: false,
                 replaced: false,
                 findings,
+                conversion: None,
             }])
         }
         None => Ok(Vec::new()),
@@ -1054,11 +1081,14 @@ pub struct Granted {
     pub to: String,
     pub dir: bool,
     pub private: bool,
+    /// The conversion's notices, to print with the grant.
+    pub notes: Vec<String>,
 }
 
 /// `--product`: the paths, holder and directory flag the product's
 /// manifest gives for the one install found. A product that declares no
-/// lease is a usage error; one not installed is a plain failure.
+/// lease is a usage error; one not installed is a plain failure; one whose
+/// conversion does not run on its architecture is refused.
 pub fn from_manifest(
     root: &SysRoot,
     name: &str,
@@ -1078,12 +1108,12 @@ pub fn from_manifest(
         )));
     }
     let report = ctx.detect(&names, &Default::default())?;
-    let specs: Vec<_> = report
+    let found: Vec<_> = report
         .installs
         .iter()
-        .filter_map(|i| i.lease.as_ref())
+        .filter_map(|i| Some((i, i.lease.as_ref()?)))
         .collect();
-    let spec = match specs.as_slice() {
+    let (install, spec) = match found.as_slice() {
         [] => return Err(Error::Failed(format!("no install of {name} was found"))),
         [one] => *one,
         _ => {
@@ -1105,11 +1135,13 @@ pub fn from_manifest(
     } else {
         paths
     };
+    let notes = crate::lease_conversion::before_grant(root, install)?;
     Ok(Granted {
         paths,
         to: to.unwrap_or_else(|| spec.to.clone()),
         dir: spec.dir && !spec.private,
         private: spec.private,
+        notes,
     })
 }
 
@@ -1202,6 +1234,7 @@ fn restore_entry(
         content_changed: false,
         replaced: false,
         findings: Vec::new(),
+        conversion: None,
     };
     match e.kind {
         EntryKind::Dir => {
@@ -1275,7 +1308,7 @@ fn restore_entry(
         root,
         out.findings
             .iter()
-            .filter(|f| f.change != "removed" && f.change != "unchecked")
+            .filter(|f| f.taints())
             .map(|f| (f.path.clone(), expected_digest(body, &f.path)))
             .collect(),
     )?;
@@ -1327,7 +1360,7 @@ fn contents_step(
             root,
             findings
                 .iter()
-                .filter(|f| f.change != "removed" && f.change != "unchecked")
+                .filter(|f| f.taints())
                 .map(|f| (f.path.clone(), expected_digest(body, &f.path)))
                 .collect(),
         )?;
@@ -1337,6 +1370,7 @@ fn contents_step(
             content_changed: false,
             replaced: false,
             findings,
+            conversion: None,
         });
     }
     Ok(out)
@@ -1529,6 +1563,14 @@ fn restore_lease(root: &SysRoot, journal: &Journal, rec: &mut LeaseRecord) -> Re
         }
         Ok(())
     });
+    if undone.is_ok() {
+        if let Some(product) = &rec.body.product {
+            for o in outcomes.iter_mut().filter(|o| o.kind == EntryKind::File) {
+                o.conversion =
+                    crate::lease_conversion::verdict(root, product, &o.path, o.content_changed);
+            }
+        }
+    }
     match undone {
         Ok(()) => Ok(LeaseOutcome {
             id: rec.id.clone(),
@@ -1779,15 +1821,24 @@ fn check_contents(
                 let old_binary = c.kind == "file"
                     && body.entries.iter().any(|e| {
                         e.kind == EntryKind::File
-                            && e.ino == c.ino
+                            && !other_inode(e.ino, e.btime, c.ino, c.btime)
                             && e.sha256.is_some()
                             && matches!(safefs::open_entry(dir, os), Ok(Entry::File(f, _))
                                 if safefs::sha256_bounded(&f, DIGEST_FILE_MAX).ok().flatten() == e.sha256)
                     });
-                let what = if old_binary {
-                    "the lent file's old inode under a new name (an upgrade stopped half way)"
-                        .to_string()
-                } else if let Some(r) = moved {
+                if old_binary {
+                    // The recorded inode itself (number, birth time and
+                    // content): nothing else needs it.
+                    safefs::unlink_at(dir, os)?;
+                    out.push(finding(
+                        &path,
+                        LEFTOVER,
+                        "the lent file's old inode under a new name, as the upgrader leaves it when it stops before removing it".into(),
+                        "removed".into(),
+                    ));
+                    continue;
+                }
+                let what = if let Some(r) = moved {
                     format!("{}'s original file under a new name", r.name)
                 } else {
                     format!(
