@@ -1491,18 +1491,31 @@ fn a_private_lease_survives_the_holders_attacks_in_its_directory() {
 }
 
 /// Every path of the root (upkeep's own state too) with its owner, mode,
-/// inode and content: a refused grant changes none of it.
-fn digest_tree(root: &Path) -> BTreeMap<String, (u32, u32, u32, u64, Vec<u8>)> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u32, u32, u32, u64, Vec<u8>)>) {
+/// inode and content digest: a refused grant changes none of it. rpm's
+/// database is left out: any query (`rpm -q`) opens its SQLite files for
+/// writing.
+fn digest_tree(root: &Path) -> BTreeMap<String, (u32, u32, u32, u64, String)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u32, u32, u32, u64, String)>) {
         for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
             let p = e.path();
+            let rel = p.strip_prefix(root).expect("prefix").display().to_string();
+            if rel == "var/lib/rpm" {
+                continue;
+            }
             let m = std::fs::symlink_metadata(&p).expect("lstat");
             let content = if m.is_file() {
-                std::fs::read(&p).expect("read")
+                let o = Command::new("sha256sum")
+                    .arg(&p)
+                    .output()
+                    .expect("sha256sum");
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
             } else {
-                Vec::new()
+                String::new()
             };
-            let rel = p.strip_prefix(root).expect("prefix").display().to_string();
             out.insert(rel, (m.uid(), m.gid(), m.mode(), m.ino(), content));
             if m.is_dir() {
                 walk(root, &p, out);
@@ -1722,4 +1735,36 @@ fn a_leftover_in_a_lent_directory_is_removed_and_an_unknown_one_taken_back() {
     let mut after = snapshot(r.root());
     after.remove(format!("{DIR}/1234").trim_start_matches('/'));
     assert_eq!(after, before);
+}
+
+#[test]
+fn an_aarch64_rpm_root_is_refused_the_conversion_lease_too() {
+    let r = TestRoot::new();
+    r.init_rpm();
+    let work = tempfile::tempdir().expect("tmp");
+    let arm = [elf_header(EM_AARCH64), mattermost_binary(false)].concat();
+    let pkg = build_rpm_for(
+        "aarch64",
+        work.path(),
+        "gitlab-ce",
+        "18.11.1",
+        "ce.0",
+        &[file(BIN, &arm, 0o755), file(MM_VERSION, "10.11.4\n", 0o644)],
+        "",
+    );
+    r.rpm(&[
+        "-i",
+        "--nodeps",
+        "--ignorearch",
+        pkg.to_str().expect("utf8"),
+    ]);
+    let before = digest_tree(r.root());
+    let o = lease(&r, &["grant", "--product", "mattermost"]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("runs only on amd64, and /opt/gitlab/embedded/bin/mattermost is built for arm64 (package gitlab-ce is built for arm64). Nothing was lent. By hand: download mattermost-10.11.4-linux-arm64.tar.gz"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(digest_tree(r.root()), before, "nothing changed");
 }

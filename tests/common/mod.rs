@@ -239,6 +239,20 @@ pub fn build_rpm(
     files: &[PkgFile<'_>],
     scriptlets: &str,
 ) -> PathBuf {
+    build_rpm_for("noarch", out_dir, name, version, release, files, scriptlets)
+}
+
+/// [`build_rpm`] for one architecture (`aarch64`: rpmbuild's `--target`;
+/// nothing is compiled, so no cross compiler is needed).
+pub fn build_rpm_for(
+    arch: &str,
+    out_dir: &Path,
+    name: &str,
+    version: &str,
+    release: &str,
+    files: &[PkgFile<'_>],
+    scriptlets: &str,
+) -> PathBuf {
     let top = out_dir.join(format!("rpmbuild-{name}-{version}-{release}"));
     let _ = fs::remove_dir_all(&top);
     let src = top.join("SOURCES/root");
@@ -250,12 +264,22 @@ pub fn build_rpm(
     }
     fs::create_dir_all(top.join("SPECS")).expect("mkdir");
     let list: String = files.iter().map(|f| format!("{}\n", f.path)).collect();
+    let build_arch = if arch == "noarch" {
+        "BuildArch: noarch\n"
+    } else {
+        ""
+    };
     let spec = format!(
-        "Name: {name}\nVersion: {version}\nRelease: {release}\nSummary: upkeep test package\nLicense: MIT\nBuildArch: noarch\n\
+        "Name: {name}\nVersion: {version}\nRelease: {release}\nSummary: upkeep test package\nLicense: MIT\n{build_arch}\
          %description\nupkeep test package\n%install\nmkdir -p %{{buildroot}}\ncp -a %{{_sourcedir}}/root/. %{{buildroot}}/\n\
          {scriptlets}\n%files\n{list}"
     );
     let spec_path = top.join("SPECS/pkg.spec");
+    let target: &[&str] = if arch == "noarch" {
+        &[]
+    } else {
+        &["--target", arch]
+    };
     fs::write(&spec_path, spec).expect("spec");
     let out = Command::new("rpmbuild")
         .args(["--quiet", "-bb", "--define"])
@@ -271,6 +295,7 @@ pub fn build_rpm(
             "__os_install_post %{nil}",
         ])
         .args(["--define", "_binaries_in_noarch_packages_terminate_build 0"])
+        .args(target)
         .arg(&spec_path)
         .output()
         .expect("rpmbuild");
@@ -279,7 +304,7 @@ pub fn build_rpm(
         "rpmbuild failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    top.join(format!("RPMS/noarch/{name}-{version}-{release}.noarch.rpm"))
+    top.join(format!("RPMS/{arch}/{name}-{version}-{release}.{arch}.rpm"))
 }
 
 pub fn bin(name: &str) -> PathBuf {
