@@ -1689,6 +1689,22 @@ fn a_conversion_as_the_upgrader_makes_it_is_given_back_root_owned_and_reported()
         stdout(&o)
     );
     assert_eq!(snapshot(r.root()), before);
+    // The same in JSON.
+    assert_eq!(
+        lease(&r, &["grant", "--product", "mattermost"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let v = json(&lease(&r, &["restore", "--all", "--format", "json"]));
+    let bin = v["leases"][0]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["path"] == BIN)
+        .expect("bin")
+        .clone();
+    assert_eq!(bin["conversion"], "unchanged", "{v}");
 }
 
 #[test]

@@ -164,7 +164,8 @@ pub struct DirRecord {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     pub path: String,
-    /// added, removed, replaced, changed, or unchecked
+    /// added, removed, replaced, changed, linked, in-place, unchecked, or
+    /// leftover (the conversion's own, removed: not a failure)
     pub change: String,
     pub detail: String,
     /// What restore did about it.
