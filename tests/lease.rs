@@ -639,7 +639,14 @@ fn a_real_dpkg_upgrade_that_re_roots_the_files_makes_the_lease_moot() {
     let r = omnibus_root(0o755);
     std::fs::remove_file(r.path(BIN)).expect("rm");
     let work = tempfile::tempdir().expect("tmp");
-    let files = |v: &str| vec![file(BIN, format!("mattermost team {v}"), 0o755)];
+    let team = |v: &str| {
+        [
+            elf_header(EM_X86_64),
+            format!("mattermost team {v}").into_bytes(),
+        ]
+        .concat()
+    };
+    let files = |v: &str| vec![file(BIN, team(v), 0o755)];
     let old = build_deb(work.path(), "gitlab-ee", "18.11.1-ee.0", &files("1"), &[]);
     // Omnibus's postinst puts ownership of its directories back; this one
     // does the same for the one that matters here.
@@ -683,10 +690,7 @@ fn a_real_dpkg_upgrade_that_re_roots_the_files_makes_the_lease_moot() {
     assert!(lease_files(&r).is_empty());
     assert_eq!((stat(&r, BIN), stat(&r, DIR)), before);
     assert!(!r.path(PRIVATE).exists());
-    assert_eq!(
-        std::fs::read_to_string(r.path(BIN)).expect("read"),
-        "mattermost team 2"
-    );
+    assert_eq!(std::fs::read(r.path(BIN)).expect("read"), team("2"));
 }
 
 #[test]
@@ -1409,13 +1413,9 @@ fn a_file_of_an_rpm_package_the_holder_replaced_is_flagged_for_dnf_reinstall() {
     let o = lease(&r, &["restore", "--all"]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
-    // rm + create may get the same inode number back (ext4 reuses it at
-    // once): then it reads as changed rather than replaced; both are taken
-    // back alike.
-    assert!(
-        out.contains("bin/gitlab-rails (replaced)") || out.contains("bin/gitlab-rails (changed)"),
-        "{out}"
-    );
+    // rm + create often gets the same inode number back (ext4 reuses it at
+    // once): the birth time tells the new inode from the old one.
+    assert!(out.contains("bin/gitlab-rails (replaced)"), "{out}");
     assert!(out.contains("run `dnf reinstall gitlab-ce`"), "{out}");
     assert_eq!(stat(&r, RAILS).0, 0);
 }
@@ -1488,4 +1488,299 @@ fn a_private_lease_survives_the_holders_attacks_in_its_directory() {
         let m = std::fs::symlink_metadata(r.path(BIN)).expect("lstat");
         assert_eq!(m.uid(), 0, "{attack}");
     }
+}
+
+/// Every path of the root (upkeep's own state too) with its owner, mode,
+/// inode and content digest: a refused grant changes none of it. rpm's
+/// database is left out: any query (`rpm -q`) opens its SQLite files for
+/// writing.
+fn digest_tree(root: &Path) -> BTreeMap<String, (u32, u32, u32, u64, String)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u32, u32, u32, u64, String)>) {
+        for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).expect("prefix").display().to_string();
+            if rel == "var/lib/rpm" {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).expect("lstat");
+            let content = if m.is_file() {
+                let o = Command::new("sha256sum")
+                    .arg(&p)
+                    .output()
+                    .expect("sha256sum");
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                String::new()
+            };
+            out.insert(rel, (m.uid(), m.gid(), m.mode(), m.ino(), content));
+            if m.is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+const MM_VERSION: &str = "/opt/gitlab/embedded/service/mattermost/VERSION";
+
+/// gitlab-ee in dpkg's status as built for `arch`, owning the binary.
+fn gitlab_ee_for(r: &TestRoot, arch: &str) {
+    std::fs::write(
+        r.path("var/lib/dpkg/status"),
+        format!("Package: gitlab-ee\nStatus: install ok installed\nArchitecture: {arch}\nVersion: 18.11.1-ee.0\n"),
+    )
+    .expect("status");
+    std::fs::write(
+        r.path("var/lib/dpkg/info/gitlab-ee.list"),
+        format!("/opt\n/opt/gitlab\n{DIR}\n{BIN}\n"),
+    )
+    .expect("list");
+}
+
+#[test]
+fn an_arm64_root_is_refused_the_conversion_lease_and_told_the_manual_route() {
+    let r = omnibus_root(0o755);
+    r.write(MM_VERSION, "10.11.4\n", 0o644);
+    // An aarch64 binary (its ELF header says so) of an arm64 package.
+    let arm = [elf_header(EM_AARCH64), mattermost_binary(false)].concat();
+    r.write(BIN, &arm, 0o755);
+    gitlab_ee_for(&r, "arm64");
+    let before = digest_tree(r.root());
+    for args in [
+        &["grant", "--product", "mattermost"][..],
+        &["grant", "--product", "mattermost", "--dry-run"],
+        &["grant", "--product", "mattermost", "--private"],
+    ] {
+        let o = lease(&r, args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {}{err}", stdout(&o));
+        assert!(
+            err.contains("Mattermost's in-place upgrade to Enterprise Edition (System Console > Edition and License) runs only on amd64, and /opt/gitlab/embedded/bin/mattermost is built for arm64 (package gitlab-ee is built for arm64). Nothing was lent. By hand: download mattermost-10.11.4-linux-arm64.tar.gz and its .sig from https://releases.mattermost.com/10.11.4/"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("run `gitlab-ctl stop mattermost`"), "{err}");
+        assert_eq!(digest_tree(r.root()), before, "{args:?}: nothing changed");
+    }
+
+    // The package alone says arm64 (an x86-64 binary put there by hand):
+    // refused all the same, both named.
+    r.write(BIN, mattermost_binary(false), 0o755);
+    let before = digest_tree(r.root());
+    let o = lease(&r, &["grant", "--product", "mattermost"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("and package gitlab-ee is built for arm64, although /opt/gitlab/embedded/bin/mattermost is built for amd64."),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(digest_tree(r.root()), before);
+
+    // An amd64 package, but a binary whose architecture cannot be read:
+    // refused (the binary is not input the user gave: not 65).
+    gitlab_ee_for(&r, "amd64");
+    r.write(BIN, "#!/bin/sh\necho not a binary\n", 0o755);
+    let before = digest_tree(r.root());
+    let o = lease(&r, &["grant", "--product", "mattermost"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("which architecture /opt/gitlab/embedded/bin/mattermost is built for cannot be told: it is not an ELF binary. Nothing was lent. By hand: download mattermost-10.11.4-linux-amd64.tar.gz"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(digest_tree(r.root()), before);
+
+    // x86-64 binary and package: granted, and told what the upgrader downloads.
+    r.write(BIN, mattermost_binary(false), 0o755);
+    let o = lease(&r, &["grant", "--product", "mattermost", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("note: Mattermost's in-place upgrade downloads the Enterprise Edition release of the same version from the internet, https://releases.mattermost.com/10.11.4/mattermost-10.11.4-linux-amd64.tar.gz and its signature (.sig), so the Mattermost server itself must reach releases.mattermost.com over HTTPS.\n"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// The name Go's `os.CreateTemp(dir, "*")` gives: digits only.
+const UPGRADER_TMP: &str = "2854107923";
+
+#[test]
+fn a_conversion_as_the_upgrader_makes_it_is_given_back_root_owned_and_reported() {
+    let r = omnibus_root(0o750);
+    reachable(&r);
+    r.write(MM_VERSION, "10.11.4\n", 0o644);
+    std::os::unix::fs::chown(r.path(BIN), Some(0), Some(998)).expect("chown");
+    setcap(&r.path(BIN), "cap_net_bind_service=+ep");
+    r.write("/var/tmp/ee", mattermost_binary(true), 0o644);
+    let ee = r.path("var/tmp/ee");
+    let before = snapshot(r.root());
+    let bin_before = (stat(&r, BIN), getcap(&r.path(BIN)));
+
+    let o = lease(&r, &["grant", "--product", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("note: The server makes that download with Go's default HTTP client, which uses a proxy only from the server process's environment (HTTPS_PROXY or https_proxy, with NO_PROXY for exceptions) as it was when the server started; nothing in config.json or the System Console sets a proxy for it.\n"),
+        "{}",
+        stdout(&o)
+    );
+    // upgrader_linux.go extractBinary, in the directory of the binary's
+    // real path: os.CreateTemp(dir, "*") names a temporary file (digits),
+    // which it removes and renames the old binary to; os.Create makes the
+    // new one (owned by the running user, no capabilities); the old one is
+    // removed last -- here it is left, as when that remove fails or the
+    // server dies first; then chmod to the old mode.
+    let upgrade = format!(
+        "cd \"$(dirname \"$(readlink -f mattermost)\")\" && mv mattermost {UPGRADER_TMP} && (umask 022 && cat {} > mattermost) && chmod 0750 mattermost",
+        ee.display()
+    );
+    let o = as_mattermost(&r, &upgrade);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let new = std::fs::metadata(r.path(BIN)).expect("stat");
+    assert_eq!((new.uid(), getcap(&r.path(BIN))), (MM_UID, String::new()));
+    let leftover = format!("{PRIVATE}/{UPGRADER_TMP}");
+    assert_eq!(
+        stat(&r, &leftover),
+        (0, 998, 0o750),
+        "the old inode, root's"
+    );
+
+    let o = lease(&r, &["restore", "--all"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(
+        out.contains(&format!(
+            "restored {BIN}: converted to Enterprise Edition\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("left by the upgrader: {leftover}: the lent file's old inode under a new name, as the upgrader leaves it when it stops before removing it; removed\n")),
+        "{out}"
+    );
+    assert_eq!(
+        (stat(&r, BIN), getcap(&r.path(BIN))),
+        bin_before,
+        "the new binary: recorded owner, group, mode and capabilities"
+    );
+    assert_eq!(
+        std::fs::read(r.path(BIN)).expect("read"),
+        mattermost_binary(true)
+    );
+    assert_eq!(
+        snapshot(r.root()),
+        before,
+        "directory, private directory and leftover"
+    );
+    assert!(lease_files(&r).is_empty());
+
+    // No conversion this time: restore says so.
+    let o = lease(&r, &["grant", "--product", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = lease(&r, &["restore", "--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("restored {BIN}: unchanged\n")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(snapshot(r.root()), before);
+    // The same in JSON.
+    assert_eq!(
+        lease(&r, &["grant", "--product", "mattermost"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let v = json(&lease(&r, &["restore", "--all", "--format", "json"]));
+    let bin = v["leases"][0]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["path"] == BIN)
+        .expect("bin")
+        .clone();
+    assert_eq!(bin["conversion"], "unchanged", "{v}");
+}
+
+#[test]
+fn a_leftover_in_a_lent_directory_is_removed_and_an_unknown_one_taken_back() {
+    let r = omnibus_root(0o755);
+    reachable(&r);
+    setcap(&r.path(BIN), "cap_net_bind_service=+ep");
+    let before = snapshot(r.root());
+    let bin_before = (stat(&r, BIN), getcap(&r.path(BIN)));
+    let o = lease(&r, &["grant", BIN, "--dir", "--to", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The upgrader's leftover, and a file of the holder's under a name like it.
+    let o = as_mattermost(
+        &r,
+        &format!("mv mattermost {UPGRADER_TMP} && printf new > mattermost && chmod 0755 mattermost && printf x > 1234 && chmod 0777 1234"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lease(&r, &["restore", "--all"]);
+    let out = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the holder's own file: {out}{}",
+        stderr(&o)
+    );
+    assert!(
+        out.contains(&format!("left by the upgrader: {DIR}/{UPGRADER_TMP}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("changed by the holder: {DIR}/1234 (added)")),
+        "{out}"
+    );
+    assert!(
+        !r.path(&format!("{DIR}/{UPGRADER_TMP}")).exists(),
+        "leftover removed"
+    );
+    assert_eq!(
+        stat(&r, &format!("{DIR}/1234")),
+        (0, 0, 0o755),
+        "taken back"
+    );
+    assert_eq!((stat(&r, BIN), getcap(&r.path(BIN))), bin_before);
+    let mut after = snapshot(r.root());
+    after.remove(format!("{DIR}/1234").trim_start_matches('/'));
+    assert_eq!(after, before);
+}
+
+#[test]
+fn an_aarch64_rpm_root_is_refused_the_conversion_lease_too() {
+    let r = TestRoot::new();
+    r.init_rpm();
+    let work = tempfile::tempdir().expect("tmp");
+    let arm = [elf_header(EM_AARCH64), mattermost_binary(false)].concat();
+    let pkg = build_rpm_for(
+        "aarch64",
+        work.path(),
+        "gitlab-ce",
+        "18.11.1",
+        "ce.0",
+        &[file(BIN, &arm, 0o755), file(MM_VERSION, "10.11.4\n", 0o644)],
+        "",
+    );
+    r.rpm(&[
+        "-i",
+        "--nodeps",
+        "--ignorearch",
+        pkg.to_str().expect("utf8"),
+    ]);
+    let before = digest_tree(r.root());
+    let o = lease(&r, &["grant", "--product", "mattermost"]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("runs only on amd64, and /opt/gitlab/embedded/bin/mattermost is built for arm64 (package gitlab-ce is built for arm64). Nothing was lent. By hand: download mattermost-10.11.4-linux-arm64.tar.gz"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(digest_tree(r.root()), before, "nothing changed");
 }

@@ -15,10 +15,27 @@ pub use scenario::*;
 
 pub const ENTERPRISE_MARKER: &str = "github.com/mattermost/enterprise/";
 
+/// ELF machine numbers (`e_machine`) the tests build headers for.
+pub const EM_X86_64: u16 = 62;
+pub const EM_AARCH64: u16 = 183;
+
+/// The first 20 bytes of a 64-bit little-endian ELF executable for
+/// `machine`: all that is read of a binary's architecture (no cross
+/// compiler needed).
+pub fn elf_header(machine: u16) -> Vec<u8> {
+    let mut h = b"\x7fELF\x02\x01\x01".to_vec();
+    h.resize(16, 0); // the rest of e_ident
+    h.extend_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
+    h.extend_from_slice(&machine.to_le_bytes());
+    h
+}
+
 /// Bytes standing in for a Mattermost binary of the given edition (the real
-/// one is a 200 MB Go binary; only the marker matters to upkeep).
+/// one is a 200 MB Go binary; only the marker matters to upkeep), built
+/// for x86-64 as the real one's ELF header says.
 pub fn mattermost_binary(enterprise: bool) -> Vec<u8> {
-    let mut b = b"\x7fELF\x02\x01\x01 stand-in mattermost\0".to_vec();
+    let mut b = elf_header(EM_X86_64);
+    b.extend_from_slice(b" stand-in mattermost\0");
     b.extend(std::iter::repeat_n(0u8, 4096));
     if enterprise {
         b.extend_from_slice(ENTERPRISE_MARKER.as_bytes());
@@ -222,6 +239,20 @@ pub fn build_rpm(
     files: &[PkgFile<'_>],
     scriptlets: &str,
 ) -> PathBuf {
+    build_rpm_for("noarch", out_dir, name, version, release, files, scriptlets)
+}
+
+/// [`build_rpm`] for one architecture (`aarch64`: rpmbuild's `--target`;
+/// nothing is compiled, so no cross compiler is needed).
+pub fn build_rpm_for(
+    arch: &str,
+    out_dir: &Path,
+    name: &str,
+    version: &str,
+    release: &str,
+    files: &[PkgFile<'_>],
+    scriptlets: &str,
+) -> PathBuf {
     let top = out_dir.join(format!("rpmbuild-{name}-{version}-{release}"));
     let _ = fs::remove_dir_all(&top);
     let src = top.join("SOURCES/root");
@@ -233,12 +264,22 @@ pub fn build_rpm(
     }
     fs::create_dir_all(top.join("SPECS")).expect("mkdir");
     let list: String = files.iter().map(|f| format!("{}\n", f.path)).collect();
+    let build_arch = if arch == "noarch" {
+        "BuildArch: noarch\n"
+    } else {
+        ""
+    };
     let spec = format!(
-        "Name: {name}\nVersion: {version}\nRelease: {release}\nSummary: upkeep test package\nLicense: MIT\nBuildArch: noarch\n\
+        "Name: {name}\nVersion: {version}\nRelease: {release}\nSummary: upkeep test package\nLicense: MIT\n{build_arch}\
          %description\nupkeep test package\n%install\nmkdir -p %{{buildroot}}\ncp -a %{{_sourcedir}}/root/. %{{buildroot}}/\n\
          {scriptlets}\n%files\n{list}"
     );
     let spec_path = top.join("SPECS/pkg.spec");
+    let target: &[&str] = if arch == "noarch" {
+        &[]
+    } else {
+        &["--target", arch]
+    };
     fs::write(&spec_path, spec).expect("spec");
     let out = Command::new("rpmbuild")
         .args(["--quiet", "-bb", "--define"])
@@ -254,6 +295,7 @@ pub fn build_rpm(
             "__os_install_post %{nil}",
         ])
         .args(["--define", "_binaries_in_noarch_packages_terminate_build 0"])
+        .args(target)
         .arg(&spec_path)
         .output()
         .expect("rpmbuild");
@@ -262,7 +304,7 @@ pub fn build_rpm(
         "rpmbuild failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    top.join(format!("RPMS/noarch/{name}-{version}-{release}.noarch.rpm"))
+    top.join(format!("RPMS/{arch}/{name}-{version}-{release}.{arch}.rpm"))
 }
 
 pub fn bin(name: &str) -> PathBuf {

@@ -247,6 +247,7 @@ fn detect_install(
             to: l.to.clone(),
             dir: l.dir,
             private: l.private,
+            conversion: l.conversion.clone(),
         }),
         ships_edition: spec.ships_edition.clone(),
         guard: spec.guard.clone(),

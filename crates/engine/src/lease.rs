@@ -76,6 +76,10 @@ pub struct LeaseEntry {
     pub mode: u32,
     pub dev: u64,
     pub ino: u64,
+    /// Birth time (statx, ns): with `ino`, tells a new inode that got the
+    /// same number from the old one. `None`: not kept by the filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btime: Option<i64>,
     /// `security.capability`, hex.
     pub capability: Option<String>,
     pub sha256: Option<String>,
@@ -98,36 +102,47 @@ pub struct Seen {
     pub size: u64,
     pub mtime: i64,
     pub ctime: i64,
+    /// Birth time (statx, ns), where the filesystem keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btime: Option<i64>,
     /// Regular files within the digest bounds only.
     pub sha256: Option<String>,
     pub xattrs: BTreeMap<String, String>,
+}
+
+/// Whether two records of one name are different inodes: another inode
+/// number, or the same number with another birth time (ext4 hands a freed
+/// inode number out again at once; no system call sets a birth time).
+fn other_inode(ino: u64, btime: Option<i64>, now_ino: u64, now_btime: Option<i64>) -> bool {
+    ino != now_ino || matches!((btime, now_btime), (Some(a), Some(b)) if a != b)
 }
 
 impl Seen {
     /// Same inode, kind, owner, mode, size, times and attributes. The
     /// change time cannot be forged by the holder.
     fn same_as(&self, now: &Seen) -> bool {
-        (
-            self.ino,
-            &self.kind,
-            self.uid,
-            self.gid,
-            self.mode,
-            self.size,
-            self.mtime,
-            self.ctime,
-            &self.xattrs,
-        ) == (
-            now.ino,
-            &now.kind,
-            now.uid,
-            now.gid,
-            now.mode,
-            now.size,
-            now.mtime,
-            now.ctime,
-            &now.xattrs,
-        )
+        !other_inode(self.ino, self.btime, now.ino, now.btime)
+            && (
+                self.ino,
+                &self.kind,
+                self.uid,
+                self.gid,
+                self.mode,
+                self.size,
+                self.mtime,
+                self.ctime,
+                &self.xattrs,
+            ) == (
+                now.ino,
+                &now.kind,
+                now.uid,
+                now.gid,
+                now.mode,
+                now.size,
+                now.mtime,
+                now.ctime,
+                &now.xattrs,
+            )
     }
 }
 
@@ -149,13 +164,32 @@ pub struct DirRecord {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     pub path: String,
-    /// added, removed, replaced, changed, or unchecked
+    /// added, removed, replaced, changed, linked, in-place, unchecked, or
+    /// leftover (the conversion's own, removed: not a failure)
     pub change: String,
     pub detail: String,
     /// What restore did about it.
     pub action: String,
     /// The command that puts the package's own file back.
     pub reinstall: Option<String>,
+}
+
+/// What the conversion left: the lent file's own inode, untouched, under
+/// another name beside the new file (Mattermost's upgrader renames the old
+/// binary to a temporary name and removes it last). Restore removes it.
+pub const LEFTOVER: &str = "leftover";
+
+impl Finding {
+    /// The conversion's own leftover, removed: reported, not a failure.
+    pub fn is_leftover(&self) -> bool {
+        self.change == LEFTOVER
+    }
+
+    /// Whether upkeep must run nothing from the path until its content is
+    /// back (what is gone, not compared, or removed cannot run).
+    fn taints(&self) -> bool {
+        !matches!(self.change.as_str(), "removed" | "unchecked" | LEFTOVER)
+    }
 }
 
 impl LeaseEntry {
@@ -175,6 +209,7 @@ impl LeaseEntry {
             mode: st.st_mode & 0o7777,
             dev: st.st_dev,
             ino: st.st_ino,
+            btime: None,
             capability,
             sha256,
             xattrs: None,
@@ -295,6 +330,9 @@ pub struct GrantReport {
     pub already_leased: Vec<String>,
     pub dry_run: bool,
     pub warnings: Vec<String>,
+    /// What the product's conversion needs known (its manifest's notices).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -308,6 +346,10 @@ pub struct EntryOutcome {
     /// What the holder changed that it should not have.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// For the binary of a product's conversion: "converted to Enterprise
+    /// Edition", "unchanged", or what it is instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<String>,
 }
 
 /// How a lease ended up after restore or recover.
@@ -436,6 +478,7 @@ fn plan_file(root: &SysRoot, path: &str, dir_lent: bool) -> Result<Planned> {
     let sha256 = Some(safefs::sha256_file(&file)?);
     let mut entry = LeaseEntry::of(path, EntryKind::File, &st, capability, sha256);
     entry.xattrs = Some(xattr_map(&file)?);
+    entry.btime = safefs::birth_of(&file)?;
     Ok(Planned { entry, file })
 }
 
@@ -480,6 +523,7 @@ fn seen_at(dir: &File, name: &OsStr, budget: Option<&mut u64>) -> Result<Option<
         size: st.st_size as u64,
         mtime: st.st_mtime,
         ctime: st.st_ctime,
+        btime: safefs::birth_at(dir, name)?,
         sha256: None,
         xattrs: BTreeMap::new(),
     };
@@ -554,6 +598,7 @@ fn plan_dir(root: &SysRoot, path: &str) -> Result<Planned> {
     }
     let mut entry = LeaseEntry::of(path, EntryKind::Dir, &st, None, None);
     entry.xattrs = Some(xattr_map(&file)?);
+    entry.btime = safefs::birth_of(&file)?;
     Ok(Planned { entry, file })
 }
 
@@ -610,6 +655,7 @@ pub fn grant(root: &SysRoot, req: &GrantRequest) -> Result<GrantReport> {
         already_leased: already,
         dry_run: req.dry_run,
         warnings: statoverride_warnings(root, &todo),
+        notes: Vec::new(),
     };
     if todo.is_empty() {
         return Ok(report);
@@ -780,6 +826,7 @@ fn undo_step(
                 content_changed: false,
                 replaced: false,
                 findings,
+                conversion: None,
             }])
         }
         None => Ok(Vec::new()),
@@ -827,6 +874,7 @@ fn grant_private(
         mode: 0o755,
         dev: file.entry.dev,
         ino: 0,
+        btime: None,
         capability: None,
         sha256: None,
         xattrs: Some(BTreeMap::new()),
@@ -1034,11 +1082,14 @@ pub struct Granted {
     pub to: String,
     pub dir: bool,
     pub private: bool,
+    /// The conversion's notices, to print with the grant.
+    pub notes: Vec<String>,
 }
 
 /// `--product`: the paths, holder and directory flag the product's
 /// manifest gives for the one install found. A product that declares no
-/// lease is a usage error; one not installed is a plain failure.
+/// lease is a usage error; one not installed is a plain failure; one whose
+/// conversion does not run on its architecture is refused.
 pub fn from_manifest(
     root: &SysRoot,
     name: &str,
@@ -1058,12 +1109,12 @@ pub fn from_manifest(
         )));
     }
     let report = ctx.detect(&names, &Default::default())?;
-    let specs: Vec<_> = report
+    let found: Vec<_> = report
         .installs
         .iter()
-        .filter_map(|i| i.lease.as_ref())
+        .filter_map(|i| Some((i, i.lease.as_ref()?)))
         .collect();
-    let spec = match specs.as_slice() {
+    let (install, spec) = match found.as_slice() {
         [] => return Err(Error::Failed(format!("no install of {name} was found"))),
         [one] => *one,
         _ => {
@@ -1085,11 +1136,13 @@ pub fn from_manifest(
     } else {
         paths
     };
+    let notes = crate::lease_conversion::before_grant(root, install)?;
     Ok(Granted {
         paths,
         to: to.unwrap_or_else(|| spec.to.clone()),
         dir: spec.dir && !spec.private,
         private: spec.private,
+        notes,
     })
 }
 
@@ -1182,6 +1235,7 @@ fn restore_entry(
         content_changed: false,
         replaced: false,
         findings: Vec::new(),
+        conversion: None,
     };
     match e.kind {
         EntryKind::Dir => {
@@ -1255,7 +1309,7 @@ fn restore_entry(
         root,
         out.findings
             .iter()
-            .filter(|f| f.change != "removed" && f.change != "unchecked")
+            .filter(|f| f.taints())
             .map(|f| (f.path.clone(), expected_digest(body, &f.path)))
             .collect(),
     )?;
@@ -1307,7 +1361,7 @@ fn contents_step(
             root,
             findings
                 .iter()
-                .filter(|f| f.change != "removed" && f.change != "unchecked")
+                .filter(|f| f.taints())
                 .map(|f| (f.path.clone(), expected_digest(body, &f.path)))
                 .collect(),
         )?;
@@ -1317,6 +1371,7 @@ fn contents_step(
             content_changed: false,
             replaced: false,
             findings,
+            conversion: None,
         });
     }
     Ok(out)
@@ -1376,7 +1431,9 @@ fn restore_file(root: &SysRoot, body: &LeaseBody, i: usize, out: &mut EntryOutco
         }
     };
     let was_ino = st.st_ino;
-    if st.st_nlink > 1 && st.st_uid != holder && st.st_ino != e.ino {
+    let was_btime = safefs::birth_of(&f)?;
+    let other = other_inode(e.ino, e.btime, was_ino, was_btime);
+    if st.st_nlink > 1 && st.st_uid != holder && other {
         // Not the holder's content: a link to a file of someone else.
         // Neither its owner nor its mode is ours to change.
         out.replaced = true;
@@ -1453,7 +1510,7 @@ fn restore_file(root: &SysRoot, body: &LeaseBody, i: usize, out: &mut EntryOutco
                     .into(),
                 ));
                 out.content_changed = true;
-                out.replaced = st.st_ino != e.ino;
+                out.replaced = other;
                 return Ok(());
             }
         }
@@ -1461,7 +1518,7 @@ fn restore_file(root: &SysRoot, body: &LeaseBody, i: usize, out: &mut EntryOutco
         put_back(i, e, &f, &st)?;
     }
     let _ = st;
-    out.replaced = was_ino != e.ino;
+    out.replaced = other;
     out.content_changed = out.replaced
         || match &e.sha256 {
             Some(sum) => safefs::sha256_bounded(&f, safefs::limit::BINARY)?.as_ref() != Some(sum),
@@ -1507,6 +1564,14 @@ fn restore_lease(root: &SysRoot, journal: &Journal, rec: &mut LeaseRecord) -> Re
         }
         Ok(())
     });
+    if undone.is_ok() {
+        if let Some(product) = &rec.body.product {
+            for o in outcomes.iter_mut().filter(|o| o.kind == EntryKind::File) {
+                o.conversion =
+                    crate::lease_conversion::verdict(root, product, &o.path, o.content_changed);
+            }
+        }
+    }
     match undone {
         Ok(()) => Ok(LeaseOutcome {
             id: rec.id.clone(),
@@ -1693,6 +1758,7 @@ fn restore_seen(dir: &File, name: &OsStr, r: &Seen) -> Result<String> {
                 mode: r.mode,
                 dev: st.st_dev,
                 ino: r.ino,
+                btime: r.btime,
                 capability: None,
                 sha256: None,
                 xattrs: Some(r.xattrs.clone()),
@@ -1750,20 +1816,30 @@ fn check_contents(
                 // have been reused).
                 let moved = rec.entries.iter().find(|r| {
                     (r.ino, &r.kind, r.size, r.mtime) == (c.ino, &c.kind, c.size, c.mtime)
+                        && !other_inode(r.ino, r.btime, c.ino, c.btime)
                         && r.name != c.name
                 });
                 let old_binary = c.kind == "file"
                     && body.entries.iter().any(|e| {
                         e.kind == EntryKind::File
-                            && e.ino == c.ino
+                            && !other_inode(e.ino, e.btime, c.ino, c.btime)
                             && e.sha256.is_some()
                             && matches!(safefs::open_entry(dir, os), Ok(Entry::File(f, _))
                                 if safefs::sha256_bounded(&f, DIGEST_FILE_MAX).ok().flatten() == e.sha256)
                     });
-                let what = if old_binary {
-                    "the lent file's old inode under a new name (an upgrade stopped half way)"
-                        .to_string()
-                } else if let Some(r) = moved {
+                if old_binary {
+                    // The recorded inode itself (number, birth time and
+                    // content): nothing else needs it.
+                    safefs::unlink_at(dir, os)?;
+                    out.push(finding(
+                        &path,
+                        LEFTOVER,
+                        "the lent file's old inode under a new name, as the upgrader leaves it when it stops before removing it".into(),
+                        "removed".into(),
+                    ));
+                    continue;
+                }
+                let what = if let Some(r) = moved {
                     format!("{}'s original file under a new name", r.name)
                 } else {
                     format!(
@@ -1781,18 +1857,22 @@ fn check_contents(
                 format!("a {} of uid {} is gone", r.kind, r.uid),
                 "nothing to take back".into(),
             ),
-            (Some(r), Some(c)) if r.ino != c.ino || r.kind != c.kind => finding(
-                &path,
-                "replaced",
-                format!(
-                    "a {} of uid {}, mode {:04o} stands where a {} was",
-                    kind_shown(&c.kind),
-                    c.uid,
-                    c.mode,
-                    kind_shown(&r.kind)
-                ),
-                take_back(dir, os, body.to.uid, 0)?,
-            ),
+            (Some(r), Some(c))
+                if other_inode(r.ino, r.btime, c.ino, c.btime) || r.kind != c.kind =>
+            {
+                finding(
+                    &path,
+                    "replaced",
+                    format!(
+                        "a {} of uid {}, mode {:04o} stands where a {} was",
+                        kind_shown(&c.kind),
+                        c.uid,
+                        c.mode,
+                        kind_shown(&r.kind)
+                    ),
+                    take_back(dir, os, body.to.uid, 0)?,
+                )
+            }
             (Some(r), Some(c)) => {
                 let mut what = Vec::new();
                 if (r.uid, r.gid, r.mode) != (c.uid, c.gid, c.mode) {

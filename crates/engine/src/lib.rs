@@ -8,6 +8,7 @@ pub mod guard;
 pub mod hooks;
 pub mod host;
 pub mod lease;
+pub mod lease_conversion;
 pub mod maintscript;
 pub mod notify;
 pub mod plugin;

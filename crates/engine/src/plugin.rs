@@ -210,6 +210,35 @@ pub struct LeaseSpec {
     /// real path (Mattermost's `os.Executable()`).
     #[serde(default)]
     pub private: bool,
+    /// The product's own in-place conversion the lease is for: where it
+    /// runs, what grant says about it, the manual route elsewhere.
+    #[serde(default, skip_serializing)]
+    pub conversion: Option<ConversionSpec>,
+}
+
+/// The product's own in-place conversion (Mattermost's upgrader), as data:
+/// `upkeep-lease grant --product` refuses on an architecture it does not
+/// run on and prints the manual route instead; otherwise it prints the
+/// notices. In every text `{version}`, `{arch}`, `{binary}` and `{package}`
+/// expand.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionSpec {
+    /// What it is called, for messages ("Mattermost's in-place upgrade to
+    /// Enterprise Edition").
+    pub name: String,
+    /// The architectures it runs on (Debian's names: amd64, arm64).
+    pub architectures: Vec<String>,
+    /// The edition it converts to: restore says whether that happened.
+    #[serde(default)]
+    pub edition: Option<Edition>,
+    /// Full sentences printed at grant: what it downloads, how a proxy
+    /// applies, where the service's environment is set.
+    #[serde(default)]
+    pub notices: Vec<String>,
+    /// Full sentences: what to do by hand where it does not run.
+    #[serde(default)]
+    pub manual: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,12 +13,19 @@ use upkeep_sys::{state, Error, ExitCode, Result};
 pub const NAME: &str = "upkeep-lease";
 
 const WALKTHROUGH: &str = "Refused (3): a symlink, hard link, non-regular or setuid file, a parent
-writable by others, or (restore, recover) a path that is no longer what it was.
+writable by others, (restore, recover) a path that is no longer what it was,
+or (grant --product) an architecture the product's own conversion does not
+run on: the binary's ELF header and its package's architecture (dpkg
+Architecture, rpm ARCH) must be one the manifest lists, else nothing is lent
+and the manual route is printed; a binary whose architecture cannot be read
+is refused the same way.
 
 An in-place edition conversion by the product's own upgrader:
   upkeep-lease grant --product PRODUCT --expires 30m
-      records owner, group, mode and every attribute of the binary the
-      product's manifest names, moves it into a private directory beside it
+      checks the architecture (above), prints what the conversion downloads
+      and how a proxy reaches it (the server's own environment), records
+      owner, group, mode and every attribute of the binary the product's
+      manifest names, moves it into a private directory beside it
       (DIR/.NAME.upkeep-lease.d; a link stays at its path, the running server
       follows) and lends only that directory to the product's user: an
       upgrader that checks the directory of the binary's real path is
@@ -26,8 +33,11 @@ An in-place edition conversion by the product's own upgrader:
   (run the conversion in the product, e.g. from its admin console; restart)
   upkeep-lease restore --all
       takes the private directory back, moves the new binary back to its path
-      with the recorded owner, mode and capabilities, removes the directory,
-      and says whether the binary changed, i.e. whether the conversion happened
+      with the recorded owner, mode and capabilities, removes the directory
+      (and in it the old binary an upgrader left under a temporary name, once
+      it is the recorded file), and says whether the conversion happened:
+      \"converted to Enterprise Edition\" (by the manifest's edition rules) or
+      \"unchanged\"
 A lease that is never restored is restored by `upkeep-lease recover` once it
 expires (default: 1h after the grant); the package hooks and the
 upkeep-lease-recover timer run it.
@@ -171,9 +181,10 @@ fn run(args: Args) -> Result<ExitCode> {
                     })?,
                     dir,
                     private,
+                    notes: Vec::new(),
                 },
             };
-            let report = lease::grant(
+            let mut report = lease::grant(
                 &root,
                 &GrantRequest {
                     paths: g.paths,
@@ -186,6 +197,7 @@ fn run(args: Args) -> Result<ExitCode> {
                     wait,
                 },
             )?;
+            report.notes = g.notes;
             if json {
                 upkeep_cli::print_json(&report)?;
             } else {
@@ -232,7 +244,10 @@ fn exit_for(outcomes: &[LeaseOutcome]) -> ExitCode {
         .any(|o| o.result == lease::LeaseResult::Kept)
     {
         ExitCode::Refused
-    } else if outcomes.iter().any(|o| o.findings().next().is_some()) {
+    } else if outcomes
+        .iter()
+        .any(|o| o.findings().any(|f| !f.is_leftover()))
+    {
         ExitCode::Failed
     } else {
         ExitCode::Ok
@@ -241,6 +256,14 @@ fn exit_for(outcomes: &[LeaseOutcome]) -> ExitCode {
 
 fn render_findings(s: &mut String, o: &LeaseOutcome) {
     for f in o.findings() {
+        if f.is_leftover() {
+            let _ = writeln!(
+                s,
+                "left by the upgrader: {}: {}; {}",
+                f.path, f.detail, f.action
+            );
+            continue;
+        }
         let _ = writeln!(
             s,
             "changed by the holder: {} ({}): {}; {}",
@@ -288,6 +311,9 @@ fn render_grant(r: &GrantReport) -> String {
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");
     }
+    for n in &r.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
     s
 }
 
@@ -297,6 +323,10 @@ fn render_outcomes(outcomes: &[LeaseOutcome]) -> String {
         match o.result {
             lease::LeaseResult::Restored => {
                 for e in &o.entries {
+                    if let Some(c) = &e.conversion {
+                        let _ = writeln!(s, "restored {}: {c}", e.path);
+                        continue;
+                    }
                     let what = match (e.content_changed, e.replaced) {
                         (true, _) => {
                             "; its content changed during the lease (the upgrade happened)"

@@ -2,6 +2,7 @@
 //! updates journal, file lists, md5sums, statoverride), rpm through its own
 //! tool, and the two version orderings.
 
+pub mod arch;
 pub mod dpkg;
 pub mod maintscript;
 pub mod rpm;

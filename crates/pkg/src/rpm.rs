@@ -91,6 +91,23 @@ impl Rpm {
         })
     }
 
+    /// The architecture installed package `name` was built for (`%{ARCH}`:
+    /// `x86_64`, `aarch64`, `noarch`), if installed.
+    pub fn arch(&self, name: &str) -> Result<Option<String>> {
+        let (ok, out) = self.run(&[
+            "-q".as_ref(),
+            "--qf".as_ref(),
+            "%{ARCH}\\n".as_ref(),
+            name.as_ref(),
+        ])?;
+        Ok(out
+            .lines()
+            .next()
+            .map(str::trim)
+            .filter(|a| ok && !a.is_empty())
+            .map(str::to_string))
+    }
+
     /// Whether the content of `path` differs from the digest `pkg` recorded,
     /// as `rpm -V` sees it (size or digest flag, or missing).
     pub fn is_modified(&self, pkg: &str, path: &Path) -> Result<bool> {

@@ -890,6 +890,47 @@ pub fn lstat_at(dir: &File, name: &OsStr) -> Result<Option<FileStat>> {
     }
 }
 
+/// When the inode at `name` in an opened directory was made (statx
+/// `stx_btime`, nanoseconds since the epoch), not followed; `None` if not
+/// there or where the filesystem keeps no birth time.
+///
+/// The kernel sets it once, when it makes the inode, and no system call
+/// sets it afterwards (utimensat changes only access and modify times), so
+/// a file removed and made again under the same inode number (ext4 hands
+/// a freed number out again at once) has a later birth time. ext4 (with
+/// its default 256-byte inodes), tmpfs, xfs and btrfs keep it.
+pub fn birth_at(dir: &File, name: &OsStr) -> Result<Option<i64>> {
+    use rustix::fs::{statx, AtFlags, StatxFlags};
+    birth(
+        statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BTIME),
+        Path::new(name),
+    )
+}
+
+/// [`birth_at`] of an open file or directory.
+pub fn birth_of(f: &File) -> Result<Option<i64>> {
+    use rustix::fs::{statx, AtFlags, StatxFlags};
+    birth(
+        statx(f, "", AtFlags::EMPTY_PATH, StatxFlags::BTIME),
+        Path::new("(open file)"),
+    )
+}
+
+fn birth(sx: rustix::io::Result<rustix::fs::Statx>, shown: &Path) -> Result<Option<i64>> {
+    use rustix::io::Errno as E;
+    match sx {
+        Ok(sx) if sx.stx_mask & rustix::fs::StatxFlags::BTIME.bits() != 0 => Ok(Some(
+            sx.stx_btime
+                .tv_sec
+                .saturating_mul(1_000_000_000)
+                .saturating_add(i64::from(sx.stx_btime.tv_nsec)),
+        )),
+        // Not there; no birth time kept; no statx (old kernel, seccomp).
+        Ok(_) | Err(E::NOENT) | Err(E::NOSYS) => Ok(None),
+        Err(e) => Err(errno_io(shown, Errno::from_raw(e.raw_os_error()))),
+    }
+}
+
 fn xattr_unsupported(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(Errno::EOPNOTSUPP as i32)
 }
@@ -1098,6 +1139,32 @@ mod tests {
     fn root_with(t: &tempfile::TempDir) -> SysRoot {
         std::fs::create_dir_all(t.path().join("root/etc")).unwrap();
         SysRoot::new(t.path().join("root"))
+    }
+
+    /// ext4 (the tests' /tmp here) and tmpfs both keep birth times; a file
+    /// made again under a reused inode number has a later one.
+    #[test]
+    fn a_file_made_again_has_another_birth_time() {
+        let shm = Path::new("/dev/shm");
+        let dirs: Vec<tempfile::TempDir> = std::iter::once(tempfile::tempdir().unwrap())
+            .chain(shm.is_dir().then(|| tempfile::tempdir_in(shm).unwrap()))
+            .collect();
+        for t in &dirs {
+            let d = File::open(t.path()).unwrap();
+            std::fs::write(t.path().join("f"), "a").unwrap();
+            let first = birth_at(&d, OsStr::new("f")).unwrap();
+            assert!(first.is_some(), "{}: no birth time", t.path().display());
+            let f = File::open(t.path().join("f")).unwrap();
+            assert_eq!(birth_of(&f).unwrap(), first);
+            drop(f);
+            // Past the coarse clock's tick, as a grant is between the two.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::fs::remove_file(t.path().join("f")).unwrap();
+            std::fs::write(t.path().join("f"), "b").unwrap();
+            let again = birth_at(&d, OsStr::new("f")).unwrap();
+            assert!(again > first, "{}: {first:?} {again:?}", t.path().display());
+            assert_eq!(birth_at(&d, OsStr::new("gone")).unwrap(), None);
+        }
     }
 
     #[test]

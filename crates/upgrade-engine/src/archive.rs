@@ -11,6 +11,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use tar::EntryType;
 use upkeep_engine::release::ReleaseSpec;
+use upkeep_pkg::arch::{elf_machine, elf_machine_name, host_elf_machine};
 use upkeep_sys::Error;
 
 /// What an entry is, once checked.
@@ -55,48 +56,6 @@ impl Checked {
 
 fn bad(path: &Path, msg: impl Into<String>) -> Error {
     Error::bad_input(path, None, msg.into())
-}
-
-/// The ELF machine number of this host (`e_machine`), if known.
-pub fn host_elf_machine() -> Option<u16> {
-    Some(match std::env::consts::ARCH {
-        "x86_64" => 62,
-        "aarch64" => 183,
-        "x86" => 3,
-        "arm" => 40,
-        "riscv64" => 243,
-        "powerpc64" => 21,
-        "s390x" => 22,
-        "loongarch64" => 258,
-        _ => return None,
-    })
-}
-
-fn elf_machine_name(m: u16) -> String {
-    match m {
-        62 => "x86-64".into(),
-        183 => "arm64".into(),
-        3 => "i386".into(),
-        40 => "arm".into(),
-        243 => "riscv".into(),
-        21 => "ppc64".into(),
-        22 => "s390x".into(),
-        258 => "loongarch".into(),
-        n => format!("machine {n}"),
-    }
-}
-
-/// `e_machine` of an ELF header, or why it is not one.
-pub fn elf_machine(head: &[u8]) -> Result<u16, &'static str> {
-    if head.len() < 20 || &head[..4] != b"\x7fELF" {
-        return Err("is not an ELF binary");
-    }
-    let m = [head[18], head[19]];
-    Ok(match head[5] {
-        1 => u16::from_le_bytes(m),
-        2 => u16::from_be_bytes(m),
-        _ => return Err("has an unknown ELF byte order"),
-    })
 }
 
 /// Lexically normalised, relative to the top directory. `None` if it
@@ -345,14 +304,5 @@ mod tests {
         assert_eq!(link_lands("bin/x", Path::new("../lib/y")).unwrap(), "lib/y");
         assert!(link_lands("bin/x", Path::new("../../etc")).is_none());
         assert!(link_lands("x", Path::new("/etc/passwd")).is_none());
-    }
-
-    #[test]
-    fn elf_header() {
-        let mut h = b"\x7fELF\x02\x01\x01".to_vec();
-        h.resize(20, 0);
-        h[18] = 183;
-        assert_eq!(elf_machine(&h), Ok(183));
-        assert!(elf_machine(b"#!/bin/sh\n").is_err());
     }
 }
