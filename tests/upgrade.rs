@@ -861,6 +861,10 @@ fn object_storage_data_is_not_backed_up() {
 fn sigkill_at_every_step_then_recover_leaves_old_or_new() {
     let mut points: Vec<String> = vec!["upgrade:backed-up".into(), "journal:begun".into()];
     points.extend((0..40).map(|i| format!("journal:step{i}")));
+    // Between two renames of step 3, the one that moves what is kept
+    // (stage, stop, swap come first).
+    let at = points.iter().position(|p| p == "journal:step2").unwrap() + 1;
+    points.splice(at..at, (0..3).map(|i| format!("upgrade:moved{i}")));
     points.extend(["journal:done".into(), "upgrade:committing".into()]);
     let mut seen_new = false;
     let mut killed = 0;

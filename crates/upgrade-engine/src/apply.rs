@@ -36,8 +36,13 @@ pub enum Step {
     Stop,
     /// One `renameat2(RENAME_EXCHANGE)` of the target and the staged tree.
     Swap,
-    /// `moves[i]`, by rename.
+    /// `moves[i]`, by rename (records written before `Moves`).
     Move(usize),
+    /// Every `moves[i]` in order, by rename, as one step: one journal
+    /// write instead of one a path while the service is down. Each undo
+    /// looks at what is where, so a crash between two renames undoes
+    /// exactly those made.
+    Moves,
     Overrides,
     Ownership,
     Capabilities,
@@ -360,7 +365,9 @@ fn step(
         moves.push((stage.join(p), target.join(p)));
     }
     let mut steps = vec![Step::Stage, Step::Stop, Step::Swap];
-    steps.extend((0..moves.len()).map(Step::Move));
+    if !moves.is_empty() {
+        steps.push(Step::Moves);
+    }
     if !settings.is_empty() {
         steps.push(Step::Overrides);
     }
@@ -427,12 +434,13 @@ pub(crate) fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Resul
         }
         Step::Stop => service::control(&rel.root, &rel.spec.stop, &rel.spec.services),
         Step::Swap => fsops::exchange(&rel.root, &b.target, &b.stage),
-        Step::Move(i) => {
-            let (from, to) = &b.moves[i];
-            if let Some(parent) = to.parent() {
-                fsops::create_dir_all(&rel.root, parent, 0o755)?;
+        Step::Move(i) => move_one(rel, b, i),
+        Step::Moves => {
+            for i in 0..b.moves.len() {
+                move_one(rel, b, i)?;
+                point(&format!("upgrade:moved{i}"));
             }
-            fsops::rename_noreplace(&rel.root, from, to)
+            Ok(())
         }
         Step::Overrides => {
             let (text, _) = crate::read_config(&rel.root, &b.config_path)?;
@@ -511,17 +519,10 @@ pub(crate) fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
             }
             Ok(())
         }
-        // Before the swap the moves' paths name other trees: untouched.
-        Step::Move(i) => {
-            let (from, to) = &b.moves[i];
-            if b.swapped(&rel.root)
-                && fsops::exists(&rel.root, to)
-                && !fsops::exists(&rel.root, from)
-            {
-                fsops::rename_noreplace(&rel.root, to, from)?;
-            }
-            Ok(())
-        }
+        Step::Move(i) => unmove_one(rel, b, i),
+        Step::Moves => (0..b.moves.len())
+            .rev()
+            .try_for_each(|i| unmove_one(rel, b, i)),
         // A first install's tree goes away whole.
         Step::Overrides | Step::RestoreConfig if b.install => Ok(()),
         Step::Overrides | Step::RestoreConfig => {
@@ -556,6 +557,23 @@ pub(crate) fn undo_step(rel: &Release, b: &Body, step: Step) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn move_one(rel: &Release, b: &Body, i: usize) -> Result<()> {
+    let (from, to) = &b.moves[i];
+    if let Some(parent) = to.parent() {
+        fsops::create_dir_all(&rel.root, parent, 0o755)?;
+    }
+    fsops::rename_noreplace(&rel.root, from, to)
+}
+
+/// Before the swap the moves' paths name other trees: untouched.
+fn unmove_one(rel: &Release, b: &Body, i: usize) -> Result<()> {
+    let (from, to) = &b.moves[i];
+    if b.swapped(&rel.root) && fsops::exists(&rel.root, to) && !fsops::exists(&rel.root, from) {
+        fsops::rename_noreplace(&rel.root, to, from)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn healthy(rel: &Release, b: &Body) -> Result<()> {

@@ -306,7 +306,9 @@ pub fn rollback(rel: &Release, dry_run: bool, restore_db: bool) -> Result<Rolled
         steps.push(Step::RestoreDatabase);
     }
     steps.push(Step::Swap);
-    steps.extend((0..moves.len()).map(Step::Move));
+    if !moves.is_empty() {
+        steps.push(Step::Moves);
+    }
     steps.extend([
         Step::RestoreConfig,
         Step::Ownership,
