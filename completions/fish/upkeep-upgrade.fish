@@ -30,9 +30,10 @@ json\t'For scripts; field names are stable'"
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -s V -l version -d 'Print version'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "plan" -d 'Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "apply" -d 'Upgrade through every ARCHIVE in version order, each step verified'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "apply" -d 'Upgrade through every ARCHIVE in version order, each step verified; a version-up ([versionup] in the manifest) takes an optional INSTALLER, its path inside the system, and may stop at the operator\'s steps (exit 5)'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "install" -d 'First install from ARCHIVE, with the same checks, staging and journal as an upgrade'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "rollback" -d 'Go back to the release kept after the last upgrade, with its verified config backup'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "resume" -d 'Go on with a version-up stopped at the operator\'s step (a reboot: confirmed by a changed boot id) or interrupted'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "recover" -d 'Finish or undo an interrupted upgrade; silent when there is none'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "backup" -d 'Back up PRODUCT now as apply does first (config, local data, database), verified'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_needs_command" -f -a "backups" -d 'List the backups of PRODUCT and verify each against its checksums'
@@ -64,6 +65,11 @@ complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" 
 json\t'For scripts; field names are stable'"
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" -l dry-run -d 'Show what would change (a unified diff where a file would change); change nothing'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand rollback" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand resume" -l confirm -d 'The operator\'s step now done, by its id as apply printed it (a reboot needs none: a changed boot id confirms it)' -r
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand resume" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand resume" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'For scripts; field names are stable'"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand resume" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand recover" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand recover" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
@@ -83,12 +89,13 @@ complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand check" -l 
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand check" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "plan" -d 'Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "apply" -d 'Upgrade through every ARCHIVE in version order, each step verified'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "install" -d 'First install from ARCHIVE, with the same checks, staging and journal as an upgrade'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "rollback" -d 'Go back to the release kept after the last upgrade, with its verified config backup'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "recover" -d 'Finish or undo an interrupted upgrade; silent when there is none'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "backup" -d 'Back up PRODUCT now as apply does first (config, local data, database), verified'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "backups" -d 'List the backups of PRODUCT and verify each against its checksums'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "check" -d 'Run the manifest\'s preflight checks (database, TLS, extensions, logs); change nothing'
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback recover backup backups check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback resume recover backup backups check help" -f -a "plan" -d 'Print the plan (versions, policy, stops, steps, preserved and unknown paths); change nothing'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback resume recover backup backups check help" -f -a "apply" -d 'Upgrade through every ARCHIVE in version order, each step verified; a version-up ([versionup] in the manifest) takes an optional INSTALLER, its path inside the system, and may stop at the operator\'s steps (exit 5)'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback resume recover backup backups check help" -f -a "install" -d 'First install from ARCHIVE, with the same checks, staging and journal as an upgrade'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback resume recover backup backups check help" -f -a "rollback" -d 'Go back to the release kept after the last upgrade, with its verified config backup'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback resume recover backup backups check help" -f -a "resume" -d 'Go on with a version-up stopped at the operator\'s step (a reboot: confirmed by a changed boot id) or interrupted'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback resume recover backup backups check help" -f -a "recover" -d 'Finish or undo an interrupted upgrade; silent when there is none'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback resume recover backup backups check help" -f -a "backup" -d 'Back up PRODUCT now as apply does first (config, local data, database), verified'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback resume recover backup backups check help" -f -a "backups" -d 'List the backups of PRODUCT and verify each against its checksums'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback resume recover backup backups check help" -f -a "check" -d 'Run the manifest\'s preflight checks (database, TLS, extensions, logs); change nothing'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand help; and not __fish_seen_subcommand_from plan apply install rollback resume recover backup backups check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

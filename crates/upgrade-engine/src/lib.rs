@@ -26,6 +26,7 @@ pub mod revert;
 pub mod service;
 pub mod versioning;
 pub mod versionup;
+pub mod versionup_run;
 
 use std::path::{Path, PathBuf};
 use upkeep_engine::plugin;
