@@ -36,28 +36,19 @@ stop) rm -f "/run/$2.active" ;;
 esac
 "#;
 
-/// STAND-IN for the vendor's Version 6 installer (an update install).
+/// STAND-IN for the vendor's Version 6 installer (an update install):
+/// the example root's, or one that fails half-way.
 fn installer(fail: bool) -> String {
-    format!(
-        r#"#!/bin/sh
-echo "address server 06-00" >/opt/groupmax/bin/adrsd
-mkdir -p /opt/groupmax/lib
-echo v6 >/opt/groupmax/lib/libadrs6.so
-cat >/opt/groupmax/bin/advup2_6 <<'EOF'
-#!/bin/sh
-echo "advup2_6 ran" >>/var/log/advup2_6.log
-echo 6 >/var/opt/groupmax/db/format
-EOF
-chmod 755 /opt/groupmax/bin/advup2_6
-echo 06-00 >/opt/groupmax/VERSION
-{}
-"#,
-        if fail {
-            "echo 'setup: disk error' >&2; exit 1"
-        } else {
-            "exit 0"
-        }
-    )
+    let example =
+        fs::read_to_string(common::examples_dir().join("groupmax/media/groupmax6/setup")).unwrap();
+    if fail {
+        example.replace(
+            "echo 06-00 >/opt/groupmax/VERSION",
+            "echo 06-00 >/opt/groupmax/VERSION\necho 'setup: disk error' >&2\nexit 1",
+        )
+    } else {
+        example
+    }
 }
 
 fn unit(name: &str) -> String {
@@ -574,4 +565,63 @@ fn sigkill_at_every_step_then_recover_or_resume() {
         assert_new(&r, &V3, false);
     }
     assert_eq!(kills, points.len() - 1);
+}
+
+#[test]
+fn dry_run_and_plan_name_the_installer_and_change_nothing() {
+    let r = root("03-00", SERVICES);
+    let before = digest(&r, "");
+    let o = up(&r, &["apply", "groupmax", INSTALLER, "--dry-run"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("$ {INSTALLER}")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("+ 20141/tcp adrshd"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("nothing was changed"), "{}", stdout(&o));
+    let o = up(
+        &r,
+        &["plan", "groupmax", INSTALLER, "--format", "json"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json(&o);
+    let install = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "install")
+        .unwrap();
+    assert_eq!(install["commands"][0], INSTALLER);
+    assert_eq!(install["manual"], false);
+    // Without an installer the install is the operator's step.
+    let o = up(&r, &["plan", "groupmax", "--format", "json"], &[]);
+    let j = json(&o);
+    let install = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "install")
+        .unwrap();
+    assert_eq!(install["manual"], true);
+    // An installer that is not in the system: a usage error, nothing done.
+    let o = up(&r, &["apply", "groupmax", "/media/nothing/setup"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(digest(&r, ""), before);
+}
+
+#[test]
+fn without_a_boot_id_the_reboot_is_confirmed_by_its_id() {
+    let r = root("05-00", SERVICES);
+    fs::remove_file(r.path("proc/sys/kernel/random/boot_id")).unwrap();
+    let o = up(&r, &["apply", "groupmax", INSTALLER], &[]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Reboot the machine"), "{}", stdout(&o));
+    let o = up(&r, &["resume", "groupmax"], &[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("--confirm reboot"), "{}", stderr(&o));
+    let o = up(&r, &["resume", "groupmax", "--confirm", "reboot"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_new(&r, &[], false);
 }

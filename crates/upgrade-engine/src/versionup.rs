@@ -406,7 +406,7 @@ pub fn render(p: &VersionupPlan) -> String {
         for x in &st.paths {
             let _ = writeln!(s, "        {x}");
         }
-        if let Some(t) = &st.text {
+        if let Some(t) = st.text.as_ref().filter(|_| st.manual) {
             let _ = writeln!(s, "        {t}");
         }
     }

@@ -776,3 +776,16 @@ fn failed(root: &SysRoot, journal: &Journal, rec: &mut Record<Body>, i: usize, e
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Through the safe layer, procfs's boot id reads on this machine
+    /// (read only).
+    #[test]
+    fn the_boot_id_reads_from_procfs() {
+        let id = boot_id(&SysRoot::new("/")).unwrap().unwrap();
+        assert_eq!(id.len(), 36, "{id}");
+    }
+}
