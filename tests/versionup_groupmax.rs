@@ -445,6 +445,30 @@ fn a_failing_installer_is_undone_from_the_backup() {
     assert!(no_record(&r));
 }
 
+/// Killed while undoing a failed install: `recover` finishes the undo.
+#[test]
+fn killed_while_undoing_recover_finishes_the_undo() {
+    let r = root("02-00", SERVICES);
+    r.write(&INSTALLER[1..], installer(true), 0o755);
+    let before = system_state(&r);
+    apply_to_reboot(&r, &[INSTALLER]);
+    let o = up(
+        &r,
+        &["resume", "groupmax"],
+        &[("UPKEEP_CRASH_AT", "journal:undoing")],
+    );
+    assert_eq!(o.status.code(), None, "killed: {}", stderr(&o));
+    assert!(!no_record(&r));
+    // Neither apply nor a confirmation goes past an unfinished undo.
+    let o = up(&r, &["apply", "groupmax", INSTALLER], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = up(&r, &["recover"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("02-00 is back"), "{}", stdout(&o));
+    assert_eq!(system_state(&r), before);
+    assert!(no_record(&r));
+}
+
 /// A manifest of the site's own (plugins.d) with one more step after the
 /// address service is in service: starting the operations console, which
 /// the vendor lists there too.
@@ -477,7 +501,13 @@ fn past_the_address_start_a_failure_keeps_the_place_and_resume_finishes() {
     let e = stderr(&o);
     assert!(e.contains("console: cannot start"), "{e}");
     assert!(e.contains("not undone automatically"), "{e}");
-    assert!(e.contains("resume groupmax"), "{e}");
+    assert!(e.contains("resume groupmax --root"), "{e}");
+    assert!(
+        e.contains("/var/lib/upkeep/backups/groupmax/")
+            && e.contains("imap 143/tcp, adrshd 20141/tcp")
+            && e.contains("groupmax-address.service enabled"),
+        "how to go back, each part: {e}"
+    );
     assert_eq!(
         read(&r, "opt/groupmax/VERSION"),
         "06-00\n",

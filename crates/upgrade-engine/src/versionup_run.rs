@@ -732,6 +732,52 @@ fn clear(root: &SysRoot, b: &Body) -> Result<()> {
     Ok(())
 }
 
+/// What to do when a step fails after the new version went into service:
+/// go on, or go back by hand, each part named.
+fn kept_in_service(root: &SysRoot, b: &Body) -> String {
+    let since = b
+        .steps
+        .iter()
+        .find(|s| s.keeps_new)
+        .map(|s| s.name.as_str());
+    let backed_up = b
+        .steps
+        .iter()
+        .find(|s| s.kind == "backup")
+        .map(|s| s.paths.join(" and "));
+    let added: Vec<&str> = b
+        .steps
+        .iter()
+        .filter(|s| s.kind == "services")
+        .flat_map(|s| s.entries.iter().map(String::as_str))
+        .collect();
+    let autostart: Vec<String> = b
+        .autostart
+        .iter()
+        .flatten()
+        .map(|u| format!("{} {}", u.unit, u.state))
+        .collect();
+    let root_flag = if root.is_host() {
+        String::new()
+    } else {
+        format!(" --root {}", root.dir().display())
+    };
+    format!(
+        "{} {} is in service since '{}', so this is not undone automatically: restoring the backup of {} would lose what it has taken in since. Fix the cause, then run `upkeep-upgrade resume {}{root_flag}` (or `recover`) to go on from this step; the journal keeps the place. To go back to {} anyway, by hand: stop the services; restore {} from the backup {}; remove the lines added to {} ({}); set autostart back ({}).",
+        b.product,
+        b.to,
+        since.unwrap_or_default(),
+        b.from,
+        b.product,
+        b.from,
+        backed_up.unwrap_or_default(),
+        b.backups.first().map(|(_, d)| d.as_str()).unwrap_or("(none)"),
+        b.services_file,
+        if added.is_empty() { "none".to_string() } else { added.join(", ") },
+        autostart.join(", "),
+    )
+}
+
 /// A failed step: undone, newest first, while the old version can come
 /// back; kept in place (and said so) once the new one is in service.
 fn failed(root: &SysRoot, journal: &Journal, rec: &mut Record<Body>, i: usize, e: Error) -> Error {
@@ -743,22 +789,7 @@ fn failed(root: &SysRoot, journal: &Journal, rec: &mut Record<Body>, i: usize, e
         b.steps[i].name
     );
     if past_keeps_new(rec) {
-        let since = b.steps.iter().find(|s| s.keeps_new).map(|s| s.name.clone());
-        return Error::Failed(format!(
-            "{what}. {} {} is in service since '{}', so this is not undone automatically: restoring the backup of {} would lose what it has taken in since. Fix the cause, then run `upkeep-upgrade resume {}` (or `recover`) to go on from this step; the journal keeps the place. To go back to {} anyway, stop the services and restore {} from the backup {} by hand.",
-            b.product,
-            b.to,
-            since.unwrap_or_default(),
-            b.from,
-            b.product,
-            b.from,
-            b.steps
-                .iter()
-                .find(|s| s.kind == "backup")
-                .map(|s| s.paths.join(" and "))
-                .unwrap_or_default(),
-            b.backups.first().map(|(_, d)| d.as_str()).unwrap_or("(none)"),
-        ));
+        return Error::Failed(format!("{what}. {}", kept_in_service(root, &b)));
     }
     match journal.undo(rec, |b, j| undo_step(root, b, j)) {
         Ok(()) => Error::Failed(format!(

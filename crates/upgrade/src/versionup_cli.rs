@@ -131,16 +131,7 @@ pub fn render(out: &Outcome) -> String {
             if let Some(t) = &w.text {
                 let _ = writeln!(s, "  {t}");
             }
-            let _ = writeln!(
-                s,
-                "  then run: {}{}",
-                w.resume,
-                if w.reboot {
-                    " (a changed boot id confirms the restart)"
-                } else {
-                    ""
-                }
-            );
+            let _ = writeln!(s, "  then run: {}", w.resume);
         }
         Outcome::RolledBack { product, from } => {
             let _ = writeln!(
