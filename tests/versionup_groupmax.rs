@@ -427,6 +427,19 @@ fn a_held_port_is_refused_with_nothing_changed() {
 }
 
 #[test]
+fn a_journal_directory_planted_as_a_link_is_refused_with_nothing_changed() {
+    let r = root("03-00", SERVICES);
+    r.write("etc/keep-me", "system file", 0o644);
+    fs::remove_dir_all(r.path("opt/groupmax/journal")).unwrap();
+    std::os::unix::fs::symlink("../../etc", r.path("opt/groupmax/journal")).unwrap();
+    let before = digest(&r, "");
+    let o = up(&r, &["apply", "groupmax", INSTALLER], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert!(stderr(&o).contains("symlink"), "{}", stderr(&o));
+    assert_eq!(digest(&r, ""), before, "nothing changed");
+}
+
+#[test]
 fn a_failing_installer_is_undone_from_the_backup() {
     let r = root("03-00", SERVICES);
     r.write(&INSTALLER[1..], installer(true), 0o755);

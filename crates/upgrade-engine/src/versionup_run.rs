@@ -217,6 +217,14 @@ fn check_inputs(
             )));
         }
     }
+    let path = versionup::path_for(spec, &plan.from);
+    for p in path.iter().flat_map(|p| written_paths(spec, &p.steps)) {
+        no_links(root, &p).map_err(|e| {
+            Error::Refused(format!(
+                "{e}: upkeep does not back up, restore, clear or edit through a link; nothing was changed"
+            ))
+        })?;
+    }
     let adds = plan.steps.iter().any(|s| !s.entries.is_empty());
     if adds && !fsops::is_file(root, &root.path(&spec.services_file)) {
         return Err(Error::Refused(format!(
@@ -225,6 +233,34 @@ fn check_inputs(
         )));
     }
     Ok(())
+}
+
+/// What the run removes, restores or rewrites: the backed-up trees, the
+/// directories it clears, the services file.
+fn written_paths(spec: &VersionupSpec, steps: &[StepSpec]) -> Vec<String> {
+    let mut out = vec![spec.services_file.clone()];
+    for st in steps
+        .iter()
+        .filter(|s| matches!(s.kind.as_str(), "backup" | "clear"))
+    {
+        out.extend(
+            st.paths
+                .iter()
+                .map(|p| p.strip_suffix("/*").unwrap_or(p).to_string()),
+        );
+    }
+    out
+}
+
+/// Refuses a path that is, or is reached through, a symlink.
+fn no_links(root: &SysRoot, inside: &str) -> Result<()> {
+    safe::open_root(root)?
+        .stat(
+            &safe::relative(Path::new(inside)),
+            safe::Resolve::NoLinks,
+            true,
+        )
+        .map(|_| ())
 }
 
 /// The files the clear steps will remove: what is there now.
@@ -610,6 +646,7 @@ fn restore_backup(root: &SysRoot, b: &Body, i: usize) -> Result<()> {
     let dir = root.path(dir);
     apply::verify_backup(root, &dir)?;
     for p in &b.steps[*j].paths {
+        no_links(root, p)?;
         let (target, name) = (root.path(p), slot(p));
         fsops::remove_tree(root, &target)?;
         if fsops::exists(root, &dir.join(&name)) {
@@ -720,6 +757,10 @@ fn remove_services(root: &SysRoot, b: &Body, st: &StepSpec) -> Result<()> {
 /// they are gone.
 fn clear(root: &SysRoot, b: &Body) -> Result<()> {
     for p in &b.old_journals {
+        no_links(
+            root,
+            Path::new(p).parent().and_then(Path::to_str).unwrap_or("/"),
+        )?;
         fsops::remove_tree(root, &root.path(p))?;
     }
     if let Some(p) = b
