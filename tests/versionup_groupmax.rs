@@ -16,7 +16,7 @@ mod common;
 
 use common::{assert_no_panic, json, stderr, stdout, upkeep_env, TestRoot};
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -318,11 +318,16 @@ fn apply_to_reboot(r: &TestRoot, args: &[&str]) {
 fn from_5_and_from_3_with_the_installer_across_a_reboot() {
     for (version, entries) in [("05-00", &[][..]), ("03-00", &V3[..])] {
         let r = root(version, SERVICES);
+        // The services file's owner and mode are kept by the edit.
+        std::os::unix::fs::chown(r.path("etc/services"), Some(0), Some(994)).unwrap();
+        fs::set_permissions(r.path("etc/services"), fs::Permissions::from_mode(0o640)).unwrap();
         apply_to_reboot(&r, &[INSTALLER]);
         let o = up(&r, &["resume", "groupmax"], &[]);
         assert_eq!(o.status.code(), Some(0), "{version}: {}", stderr(&o));
         assert!(stdout(&o).contains("versioned up from"), "{}", stdout(&o));
         assert_new(&r, entries, false);
+        let m = fs::metadata(r.path("etc/services")).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 994, 0o640));
         // A second apply, and a second resume, are no-ops.
         let all = digest(&r, "");
         let o = up(&r, &["apply", "groupmax", INSTALLER], &[]);
@@ -437,6 +442,30 @@ fn a_journal_directory_planted_as_a_link_is_refused_with_nothing_changed() {
     assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
     assert!(stderr(&o).contains("symlink"), "{}", stderr(&o));
     assert_eq!(digest(&r, ""), before, "nothing changed");
+}
+
+/// A port taken while the run waited for the reboot: the services step
+/// refuses it, naming it, and everything made is undone (the installed
+/// Version 6 too, from the backup); the operator's own edit stays.
+#[test]
+fn a_port_taken_during_the_reboot_undoes_the_run() {
+    let r = root("03-00", SERVICES);
+    let before = system_state(&r);
+    apply_to_reboot(&r, &[INSTALLER]);
+    let edited = format!("{SERVICES}other\t20141/tcp\n");
+    r.write("etc/services", &edited, 0o644);
+    let o = up(&r, &["resume", "groupmax"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("adrshd 20141/tcp") && e.contains("'other 20141/tcp'"),
+        "{e}"
+    );
+    assert!(e.contains("was undone"), "{e}");
+    assert_eq!(read(&r, "etc/services"), edited);
+    r.write("etc/services", SERVICES, 0o644);
+    assert_eq!(system_state(&r), before);
+    assert!(no_record(&r));
 }
 
 #[test]
