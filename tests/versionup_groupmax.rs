@@ -326,6 +326,16 @@ fn from_5_and_from_3_with_the_installer_across_a_reboot() {
         assert_eq!(o.status.code(), Some(0), "{version}: {}", stderr(&o));
         assert!(stdout(&o).contains("versioned up from"), "{}", stdout(&o));
         assert_new(&r, entries, false);
+        // Both backups listed and verified.
+        let o = up(&r, &["backups", "groupmax", "--format", "json"], &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let rows = json(&o);
+        assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+        assert!(rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["verified"] == true));
         let m = fs::metadata(r.path("etc/services")).unwrap();
         assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 994, 0o640));
         // A second apply, and a second resume, are no-ops.
@@ -336,6 +346,17 @@ fn from_5_and_from_3_with_the_installer_across_a_reboot() {
         let o = up(&r, &["resume", "groupmax"], &[]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert_eq!(digest(&r, ""), all, "{version}: nothing changed");
+        // A backup changed afterwards no longer verifies.
+        let base = r.path("var/lib/upkeep/backups/groupmax");
+        let mut dirs: Vec<_> = fs::read_dir(&base)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        dirs.sort();
+        fs::write(dirs[0].join("opt_groupmax/VERSION"), "99-99\n").unwrap();
+        let o = up(&r, &["backups", "groupmax"], &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        assert!(stdout(&o).contains("BAD"), "{}", stdout(&o));
     }
 }
 

@@ -595,6 +595,19 @@ fn undo_step(root: &SysRoot, b: &Body, i: usize) -> Result<()> {
     }
 }
 
+/// The product's version-up backups (machine paths), oldest first.
+pub fn list_backups(root: &SysRoot, product: &str) -> Result<Vec<PathBuf>> {
+    let base = root.path(BACKUPS).join(product);
+    let mut out: Vec<PathBuf> = fsops::entries(root, &base)?
+        .into_iter()
+        .filter(|(_, k)| *k == safe::Kind::Dir)
+        .map(|(n, _)| base.join(n))
+        .filter(|p| fsops::is_file(root, &p.join("backup.json")))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// `/opt/app` -> `opt_app`: a backed-up path's name in a backup.
 fn slot(p: &str) -> String {
     p.trim_matches('/').replace('/', "_")

@@ -47,7 +47,7 @@ pub const MANUAL: Manual = Manual {
 };
 use upkeep_upgrade_engine::apply::{self, Recovered};
 use upkeep_upgrade_engine::plan::{self, Options, Plan};
-use upkeep_upgrade_engine::{jsonedit, revert, Release};
+use upkeep_upgrade_engine::{jsonedit, revert, versionup_run, Release};
 
 mod check;
 mod overlay_cli;
@@ -374,11 +374,14 @@ fn run(args: Args) -> Result<ExitCode> {
             log_files,
         } => check::run(&root, format, &product, db_url, log_files),
         Cmd::Backups { product } => {
-            let rel = Release::load(&root, &product)?;
+            let list = match versionup_cli::spec(&root, &product)? {
+                Some(_) => versionup_run::list_backups(&root, &product)?,
+                None => apply::list_backups(&Release::load(&root, &product)?)?,
+            };
             let mut bad = 0;
             let mut rows = Vec::new();
-            for b in apply::list_backups(&rel)? {
-                let ok = apply::verify_backup(&rel.root, &b);
+            for b in list {
+                let ok = apply::verify_backup(&root, &b);
                 if ok.is_err() {
                     bad += 1;
                 }
