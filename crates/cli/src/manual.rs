@@ -18,6 +18,10 @@ pub const EXIT_TABLE: &[(ExitCode, &str)] = &[
     (ExitCode::Refused, "refused by policy; nothing was changed"),
     (ExitCode::Finding, "a finding, under --strict"),
     (
+        ExitCode::Waiting,
+        "stopped at a step the operator does (a reboot, a setup screen): the journal keeps the place; do the step, then resume",
+    ),
+    (
         ExitCode::BadInput,
         "malformed input (the message names the file and line)",
     ),

@@ -10,6 +10,9 @@ pub enum ExitCode {
     Usage,
     Refused,
     Finding,
+    /// Stopped at a step the operator does (a reboot, a setup screen);
+    /// the journal keeps the place and `resume` goes on.
+    Waiting,
     BadInput,
     Busy,
     /// A child's own status, passed through (a wrapped reconfigure).
@@ -24,6 +27,7 @@ impl ExitCode {
             ExitCode::Usage => 2,
             ExitCode::Refused => 3,
             ExitCode::Finding => 4,
+            ExitCode::Waiting => 5,
             ExitCode::BadInput => 65,
             ExitCode::Busy => 75,
             ExitCode::Child(c) => i32::from(c),

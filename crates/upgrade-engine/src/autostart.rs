@@ -77,6 +77,24 @@ pub fn disable(root: &SysRoot, units: &[String]) -> Result<Vec<UnitState>> {
     Ok(before)
 }
 
+/// Switches autostart off for the units `saved` (recorded earlier by
+/// [`states`]) has enabled, then reads it back: none is enabled.
+pub fn switch_off(root: &SysRoot, saved: &[UnitState]) -> Result<()> {
+    for s in saved.iter().filter(|s| s.state == "enabled") {
+        change(root, "disable", &s.unit)?;
+    }
+    let units: Vec<String> = saved.iter().map(|s| s.unit.clone()).collect();
+    let now = states(root, &units)?;
+    if let Some(on) = now.iter().find(|s| s.state == "enabled") {
+        return Err(Error::Failed(format!(
+            "{} is still enabled after systemctl --root={} disable",
+            on.unit,
+            root.dir().display()
+        )));
+    }
+    Ok(())
+}
+
 /// Puts back what [`disable`] recorded, then reads it back.
 pub fn restore(root: &SysRoot, saved: &[UnitState]) -> Result<()> {
     for s in saved {

@@ -27,6 +27,7 @@ pub mod service;
 pub mod treecopy;
 pub mod versioning;
 pub mod versionup;
+pub mod versionup_run;
 
 use std::path::{Path, PathBuf};
 use upkeep_engine::plugin;

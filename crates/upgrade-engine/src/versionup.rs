@@ -4,7 +4,7 @@
 //! as manifest data. This module holds the schema and the plan: every
 //! step, every command it would run and every services-file entry it would
 //! add (`port/proto name`); a port another service holds refuses the plan.
-//! Nothing is written.
+//! Nothing is written. Running it is `versionup_run`.
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -53,12 +53,23 @@ pub struct PathSpec {
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
     /// `stop`, `start`, `autostart-off`, `autostart-restore`, `backup`,
-    /// `run`, `services`, `clear`, `manual`, `reboot`.
+    /// `install`, `run`, `services`, `clear`, `manual`, `reboot`.
     pub kind: String,
+    /// What `resume --confirm` names (required for the operator's steps).
+    #[serde(default)]
+    pub id: Option<String>,
     pub name: String,
-    /// Commands (argv), `{service}`, `{unit}` and `{root}` expand.
+    /// Commands (argv), `{service}`, `{unit}`, `{root}` and `{installer}`
+    /// expand.
     #[serde(default)]
     pub commands: Vec<Vec<String>>,
+    /// Commands that put the step back when a later one fails.
+    #[serde(default)]
+    pub undo: Vec<Vec<String>>,
+    /// Once this step is made the new version is in service: a later
+    /// failure is finished forward, never undone from the old backup.
+    #[serde(default)]
+    pub keeps_new: bool,
     /// For `stop`/`start`: the services each command runs for.
     #[serde(default)]
     pub services: Vec<String>,
@@ -79,6 +90,7 @@ const KINDS: &[&str] = &[
     "autostart-off",
     "autostart-restore",
     "backup",
+    "install",
     "run",
     "services",
     "clear",
@@ -89,6 +101,8 @@ const KINDS: &[&str] = &[
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
     pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub name: String,
     /// Every command line the step runs.
     pub commands: Vec<String>,
@@ -146,9 +160,36 @@ pub fn spec_of(raw: Option<&toml::Value>, source: &Path) -> Result<Option<Versio
                     Error::bad_input(source, None, format!("[versionup] path {}: {m}", p.name))
                 })?;
             }
+            check_step(st).map_err(|m| {
+                Error::bad_input(source, None, format!("[versionup] path {}: {m}", p.name))
+            })?;
         }
     }
     Ok(Some(s))
+}
+
+/// What the run needs of a step beyond its kind: an id for the
+/// operator's steps, only `DIR/*` globs to clear.
+fn check_step(st: &StepSpec) -> std::result::Result<(), String> {
+    if matches!(st.kind.as_str(), "manual" | "reboot" | "install") && st.id.is_none() {
+        return Err(format!(
+            "step '{}' ({}) needs an id (what resume --confirm names)",
+            st.name, st.kind
+        ));
+    }
+    for p in &st.paths {
+        let bare = p.strip_suffix("/*").unwrap_or(p);
+        if !p.starts_with('/')
+            || bare.contains(['*', '?', '['])
+            || bare.split('/').any(|c| c == "..")
+        {
+            return Err(format!(
+                "step '{}': path '{p}' must be absolute, without '..', with at most a final /*",
+                st.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `VV-RR` -> (`VV`, `RR`).
@@ -158,7 +199,7 @@ pub fn parse_vvrr(v: &str) -> Option<(String, String)> {
     (ok(vv) && ok(rr)).then(|| (vv.to_string(), rr.to_string()))
 }
 
-fn expand(argv: &[String], vars: &[(&str, &str)]) -> String {
+fn expand(argv: &[String], vars: &[(&str, &str)]) -> Vec<String> {
     argv.iter()
         .map(|a| {
             let mut a = a.clone();
@@ -167,12 +208,40 @@ fn expand(argv: &[String], vars: &[(&str, &str)]) -> String {
             }
             a
         })
-        .collect::<Vec<_>>()
-        .join(" ")
+        .collect()
 }
 
-/// Reads the version and the services file; decides; writes nothing.
-pub fn plan(root: &SysRoot, product: &str, spec: &VersionupSpec) -> Result<VersionupPlan> {
+/// Every command line of `argvs`, expanded: once per service for
+/// `{service}`, once per unit for `{unit}`, else once. `{installer}` stays
+/// as written when none is given.
+pub fn command_lines(
+    argvs: &[Vec<String>],
+    services: &[String],
+    units: &[String],
+    root: &str,
+    installer: Option<&str>,
+) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let inst = installer.unwrap_or("{installer}");
+    for argv in argvs {
+        let common = [("root", root), ("installer", inst)];
+        if argv.iter().any(|a| a.contains("{service}")) {
+            for s in services {
+                out.push(expand(argv, &[&common[..], &[("service", s)]].concat()));
+            }
+        } else if argv.iter().any(|a| a.contains("{unit}")) {
+            for u in units {
+                out.push(expand(argv, &[&common[..], &[("unit", u)]].concat()));
+            }
+        } else {
+            out.push(expand(argv, &common));
+        }
+    }
+    out
+}
+
+/// The installed version, `VV-RR`, from the version file.
+pub fn installed(root: &SysRoot, product: &str, spec: &VersionupSpec) -> Result<String> {
     let vf = Path::new(&spec.version_file);
     let text = crate::preflight_io::read_text(root, vf, 4096)?.ok_or_else(|| {
         Error::Refused(format!(
@@ -181,13 +250,36 @@ pub fn plan(root: &SysRoot, product: &str, spec: &VersionupSpec) -> Result<Versi
         ))
     })?;
     let from = text.lines().next().unwrap_or("").trim().to_string();
-    let (vv, _) = parse_vvrr(&from).ok_or_else(|| {
+    parse_vvrr(&from).ok_or_else(|| {
         Error::bad_input(
             root.path(vf),
             Some(1),
             format!("'{from}' is not a VV-RR version (05-00, 02-10)"),
         )
     })?;
+    Ok(from)
+}
+
+/// The path for `from`: an exact `versions` match first, then `majors`.
+pub fn path_for<'a>(spec: &'a VersionupSpec, from: &str) -> Option<&'a PathSpec> {
+    let vv = parse_vvrr(from)?.0;
+    spec.paths
+        .iter()
+        .find(|p| p.versions.iter().any(|v| v == from))
+        .or_else(|| spec.paths.iter().find(|p| p.majors.contains(&vv)))
+}
+
+/// Reads the version and the services file; decides; writes nothing.
+/// With `installer` (a path inside the system) the install step runs it;
+/// without, the install step is the operator's.
+pub fn plan(
+    root: &SysRoot,
+    product: &str,
+    spec: &VersionupSpec,
+    installer: Option<&str>,
+) -> Result<VersionupPlan> {
+    let from = installed(root, product, spec)?;
+    let (vv, _) = parse_vvrr(&from).unwrap_or_default();
     let mut refused = None;
     if parse_vvrr(&spec.to).is_some_and(|(tv, _)| vv >= tv) {
         refused = Some(format!(
@@ -195,11 +287,7 @@ pub fn plan(root: &SysRoot, product: &str, spec: &VersionupSpec) -> Result<Versi
             spec.to
         ));
     }
-    let path = spec
-        .paths
-        .iter()
-        .find(|p| p.versions.contains(&from))
-        .or_else(|| spec.paths.iter().find(|p| p.majors.contains(&vv)));
+    let path = path_for(spec, &from);
     let Some(path) = path else {
         let names: Vec<&str> = spec.paths.iter().map(|p| p.name.as_str()).collect();
         return Ok(VersionupPlan {
@@ -220,20 +308,11 @@ pub fn plan(root: &SysRoot, product: &str, spec: &VersionupSpec) -> Result<Versi
     let root_s = root.dir().display().to_string();
     let mut steps = Vec::new();
     for st in &path.steps {
-        let mut commands = Vec::new();
-        for argv in &st.commands {
-            if argv.iter().any(|a| a.contains("{service}")) {
-                for s in &st.services {
-                    commands.push(expand(argv, &[("service", s), ("root", &root_s)]));
-                }
-            } else if argv.iter().any(|a| a.contains("{unit}")) {
-                for u in &spec.units {
-                    commands.push(expand(argv, &[("unit", u), ("root", &root_s)]));
-                }
-            } else {
-                commands.push(expand(argv, &[("root", &root_s)]));
-            }
-        }
+        let commands: Vec<String> =
+            command_lines(&st.commands, &st.services, &spec.units, &root_s, installer)
+                .iter()
+                .map(|a| a.join(" "))
+                .collect();
         let mut entries = Vec::new();
         let mut present = Vec::new();
         if st.kind == "services" {
@@ -265,12 +344,13 @@ pub fn plan(root: &SysRoot, product: &str, spec: &VersionupSpec) -> Result<Versi
         }
         steps.push(Step {
             kind: st.kind.clone(),
+            id: st.id.clone(),
             name: st.name.clone(),
             commands,
             entries,
             present,
             paths: st.paths.clone(),
-            manual: matches!(st.kind.as_str(), "manual" | "reboot"),
+            manual: is_operators(&st.kind, installer.is_some()),
             text: st.text.clone(),
         });
     }
@@ -282,6 +362,11 @@ pub fn plan(root: &SysRoot, product: &str, spec: &VersionupSpec) -> Result<Versi
         refused,
         steps,
     })
+}
+
+/// Whether a step of this kind is the operator's (apply stops there).
+pub fn is_operators(kind: &str, have_installer: bool) -> bool {
+    matches!(kind, "manual" | "reboot") || (kind == "install" && !have_installer)
 }
 
 /// The plan as text.
@@ -321,7 +406,7 @@ pub fn render(p: &VersionupPlan) -> String {
         for x in &st.paths {
             let _ = writeln!(s, "        {x}");
         }
-        if let Some(t) = &st.text {
+        if let Some(t) = st.text.as_ref().filter(|_| st.manual) {
             let _ = writeln!(s, "        {t}");
         }
     }

@@ -15,6 +15,7 @@ pub const MANUAL: Manual = Manual {
         ExitCode::Failed,
         ExitCode::Usage,
         ExitCode::Refused,
+        ExitCode::Waiting,
         ExitCode::BadInput,
         ExitCode::Busy,
     ],
@@ -31,6 +32,14 @@ pub const MANUAL: Manual = Manual {
             "/var/lib/upkeep/backups/PRODUCT/",
             "backups: config, local data, database dump, SHA256SUMS",
         ),
+        (
+            "/var/lib/upkeep/versionup/",
+            "a version-up under way (steps, recorded autostart, backups, where it stopped); resume and recover read it",
+        ),
+        (
+            "/proc/sys/kernel/random/boot_id",
+            "read inside --root: a changed boot id confirms a version-up's reboot step",
+        ),
         ("/var/lib/upkeep/lock", "the one writers' lock"),
     ],
     environment: &[],
@@ -38,10 +47,11 @@ pub const MANUAL: Manual = Manual {
 };
 use upkeep_upgrade_engine::apply::{self, Recovered};
 use upkeep_upgrade_engine::plan::{self, Options, Plan};
-use upkeep_upgrade_engine::{jsonedit, revert, Release};
+use upkeep_upgrade_engine::{jsonedit, revert, versionup_run, Release};
 
 mod check;
 mod overlay_cli;
+mod versionup_cli;
 
 pub const NAME: &str = "upkeep-upgrade";
 
@@ -84,10 +94,10 @@ pub enum Cmd {
         #[arg(long = "log-file", value_name = "FILE")]
         log_files: Vec<PathBuf>,
     },
-    /// Upgrade through every ARCHIVE in version order, each step verified.
+    /// Upgrade through every ARCHIVE in version order, each step verified; a version-up ([versionup] in the manifest) takes an optional INSTALLER, its path inside the system, and may stop at the operator's steps (exit 5).
     Apply {
         product: String,
-        #[arg(required = true, value_name = "ARCHIVE")]
+        #[arg(value_name = "ARCHIVE")]
         archives: Vec<PathBuf>,
         /// Override a config.json setting (JSON value): Section.Key=JSON.
         #[arg(long = "set", value_name = "Section.Key=JSON")]
@@ -117,6 +127,13 @@ pub enum Cmd {
         restore_database: bool,
         #[command(flatten)]
         dry_run: DryRun,
+    },
+    /// Go on with a version-up stopped at the operator's step (a reboot: confirmed by a changed boot id) or interrupted.
+    Resume {
+        product: String,
+        /// The operator's step now done, by its id as apply printed it (a reboot needs none: a changed boot id confirms it).
+        #[arg(long, value_name = "STEP")]
+        confirm: Option<String>,
     },
     /// Finish or undo an interrupted upgrade; silent when there is none.
     Recover {
@@ -207,6 +224,14 @@ fn run(args: Args) -> Result<ExitCode> {
             dry_run,
         } => {
             let dry_run = dry_run.dry_run;
+            if let Some(code) = versionup_cli::apply(&root, format, &product, &archives, dry_run)? {
+                return Ok(code);
+            }
+            if archives.is_empty() {
+                return Err(Error::Usage(format!(
+                    "apply {product}: give at least one ARCHIVE"
+                )));
+            }
             let rel = Release::load(&root, &product)?;
             let report = apply::apply(&rel, &archives, &options(&set, skip_db_backup)?, dry_run)?;
             match format {
@@ -287,7 +312,27 @@ fn run(args: Args) -> Result<ExitCode> {
             }
             Ok(ExitCode::Ok)
         }
+        Cmd::Resume { product, confirm } => {
+            versionup_cli::resume(&root, format, &product, confirm.as_deref())
+        }
         Cmd::Recover { product } => {
+            let versionups = versionup_cli::products(&root)?;
+            let mut code = ExitCode::Ok;
+            let mut out = String::new();
+            for p in versionups
+                .iter()
+                .filter(|p| product.as_ref().is_none_or(|w| w == *p))
+            {
+                let (text, c) = versionup_cli::recover(&root, p)?;
+                out.push_str(&text);
+                if c != ExitCode::Ok {
+                    code = c;
+                }
+            }
+            if product.as_ref().is_some_and(|p| versionups.contains(p)) {
+                cli::print(&out)?;
+                return Ok(code);
+            }
             let products: Vec<String> = match product {
                 Some(p) => vec![p],
                 None => upkeep_engine::plugin::load(&root)?
@@ -296,7 +341,6 @@ fn run(args: Args) -> Result<ExitCode> {
                     .map(|p| p.manifest.name)
                     .collect(),
             };
-            let mut out = String::new();
             for p in products {
                 let rel = Release::load(&root, &p)?;
                 match apply::recover(&rel)? {
@@ -313,7 +357,7 @@ fn run(args: Args) -> Result<ExitCode> {
                 }
             }
             cli::print(&out)?;
-            Ok(ExitCode::Ok)
+            Ok(code)
         }
         Cmd::Backup {
             product,
@@ -335,11 +379,14 @@ fn run(args: Args) -> Result<ExitCode> {
             log_files,
         } => check::run(&root, format, &product, db_url, log_files),
         Cmd::Backups { product } => {
-            let rel = Release::load(&root, &product)?;
+            let list = match versionup_cli::spec(&root, &product)? {
+                Some(_) => versionup_run::list_backups(&root, &product)?,
+                None => apply::list_backups(&Release::load(&root, &product)?)?,
+            };
             let mut bad = 0;
             let mut rows = Vec::new();
-            for b in apply::list_backups(&rel)? {
-                let ok = apply::verify_backup(&rel.root, &b);
+            for b in list {
+                let ok = apply::verify_backup(&root, &b);
                 if ok.is_err() {
                     bad += 1;
                 }

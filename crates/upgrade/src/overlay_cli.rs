@@ -21,12 +21,8 @@ pub fn plan(
         return Ok(None);
     };
     if let Some(spec) = versionup::spec_of(p.manifest.versionup.as_ref(), &p.source)? {
-        if !archives.is_empty() {
-            return Err(Error::Usage(format!(
-                "{product} is versioned up by the vendor's installer: plan {product} takes no ARCHIVE"
-            )));
-        }
-        let plan = versionup::plan(root, product, &spec)?;
+        let installer = crate::versionup_cli::installer_arg(product, archives)?;
+        let plan = versionup::plan(root, product, &spec, installer.as_deref())?;
         match format {
             Format::Json => cli::print_json(&plan)?,
             Format::Text => cli::print(&versionup::render(&plan))?,
