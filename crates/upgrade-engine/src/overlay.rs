@@ -85,6 +85,15 @@ pub struct OverlayBackup {
     pub dump: Vec<String>,
     #[serde(default)]
     pub verify: Vec<String>,
+    /// For a build-only upgrade (no schema change): `take` the dump all
+    /// the same (unless `--skip-db-backup`), or `skip` it. Minor and major
+    /// upgrades always take it.
+    #[serde(default = "default_build_only")]
+    pub build_only: String,
+}
+
+fn default_build_only() -> String {
+    "take".into()
 }
 
 /// One step of the plan: its phase, what it does, and the command lines it
@@ -130,12 +139,15 @@ pub fn spec_of(raw: Option<&toml::Value>, source: &Path) -> Result<Option<Overla
         && clean(s.dir.trim_start_matches('/'))
         && s.copy.iter().all(|c| clean(&c.from) && clean(&c.to))
         && s.capabilities.iter().all(|c| clean(&c.path))
-        && s.binaries.iter().all(|b| clean(b));
+        && s.binaries.iter().all(|b| clean(b))
+        && s.backup.as_ref().is_none_or(|b| {
+            !b.dump.is_empty() && ["take", "skip"].contains(&b.build_only.as_str())
+        });
     if !ok {
         return Err(Error::bad_input(
             source,
             None,
-            "[overlay]: dir must be a clean absolute path, copy/capabilities/binaries clean relative paths",
+            "[overlay]: dir must be a clean absolute path, copy/capabilities/binaries clean relative paths, backup.dump a command and backup.build_only take or skip",
         ));
     }
     Ok(Some(s))
@@ -221,7 +233,7 @@ pub fn placed_files(spec: &OverlaySpec, checked: &Checked) -> Vec<(String, Strin
     out
 }
 
-fn expand(argv: &[String], vars: &[(&str, &str)]) -> String {
+pub(crate) fn expand(argv: &[String], vars: &[(&str, &str)]) -> String {
     argv.iter()
         .map(|a| {
             let mut a = a.clone();
@@ -360,7 +372,7 @@ pub fn plan(
     steps.push(Step {
         phase: "prepare".into(),
         name: format!("unpack {}", archive.display()),
-        touches: vec![format!("{dir}/.upkeep-stage")],
+        touches: vec![crate::overlay_apply::stage_dir(&dir)],
         commands: vec![],
     });
     steps.push(Step {

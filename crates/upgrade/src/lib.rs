@@ -92,9 +92,18 @@ pub enum Cmd {
         /// Override a config.json setting (JSON value): Section.Key=JSON.
         #[arg(long = "set", value_name = "Section.Key=JSON")]
         set: Vec<String>,
-        /// Upgrade without dumping the database first (on purpose).
+        /// Upgrade without dumping the database first (on purpose; refused where the schema may change).
         #[arg(long)]
         skip_db_backup: bool,
+        /// Only this phase of a copy-over upgrade (each needs the one before; a phase made already changes nothing).
+        #[arg(long, value_name = "PHASE", value_parser = ["prepare", "stop", "swap", "start", "verify"])]
+        phase: Option<String>,
+        /// The database the preflight checks and the dump reads instead of the one in the product's config, sslmode included.
+        #[arg(long, value_name = "postgres://…")]
+        db_url: Option<String>,
+        /// Another log for the preflight's pattern check; repeatable.
+        #[arg(long = "log-file", value_name = "FILE")]
+        log_files: Vec<PathBuf>,
         #[command(flatten)]
         dry_run: DryRun,
     },
@@ -201,8 +210,23 @@ fn run(args: Args) -> Result<ExitCode> {
             archives,
             set,
             skip_db_backup,
+            phase,
+            db_url,
+            log_files,
             dry_run,
         } => {
+            let overlay_args = overlay_cli::ApplyArgs {
+                phase: phase.as_deref(),
+                db_url,
+                log_files,
+                skip_db_backup,
+                dry_run: dry_run.dry_run,
+            };
+            if let Some(code) =
+                overlay_cli::apply(&root, format, &product, &archives, overlay_args)?
+            {
+                return Ok(code);
+            }
             let dry_run = dry_run.dry_run;
             let rel = Release::load(&root, &product)?;
             let report = apply::apply(&rel, &archives, &options(&set, skip_db_backup)?, dry_run)?;
@@ -287,12 +311,15 @@ fn run(args: Args) -> Result<ExitCode> {
                 Some(p) => vec![p],
                 None => upkeep_engine::plugin::load(&root)?
                     .into_iter()
-                    .filter(|p| p.manifest.release.is_some())
+                    .filter(|p| p.manifest.release.is_some() || p.manifest.overlay.is_some())
                     .map(|p| p.manifest.name)
                     .collect(),
             };
             let mut out = String::new();
             for p in products {
+                if overlay_cli::recover(&root, &p, &mut out)? {
+                    continue;
+                }
                 let rel = Release::load(&root, &p)?;
                 match apply::recover(&rel)? {
                     Recovered::Nothing => {}
