@@ -112,17 +112,7 @@ struct Site {
 /// with TLS required, the service running (stand-in).
 fn site(db: &Cluster) -> Site {
     let root = TestRoot::new();
-    let bb = Path::new("/bin/busybox");
-    assert!(
-        bb.exists(),
-        "busybox-static is needed (scripts/test installs it)"
-    );
-    root.write("bin/busybox", fs::read(bb).expect("busybox"), 0o755);
-    for tool in ["sh", "grep", "touch", "rm", "date", "cat"] {
-        std::os::unix::fs::symlink("busybox", root.path(&format!("bin/{tool}"))).expect("ln");
-    }
-    root.write("usr/bin/systemctl", SYSTEMCTL, 0o755);
-    fs::create_dir_all(root.path("run")).expect("run");
+    tools(&root);
     root.write("opt/tegu/VERSION", "1.19.44\n", 0o644);
     root.write("opt/tegu/bin/tegu-admin", "#!/bin/sh\necho old\n", 0o750);
     root.write("opt/tegu/bin/local-tool", "#!/bin/sh\n", 0o755);
@@ -138,12 +128,6 @@ fn site(db: &Cluster) -> Site {
         ),
         0o640,
     );
-    // The database is on this host: its contrib package is looked up too.
-    root.write(
-        "var/lib/dpkg/status",
-        "Package: postgresql-contrib\nStatus: install ok installed\nArchitecture: all\nVersion: 15+248\nDescription: x\n\n",
-        0o644,
-    );
     let mut passwd = fs::read_to_string(root.path("etc/passwd")).expect("passwd");
     passwd.push_str("tegu:x:990:990::/opt/tegu:/bin/sh\n");
     fs::write(root.path("etc/passwd"), passwd).expect("passwd");
@@ -151,10 +135,13 @@ fn site(db: &Cluster) -> Site {
         std::os::unix::fs::chown(root.path(p), Some(990), Some(990)).expect("chown");
     }
     setcap(&root.path("opt/tegu/sbin/tegu"));
-    let s = Site {
+    started(Site {
         root,
         work: tempfile::tempdir().expect("tempdir"),
-    };
+    })
+}
+
+fn started(s: Site) -> Site {
     let o = Command::new("chroot")
         .arg(s.root.root())
         .args(["/usr/bin/systemctl", "start", "tegu.service"])
@@ -162,6 +149,28 @@ fn site(db: &Cluster) -> Site {
         .expect("chroot");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     s
+}
+
+/// The root's own shell and tools (busybox-static), its stand-in
+/// systemctl, and a dpkg database saying postgresql-contrib is installed
+/// (the database is on this host, so the package is looked up too).
+fn tools(root: &TestRoot) {
+    let bb = Path::new("/bin/busybox");
+    assert!(
+        bb.exists(),
+        "busybox-static is needed (scripts/test installs it)"
+    );
+    root.write("bin/busybox", fs::read(bb).expect("busybox"), 0o755);
+    for tool in ["sh", "grep", "touch", "rm", "date", "cat"] {
+        std::os::unix::fs::symlink("busybox", root.path(&format!("bin/{tool}"))).expect("ln");
+    }
+    root.write("usr/bin/systemctl", SYSTEMCTL, 0o755);
+    fs::create_dir_all(root.path("run")).expect("run");
+    root.write(
+        "var/lib/dpkg/status",
+        "Package: postgresql-contrib\nStatus: install ok installed\nArchitecture: all\nVersion: 15+248\nDescription: x\n\n",
+        0o644,
+    );
 }
 
 fn setcap(p: &Path) {
@@ -561,4 +570,84 @@ fn sigkill_at_every_step_then_recover_leaves_old_or_new() {
         );
     }
     assert!(old >= 8 && new >= 2, "old {old}, new {new}");
+}
+
+/// The example root and archive of the README, copied: git keeps no file
+/// capabilities, so the copy gets the one a real install has with the
+/// real setcap; the example's database host does not exist, so --db-url
+/// points the preflight and the dump at the test's server.
+#[test]
+fn the_example_root_upgrades_with_the_example_archive_and_db_url() {
+    let db = Cluster::start(true);
+    let root = TestRoot::new();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(examples.join("tegu/."))
+        .arg(root.root())
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    tools(&root);
+    setcap(&root.path("opt/tegu/sbin/tegu"));
+    let s = started(Site {
+        root,
+        work: tempfile::tempdir().expect("tempdir"),
+    });
+    let a = examples.join("tegu-ent-v3.2.1046-x86_64.tar.gz");
+    let a = a.to_str().expect("utf8");
+    // Without --db-url the example's database is unreachable: refused
+    // before anything changes.
+    let before = s.snapshot();
+    let o = s.up(&["apply", "tegu", a]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(s.snapshot(), before);
+    let url = db.url("postgres", "require");
+    let o = s.up(&["apply", "tegu", a, "--db-url", &url, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["change"]["kind"], "build", "{j}");
+    assert_eq!(j["installed"], "3.2.1046");
+    assert!(PathBuf::from(j["backup"].as_str().expect("backup"))
+        .join("database.dump")
+        .exists());
+    assert_eq!(s.getcap("opt/tegu/sbin/tegu"), CAP);
+    assert!(s.root.path("opt/tegu/LICENSE-ENT").exists());
+    assert!(s.root.path("opt/tegu/log/tegu.log").exists());
+    assert_eq!(s.detected_version(), "3.2.1046");
+}
+
+/// A recent log line matching the manifest's patterns refuses the
+/// upgrade before anything changes, quoting the line.
+#[test]
+fn a_recent_tls_error_in_the_log_refuses_apply_with_nothing_changed() {
+    let db = Cluster::start(true);
+    let s = site(&db);
+    let now = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M:%S"])
+        .output()
+        .expect("date");
+    let line = format!(
+        "{} [DEBUG] failed to connect to `host=10.0.0.1 user=postgres database=tegu_mailboxes`: tls error (server refused TLS connection)\n",
+        String::from_utf8_lossy(&now.stdout).trim()
+    );
+    let log = s.work.path().join("journal.txt");
+    fs::write(&log, &line).expect("write");
+    let before = s.snapshot();
+    let a = s.archive("1.19.45");
+    let o = s.up(&[
+        "apply",
+        "tegu",
+        &a,
+        "--log-file",
+        log.to_str().expect("utf8"),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("tls error (server refused TLS connection)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(s.snapshot(), before);
+    assert!(s.active());
 }

@@ -407,7 +407,7 @@ pub fn plan(
     steps.push(Step {
         phase: "swap".into(),
         name: "version record".into(),
-        touches: vec![crate::overlay_record::RECORD_DIR.to_string()],
+        touches: vec![crate::overlay_record::record_path(product)],
         commands: vec![],
     });
     steps.push(Step {

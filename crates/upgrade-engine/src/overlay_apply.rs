@@ -295,7 +295,11 @@ pub fn apply(root: &SysRoot, l: &Loaded, archive: &Path, opts: &Options) -> Resu
         &opts.preflight,
     )?;
     if let Some(r) = &plan.refused {
-        return Err(Error::Refused(format!("{r}; nothing was changed")));
+        let mut why = format!("{r}; nothing was changed");
+        for f in plan.preflight.iter().filter(|f| !f.ok) {
+            why.push_str(&format!("\n  refused {}: {}", f.check, f.message));
+        }
+        return Err(Error::Refused(why));
     }
     let mandatory = plan.change.as_ref().is_none_or(|c| c.backup_mandatory);
     if opts.skip_db_backup && mandatory && l.spec.backup.is_some() {

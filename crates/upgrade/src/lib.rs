@@ -28,6 +28,14 @@ pub const MANUAL: Manual = Manual {
             "the file list of the release installed last",
         ),
         (
+            "/var/lib/upkeep/overlay/",
+            "the journal of a copy-over upgrade run in phases (apply --phase): what later phases, an undo and recover read",
+        ),
+        (
+            "/var/lib/upkeep/releases/PRODUCT.installed.json",
+            "what a copy-over upgrade installed: version, archive, SHA-256 of every placed file; upkeep-detect trusts it while they match",
+        ),
+        (
             "/var/lib/upkeep/backups/PRODUCT/",
             "backups: config, local data, database dump, SHA256SUMS",
         ),
