@@ -475,6 +475,37 @@ fn phases_one_at_a_time_in_order_each_idempotent() {
     assert!(s.active());
     assert_eq!(s.detected_version(), "1.19.45");
 
+    // Each phase's begin and end in upkeep's log, with nanoseconds: a
+    // fleet's order can be told from the nodes' logs.
+    let log = fs::read_to_string(s.root.path("var/log/upkeep/upkeep.log")).expect("log");
+    let begun = |p: &str| {
+        log.lines()
+            .find(|l| l.contains(&format!("phase {p} begin t=")))
+            .and_then(|l| l.rsplit_once("t="))
+            .and_then(|(_, t)| t.parse::<u128>().ok())
+            .unwrap_or_else(|| panic!("{p}: {log}"))
+    };
+    assert!(begun("stop") < begun("swap") && begun("swap") < begun("start"));
+
+    // A minor upgrade whose dump another node of the fleet took: none
+    // here, said so.
+    let o = s.up(&[
+        "apply",
+        "tegu",
+        &s.archive("1.20.0"),
+        "--db-backup-by",
+        "n1",
+        "--skip-db-backup",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["change"]["kind"], "minor");
+    assert!(j["backup"].is_null(), "{j}");
+    assert_eq!(j["db_backup_by"], "n1");
+    assert_eq!(s.detected_version(), "1.20.0");
+
     // --phase on a product without phases is a usage error.
     let o = s.up(&["apply", "mattermost", &a, "--phase", "stop"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -483,7 +514,7 @@ fn phases_one_at_a_time_in_order_each_idempotent() {
     let o = s.up(&[
         "apply",
         "tegu",
-        &s.archive("1.20.0"),
+        &s.archive("1.21.0"),
         "--dry-run",
         "--format",
         "json",
@@ -491,6 +522,62 @@ fn phases_one_at_a_time_in_order_each_idempotent() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(json(&o)["changed"], false);
     assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn rollback_puts_back_exactly_what_the_last_upgrade_replaced() {
+    let db = Cluster::start(true);
+    let s = site(&db);
+    let before = s.snapshot();
+    let o = s.up(&["rollback", "tegu", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["rolled_back"], false, "nothing to roll back yet");
+    let o = s.up(&["apply", "tegu", &s.archive("1.19.45")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.detected_version(), "1.19.45");
+    let o = s.up(&["rollback", "tegu", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(
+        (j["rolled_back"].clone(), j["to"].clone()),
+        (true.into(), "1.19.44".into())
+    );
+    // Exactly as before the upgrade: the old inodes back (content, owner,
+    // mode, capability), the added file gone, no record, service active.
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(s.detected_version(), "1.19.44");
+    let o = s.up(&["rollback", "tegu", "--format", "json"]);
+    assert_eq!(
+        json(&o)["rolled_back"],
+        false,
+        "a second rollback does nothing"
+    );
+    assert_eq!(s.snapshot(), before);
+    // A start that fails during the rollback: undone, the new one stays.
+    let o = s.up(&["apply", "tegu", &s.archive("1.19.45")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after = s.snapshot();
+    fs::write(s.root.path("usr/bin/systemctl.fail"), "").expect("write");
+    let mut sc = fs::read_to_string(s.root.path("usr/bin/systemctl")).expect("read");
+    sc = sc.replace(
+        "start)\n",
+        "start)\n  [ -f /usr/bin/systemctl.fail ] && exit 1\n",
+    );
+    fs::write(s.root.path("usr/bin/systemctl"), sc).expect("write");
+    let o = s.up(&["rollback", "tegu"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    fs::remove_file(s.root.path("usr/bin/systemctl.fail")).expect("rm");
+    let o = s.up(&["recover"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut now = s.snapshot();
+    // The service could not start again after the undo (the stand-in
+    // refused every start): everything else is as it was.
+    let active = now
+        .iter()
+        .position(|l| l.starts_with("active "))
+        .expect("active");
+    now[active] = "active true".into();
+    assert_eq!(now, after);
 }
 
 #[test]

@@ -47,6 +47,7 @@ json\t'For scripts; field names are stable'"
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l skip-db-backup -d 'Plan without the database dump'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l set -d 'Override a config.json setting (JSON value): Section.Key=JSON' -r
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l db-backup-by -d 'The database dump of this upgrade was taken on NODE (a fleet\'s one dump of its shared database): none here' -r
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l phase -d 'Only this phase of a copy-over upgrade (each needs the one before; a phase made already changes nothing)' -r -f -a "prepare\t''
 stop\t''
 swap\t''

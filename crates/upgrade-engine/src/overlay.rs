@@ -6,6 +6,7 @@
 //! the manifest's `[preflight]` runs as part of the plan.
 
 use crate::archive::{self, Checked, Kind};
+pub use crate::policy::Refusal;
 use crate::preflight;
 use crate::versioning::{self, Change};
 use serde::{Deserialize, Serialize};
@@ -113,7 +114,9 @@ pub struct OverlayPlan {
     pub from: Option<String>,
     pub to: String,
     pub change: Option<Change>,
-    pub refused: Option<String>,
+    /// Why not, with the rule that says so: `same-version`, `downgrade`
+    /// or `preflight` (as the release plan's `refused`).
+    pub refused: Option<Refusal>,
     pub preflight: Vec<Finding>,
     pub steps: Vec<Step>,
     /// Files of the install that the archive does not carry: kept.
@@ -297,7 +300,17 @@ pub fn plan(
         Some(f) => {
             let c = versioning::classify(f, &to, manifest.upgrade.schema_changes_on.as_deref())
                 .map_err(Error::Usage)?;
-            let r = versioning::refusal(&c, title, manifest.upgrade.downgrade.as_deref());
+            let rule = if c.kind == versioning::ChangeKind::Same {
+                "same-version"
+            } else {
+                "downgrade"
+            };
+            let r = versioning::refusal(&c, title, manifest.upgrade.downgrade.as_deref()).map(
+                |message| Refusal {
+                    rule: rule.into(),
+                    message,
+                },
+            );
             (Some(c), r)
         }
     };
@@ -316,8 +329,19 @@ pub fn plan(
         checked.total_bytes.saturating_mul(2),
     ));
     let refused = refused.or_else(|| {
-        let n = pf.iter().filter(|f| !f.ok).count();
-        (n > 0).then(|| format!("{n} preflight check(s) refused: see the findings"))
+        let bad: Vec<String> = pf
+            .iter()
+            .filter(|f| !f.ok)
+            .map(|f| format!("{}: {}", f.check, f.message))
+            .collect();
+        (!bad.is_empty()).then(|| Refusal {
+            rule: "preflight".into(),
+            message: format!(
+                "{} preflight check(s) refused: {}",
+                bad.len(),
+                bad.join("; ")
+            ),
+        })
     });
     let placed = placed_files(&spec, &checked);
     let dir = spec.dir.trim_end_matches('/').to_string();
@@ -452,8 +476,15 @@ pub fn render(p: &OverlayPlan) -> String {
         let _ = writeln!(s, "  change     {}", c.summary);
     }
     match &p.refused {
+        Some(r) if r.rule == "preflight" => {
+            let n = p.preflight.iter().filter(|f| !f.ok).count();
+            let _ = writeln!(
+                s,
+                "  REFUSED    {n} preflight check(s) refused: see the findings"
+            );
+        }
         Some(r) => {
-            let _ = writeln!(s, "  REFUSED    {r}");
+            let _ = writeln!(s, "  REFUSED    ({}) {}", r.rule, r.message);
         }
         None => {
             let _ = writeln!(s, "  policy     allowed");

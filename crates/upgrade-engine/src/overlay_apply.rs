@@ -129,6 +129,25 @@ pub struct Body {
     pub start: Vec<String>,
     pub is_active: Vec<String>,
     pub steps: Vec<Step>,
+    /// A `rollback`: `stage` is the previous files kept by the last
+    /// upgrade, placed back as they are (same inodes: owner, mode and
+    /// capabilities as they were); an absent marker there removes the file.
+    #[serde(default)]
+    pub rollback: bool,
+}
+
+/// What the last upgrade replaced, kept until the next one (for `rollback`).
+pub fn previous_dir(dir: &str) -> String {
+    sibling(dir, "previous")
+}
+
+/// `index.json` of the kept files: which upgrade they are from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Index {
+    from: String,
+    to: String,
+    archive: String,
+    placed: Vec<(String, String)>,
 }
 
 /// Where the release is unpacked: next to the install (same filesystem).
@@ -174,6 +193,8 @@ pub struct Report {
     pub changed: bool,
     pub phases: Vec<PhaseReport>,
     pub backup: Option<String>,
+    /// `--db-backup-by`: the node that took this upgrade's dump.
+    pub db_backup_by: Option<String>,
     /// The version installed once the run is over (`None` while phases
     /// remain).
     pub installed: Option<String>,
@@ -190,6 +211,9 @@ pub struct Options {
     pub preflight: preflight::Options,
     /// Skip the dump of a build-only upgrade (refused for minor and major).
     pub skip_db_backup: bool,
+    /// The dump of this upgrade was taken on another node (a fleet's one
+    /// dump of its shared database): none here, minor and major too.
+    pub db_backup_by: Option<String>,
     pub dry_run: bool,
 }
 
@@ -295,16 +319,21 @@ pub fn apply(root: &SysRoot, l: &Loaded, archive: &Path, opts: &Options) -> Resu
         &opts.preflight,
     )?;
     if let Some(r) = &plan.refused {
-        let mut why = format!("{r}; nothing was changed");
-        for f in plan.preflight.iter().filter(|f| !f.ok) {
-            why.push_str(&format!("\n  refused {}: {}", f.check, f.message));
+        let mut why = format!("({}) ", r.rule);
+        if r.rule == "preflight" {
+            why.push_str("the preflight refused; nothing was changed");
+            for f in plan.preflight.iter().filter(|f| !f.ok) {
+                why.push_str(&format!("\n  refused {}: {}", f.check, f.message));
+            }
+        } else {
+            why.push_str(&format!("{}; nothing was changed", r.message));
         }
         return Err(Error::Refused(why));
     }
     let mandatory = plan.change.as_ref().is_none_or(|c| c.backup_mandatory);
-    if opts.skip_db_backup && mandatory && l.spec.backup.is_some() {
+    if opts.skip_db_backup && mandatory && l.spec.backup.is_some() && opts.db_backup_by.is_none() {
         return Err(Error::Refused(format!(
-            "{}: the database backup is mandatory (the schema may change): --skip-db-backup refused; nothing was changed",
+            "{}: the database backup is mandatory (the schema may change): --skip-db-backup refused (a fleet whose dump another node took says so with --db-backup-by NODE); nothing was changed",
             plan.change.as_ref().map_or("an upgrade from an unknown version", |c| c.summary.as_str())
         )));
     }
@@ -319,6 +348,7 @@ pub fn apply(root: &SysRoot, l: &Loaded, archive: &Path, opts: &Options) -> Resu
             changed: false,
             phases: Vec::new(),
             backup: None,
+            db_backup_by: opts.db_backup_by.clone(),
             installed: None,
             note: Some("dry run: nothing was changed".into()),
             plan: Some(plan),
@@ -349,6 +379,7 @@ fn already_installed(
         changed: false,
         phases: Vec::new(),
         backup: None,
+        db_backup_by: None,
         installed: Some(current),
         note: Some(format!(
             "{product} {to} is already installed from {}: nothing to do",
@@ -371,10 +402,11 @@ fn new_body(
     let placed = overlay::placed_files(spec, &checked);
     let dir = spec.dir.trim_end_matches('/').to_string();
     let from = plan.from.clone().unwrap_or_else(|| "unknown".into());
-    let take_dump = spec
-        .backup
-        .as_ref()
-        .is_some_and(|b| mandatory || (b.build_only == "take" && !opts.skip_db_backup));
+    let take_dump = opts.db_backup_by.is_none()
+        && spec
+            .backup
+            .as_ref()
+            .is_some_and(|b| mandatory || (b.build_only == "take" && !opts.skip_db_backup));
     let backup = take_dump.then(|| {
         let stamp = state::utc_stamp(state::now());
         format!("/var/lib/upkeep/backups/{}/{stamp}-{from}", l.plugin.name())
@@ -403,6 +435,7 @@ fn new_body(
         start: spec.start.clone(),
         is_active: spec.is_active.clone(),
         steps,
+        rollback: false,
     })
 }
 
@@ -444,6 +477,7 @@ fn continue_run(
             .backup
             .as_ref()
             .map(|b| root.path(b).display().to_string()),
+        db_backup_by: opts.db_backup_by.clone(),
         installed: None,
         note: None,
         plan,
@@ -461,11 +495,29 @@ fn continue_run(
         &mut rec,
         count,
         until,
-        |b, i| ctx.do_step(b, b.steps[i]),
+        |b, i| {
+            let p = b.steps[i].phase();
+            let (a, z) = phase_span(&b.steps, p);
+            if i == a {
+                log_phase(root, b, p, "begin");
+            }
+            ctx.do_step(b, b.steps[i])?;
+            if i + 1 == z {
+                log_phase(root, b, p, "done");
+            }
+            Ok(())
+        },
         |b, i| ctx.undo_step(b, b.steps[i]),
     );
     if let Err(e) = res {
         let b = &rec.body;
+        upkeep_engine::notify::log_line(
+            root,
+            &format!(
+                "upkeep-upgrade: {} {} -> {}: failed, everything made was undone: {e}",
+                b.product, b.from, b.to
+            ),
+        );
         return Err(Error::Failed(format!(
             "the upgrade of {} to {} failed and everything it had made was undone ({} {} is installed as before, its services started): {e}",
             b.product, b.to, b.product, b.from
@@ -497,6 +549,25 @@ fn continue_run(
     Ok(report)
 }
 
+/// upkeep's log (`/var/log/upkeep/upkeep.log`): each phase's begin and
+/// end, with the time in nanoseconds (`t=`), so that the order across the
+/// nodes of a fleet can be told afterwards.
+fn log_phase(root: &SysRoot, b: &Body, p: Phase, what: &str) {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    upkeep_engine::notify::log_line(
+        root,
+        &format!(
+            "upkeep-upgrade: {} {} -> {}: phase {} {what} t={t}",
+            b.product,
+            b.from,
+            b.to,
+            p.as_str()
+        ),
+    );
+}
+
 fn describe(b: &Body, s: Step) -> String {
     match s {
         Step::Backup => format!(
@@ -519,11 +590,135 @@ fn describe(b: &Body, s: Step) -> String {
 }
 
 /// The run is over: the stage and the kept old files go, the record closes.
+/// The replaced files become the previous release (for `rollback`); a
+/// rollback's are dropped, with the previous release it used up.
 fn commit(root: &SysRoot, journal: &Journal, rec: &Record<Body>) -> Result<()> {
-    fsops::remove_tree(root, &root.path(&rec.body.stage))?;
-    fsops::remove_tree(root, &root.path(&rec.body.saved))?;
+    let b = &rec.body;
+    fsops::remove_tree(root, &root.path(&b.stage))?;
+    let saved = root.path(&b.saved);
+    if b.rollback {
+        fsops::remove_tree(root, &saved)?;
+    } else if fsops::exists(root, &saved) {
+        let previous = root.path(previous_dir(&b.dir));
+        fsops::remove_tree(root, &previous)?;
+        fsops::rename_noreplace(root, &saved, &previous)?;
+    }
     point("overlay:committing");
     journal.remove(&rec.id)
+}
+
+/// What `rollback` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackReport {
+    pub product: String,
+    pub rolled_back: bool,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub dry_run: bool,
+    pub note: Option<String>,
+}
+
+/// Puts back what the last upgrade replaced (kept in the previous
+/// directory) and its install record, journaled like an upgrade: stop,
+/// the current files linked aside, the old ones renamed back, the record,
+/// start, verify; any failure undoes it. Nothing to do (and nothing
+/// written) when there is no previous release.
+pub fn rollback(root: &SysRoot, l: &Loaded, dry_run: bool) -> Result<RollbackReport> {
+    let product = l.plugin.name().to_string();
+    let _lock = Journal::lock(root, Duration::from_secs(10))?;
+    if let Some(r) = records(root, &product)?.first() {
+        return Err(Error::Refused(format!(
+            "an upgrade of {product} to {} is under way: finish it, or undo it with `upkeep-upgrade recover {product}`",
+            r.body.to
+        )));
+    }
+    let dir = l.spec.dir.trim_end_matches('/').to_string();
+    let previous = previous_dir(&dir);
+    let index: Option<Index> = fsops::read(root, &root.path(&previous).join("index.json"))?
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(index) = index else {
+        return Ok(RollbackReport {
+            product,
+            rolled_back: false,
+            from: overlay::installed_version(root, l.plugin.name(), &dir),
+            to: None,
+            dry_run,
+            note: Some("nothing to roll back: no previous release is kept".into()),
+        });
+    };
+    if overlay_record::current(root, &product).as_deref() != Some(index.to.as_str()) {
+        return Err(Error::Refused(format!(
+            "{product}: the installed files are not the ones the upgrade to {} placed (its record does not match them): not rolled back",
+            index.to
+        )));
+    }
+    let mut report = RollbackReport {
+        product: product.clone(),
+        rolled_back: !dry_run,
+        from: Some(index.to.clone()),
+        to: Some(index.from.clone()),
+        dry_run,
+        note: None,
+    };
+    if dry_run {
+        report.note = Some("dry run: nothing was changed".into());
+        return Ok(report);
+    }
+    let mut steps = vec![Step::Stop, Step::Save];
+    steps.extend((0..index.placed.len()).map(Step::Place));
+    steps.extend([Step::Record, Step::Start, Step::Verify]);
+    let body = Body {
+        product,
+        stage: previous,
+        saved: saved_dir(&dir),
+        dir,
+        archive: PathBuf::from(&index.archive),
+        top: String::new(),
+        from: index.to.clone(),
+        to: index.from.clone(),
+        backup: None,
+        placed: (0..index.placed.len())
+            .map(|i| (i.to_string(), index.placed[i].1.clone()))
+            .collect(),
+        caps: Vec::new(),
+        services: l.spec.services.clone(),
+        stop: l.spec.stop.clone(),
+        start: l.spec.start.clone(),
+        is_active: l.spec.is_active.clone(),
+        steps,
+        rollback: true,
+    };
+    let opts = Options::default();
+    let ctx = Ctx {
+        root,
+        l,
+        opts: &opts,
+    };
+    let journal = Journal::open(root, JOURNAL)?;
+    let mut rec = Record::new(body);
+    let count = rec.body.steps.len();
+    journal
+        .run(
+            &mut rec,
+            count,
+            |b, i| ctx.do_step(b, b.steps[i]),
+            |b, i| ctx.undo_step(b, b.steps[i]),
+        )
+        .map_err(|e| {
+            Error::Failed(format!(
+                "the rollback of {} to {} failed and was undone ({} is installed as before): {e}",
+                rec.body.product, index.from, index.to
+            ))
+        })?;
+    commit(root, &journal, &rec)?;
+    upkeep_engine::notify::log_line(
+        root,
+        &format!(
+            "upkeep-upgrade: {} rolled back from {} to {}",
+            rec.body.product, index.to, index.from
+        ),
+    );
+    Ok(report)
 }
 
 /// What `recover` did.
@@ -567,6 +762,14 @@ pub fn recover(root: &SysRoot, l: &Loaded) -> Result<Recovered> {
             journal.undo(&mut rec, |b, i| ctx.undo_step(b, b.steps[i]))?;
             out = Recovered::RolledBack;
         }
+        let b = &rec.body;
+        upkeep_engine::notify::log_line(
+            root,
+            &format!(
+                "upkeep-upgrade: {} {} -> {}: recovered ({out:?})",
+                b.product, b.from, b.to
+            ),
+        );
     }
     Ok(out)
 }
@@ -741,6 +944,17 @@ impl Ctx<'_> {
                 None => fsops::write_private(self.root, &rec_none, b"")?,
             }
         }
+        let index = saved.join("index.json");
+        if !b.rollback && !fsops::exists(self.root, &index) {
+            let i = Index {
+                from: b.from.clone(),
+                to: b.to.clone(),
+                archive: archive_name(&b.archive),
+                placed: b.placed.clone(),
+            };
+            let text = serde_json::to_vec(&i).map_err(|e| Error::Failed(e.to_string()))?;
+            fsops::write_private(self.root, &index, &text)?;
+        }
         for i in 0..b.placed.len() {
             self.save_one(b, i)?;
         }
@@ -775,8 +989,8 @@ impl Ctx<'_> {
             _ => {}
         }
         let staged = self.host(&self.staged(b, i));
-        if !fsops::exists(self.root, &staged) {
-            return Ok(()); // placed already
+        if b.rollback || !fsops::exists(self.root, &staged) {
+            return Ok(()); // placed already, or an old file kept as it was
         }
         let (f, st) = safe::open_file(self.root, self.staged(b, i))?
             .ok_or_else(|| Error::Failed(format!("{}: missing", staged.display())))?;
@@ -797,6 +1011,14 @@ impl Ctx<'_> {
     fn place(&self, b: &Body, i: usize) -> Result<()> {
         let staged = self.host(&self.staged(b, i));
         let dest = self.host(&self.dest(b, i));
+        let was_absent = self.host(&format!("{}/{i}.absent", b.stage));
+        if b.rollback && fsops::exists(self.root, &was_absent) {
+            // The upgrade added this file: it goes (it is kept aside).
+            if fsops::is_file(self.root, &dest) {
+                fsops::remove_durable(self.root, &dest)?;
+            }
+            return Ok(());
+        }
         if fsops::exists(self.root, &staged) {
             rename_replace(self.root, &staged, &dest)?;
         } else {
@@ -837,6 +1059,16 @@ impl Ctx<'_> {
     fn unplace(&self, b: &Body, i: usize) -> Result<()> {
         let dest = self.host(&self.dest(b, i));
         let kept = self.host(&self.kept(b, i));
+        let staged = self.host(&self.staged(b, i));
+        if b.rollback && !fsops::exists(self.root, &staged) && fsops::is_file(self.root, &dest) {
+            // The old file placed back: into the previous release again,
+            // unless it is the current file still (never placed).
+            let now = fsops::lstat(self.root, &dest)?.map(|st| st.st_ino);
+            let cur = fsops::lstat(self.root, &kept)?.map(|st| st.st_ino);
+            if cur.is_some() && now != cur {
+                link(self.root, &dest, &staged)?;
+            }
+        }
         if fsops::exists(self.root, &kept) {
             // The same inode as before: content, owner, mode and
             // capabilities exactly as they were.
@@ -851,6 +1083,18 @@ impl Ctx<'_> {
     }
 
     fn record(&self, b: &Body) -> Result<()> {
+        if b.rollback {
+            let prev = self.host(&b.stage);
+            let path = self.host(&overlay_record::record_path(&b.product));
+            return match fsops::read(self.root, &prev.join("record.json"))? {
+                Some(bytes) => {
+                    let dir = state::private_dir(self.root, "releases")?;
+                    state::write_private(&dir, &format!("{}.installed.json", b.product), &bytes)
+                }
+                None if fsops::exists(self.root, &path) => fsops::remove_durable(self.root, &path),
+                None => Ok(()),
+            };
+        }
         let mut files = Vec::new();
         for i in 0..b.placed.len() {
             let p = self.dest(b, i);
@@ -902,7 +1146,11 @@ impl Ctx<'_> {
                 }
             }
         }
-        if overlay_record::current(self.root, &b.product).as_deref() != Some(b.to.as_str()) {
+        let had_record =
+            !b.rollback || fsops::exists(self.root, &self.host(&b.stage).join("record.json"));
+        if had_record
+            && overlay_record::current(self.root, &b.product).as_deref() != Some(b.to.as_str())
+        {
             return Err(Error::Failed(format!(
                 "the placed files no longer match the install record of {} {}",
                 b.product, b.to

@@ -103,6 +103,9 @@ pub enum Cmd {
         /// Upgrade without dumping the database first (on purpose; refused where the schema may change).
         #[arg(long)]
         skip_db_backup: bool,
+        /// The database dump of this upgrade was taken on NODE (a fleet's one dump of its shared database): none here.
+        #[arg(long, value_name = "NODE")]
+        db_backup_by: Option<String>,
         /// Only this phase of a copy-over upgrade (each needs the one before; a phase made already changes nothing).
         #[arg(long, value_name = "PHASE", value_parser = ["prepare", "stop", "swap", "start", "verify"])]
         phase: Option<String>,
@@ -218,6 +221,7 @@ fn run(args: Args) -> Result<ExitCode> {
             archives,
             set,
             skip_db_backup,
+            db_backup_by,
             phase,
             db_url,
             log_files,
@@ -228,8 +232,10 @@ fn run(args: Args) -> Result<ExitCode> {
                 db_url,
                 log_files,
                 skip_db_backup,
+                db_backup_by: db_backup_by.clone(),
                 dry_run: dry_run.dry_run,
             };
+            let skip_db_backup = skip_db_backup || db_backup_by.is_some();
             if let Some(code) =
                 overlay_cli::apply(&root, format, &product, &archives, overlay_args)?
             {
@@ -291,6 +297,9 @@ fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Cmd::Rollback { product, dry_run } => {
+            if let Some(code) = overlay_cli::rollback(&root, format, &product, dry_run.dry_run)? {
+                return Ok(code);
+            }
             let rel = Release::load(&root, &product)?;
             let r = revert::rollback(&rel, dry_run.dry_run)?;
             match format {

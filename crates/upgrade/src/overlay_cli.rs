@@ -70,6 +70,7 @@ pub struct ApplyArgs<'a> {
     pub db_url: Option<String>,
     pub log_files: Vec<PathBuf>,
     pub skip_db_backup: bool,
+    pub db_backup_by: Option<String>,
     pub dry_run: bool,
 }
 
@@ -104,6 +105,7 @@ pub fn apply(
             ..Default::default()
         },
         skip_db_backup: args.skip_db_backup,
+        db_backup_by: args.db_backup_by,
         dry_run: args.dry_run,
     };
     let report = overlay_apply::apply(root, &l, archive, &opts)?;
@@ -166,4 +168,29 @@ pub fn recover(root: &SysRoot, product: &str, out: &mut String) -> Result<bool> 
         }
     }
     Ok(true)
+}
+
+/// `rollback` for a product with an `[overlay]`; `Ok(None)` for any other.
+pub fn rollback(
+    root: &SysRoot,
+    format: Format,
+    product: &str,
+    dry_run: bool,
+) -> Result<Option<ExitCode>> {
+    let Some(l) = overlay_apply::load(root, product)? else {
+        return Ok(None);
+    };
+    let r = overlay_apply::rollback(root, &l, dry_run)?;
+    match format {
+        Format::Json => cli::print_json(&r)?,
+        Format::Text => cli::print(&match (&r.note, &r.from, &r.to) {
+            (Some(n), _, _) => format!("{}: {n}\n", r.product),
+            (None, Some(f), Some(t)) => format!(
+                "{}: rolled back from {f} to {t}; its services are active\n",
+                r.product
+            ),
+            _ => String::new(),
+        })?,
+    }
+    Ok(Some(ExitCode::Ok))
 }
