@@ -520,7 +520,24 @@ fn phases_one_at_a_time_in_order_each_idempotent() {
         "json",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(json(&o)["changed"], false);
+    let j = json(&o);
+    assert_eq!(
+        (j["dry_run"].clone(), j["changed"].clone()),
+        (true.into(), true.into()),
+        "it would change"
+    );
+    // A later phase, dry: what it would do, even before prepare ran.
+    let o = s.up(&[
+        "apply",
+        "tegu",
+        &s.archive("1.21.0"),
+        "--phase",
+        "swap",
+        "--dry-run",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(s.snapshot(), before);
 }
 
@@ -553,31 +570,41 @@ fn rollback_puts_back_exactly_what_the_last_upgrade_replaced() {
         "a second rollback does nothing"
     );
     assert_eq!(s.snapshot(), before);
-    // A start that fails during the rollback: undone, the new one stays.
+    // A start that fails during a rollback: the rollback is undone, the
+    // upgraded release stays (and the kept previous one too).
     let o = s.up(&["apply", "tegu", &s.archive("1.19.45")]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let after = s.snapshot();
+    let upgraded = s.snapshot();
+    let systemctl = fs::read_to_string(s.root.path("usr/bin/systemctl")).expect("read");
+    fs::write(
+        s.root.path("usr/bin/systemctl"),
+        systemctl.replace(
+            "start)\n",
+            "start)\n  [ -f /usr/bin/systemctl.fail ] && exit 1\n",
+        ),
+    )
+    .expect("write");
     fs::write(s.root.path("usr/bin/systemctl.fail"), "").expect("write");
-    let mut sc = fs::read_to_string(s.root.path("usr/bin/systemctl")).expect("read");
-    sc = sc.replace(
-        "start)\n",
-        "start)\n  [ -f /usr/bin/systemctl.fail ] && exit 1\n",
-    );
-    fs::write(s.root.path("usr/bin/systemctl"), sc).expect("write");
     let o = s.up(&["rollback", "tegu"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // Every start refused: even the undo could not start it again; once
+    // starts work, recover finishes the undo.
     fs::remove_file(s.root.path("usr/bin/systemctl.fail")).expect("rm");
     let o = s.up(&["recover"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let mut now = s.snapshot();
-    // The service could not start again after the undo (the stand-in
-    // refused every start): everything else is as it was.
-    let active = now
-        .iter()
-        .position(|l| l.starts_with("active "))
-        .expect("active");
-    now[active] = "active true".into();
-    assert_eq!(now, after);
+    assert_eq!(s.snapshot(), upgraded);
+    assert_eq!(s.detected_version(), "1.19.45");
+
+    // An upgrade after it that fails and is undone: a rollback then (what
+    // a fleet tool runs on a failed node) has nothing to do; it never
+    // goes back past the release that runs.
+    let o = s.up(&["apply", "tegu", &s.failing_archive("1.19.46")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = s.up(&["rollback", "tegu", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["rolled_back"], false, "{}", stdout(&o));
+    assert_eq!(s.snapshot(), upgraded);
+    assert_eq!(s.detected_version(), "1.19.45");
 }
 
 #[test]

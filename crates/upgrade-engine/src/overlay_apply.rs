@@ -181,7 +181,8 @@ pub struct PhaseReport {
 }
 
 /// What `apply` did. `changed` is false when nothing was made (a phase
-/// already made, the archive already installed, a dry run).
+/// already made, the archive already installed); in a dry run it says
+/// whether something would be (as a fleet tool's check mode reads it).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub product: String,
@@ -303,7 +304,7 @@ pub fn apply(root: &SysRoot, l: &Loaded, archive: &Path, opts: &Options) -> Resu
     if let Some(done) = already_installed(root, &product, &archive, &to, opts) {
         return Ok(done);
     }
-    if let Some(p) = opts.phase.filter(|p| *p != Phase::Prepare) {
+    if let Some(p) = opts.phase.filter(|p| *p != Phase::Prepare && !opts.dry_run) {
         return Err(Error::Refused(format!(
             "--phase {}: the prepare phase has not run for {product} {to}: run --phase prepare first",
             p.as_str()
@@ -345,12 +346,13 @@ pub fn apply(root: &SysRoot, l: &Loaded, archive: &Path, opts: &Options) -> Resu
             change: plan.change.clone(),
             phase: opts.phase,
             dry_run: true,
-            changed: false,
+            // As a fleet tool's check mode reads it: it would change.
+            changed: true,
             phases: Vec::new(),
             backup: None,
             db_backup_by: opts.db_backup_by.clone(),
             installed: None,
-            note: Some("dry run: nothing was changed".into()),
+            note: Some("dry run: the upgrade would be made; nothing was changed".into()),
             plan: Some(plan),
         });
     }
@@ -451,7 +453,7 @@ fn continue_run(
         None => (0, count),
         Some(p) => phase_span(&rec.body.steps, p),
     };
-    if rec.done < first {
+    if rec.done < first && !opts.dry_run {
         let missing = rec.body.steps[rec.done].phase();
         return Err(Error::Refused(format!(
             "--phase {}: the {} phase has not run yet for {} {}: run --phase {} first",
@@ -483,6 +485,7 @@ fn continue_run(
         plan,
     };
     if opts.dry_run {
+        report.changed = until > rec.done;
         report.note = Some(format!(
             "dry run: {} step(s) would be made; nothing was changed",
             until.saturating_sub(rec.done)
@@ -511,6 +514,9 @@ fn continue_run(
     );
     if let Err(e) = res {
         let b = &rec.body;
+        if records(root, &b.product)?.is_empty() {
+            note_undone(root, b);
+        }
         upkeep_engine::notify::log_line(
             root,
             &format!(
@@ -603,8 +609,26 @@ fn commit(root: &SysRoot, journal: &Journal, rec: &Record<Body>) -> Result<()> {
         fsops::remove_tree(root, &previous)?;
         fsops::rename_noreplace(root, &saved, &previous)?;
     }
+    let undone = root.path(undone_path(&b.product));
+    if !b.rollback && fsops::exists(root, &undone) {
+        fsops::remove_durable(root, &undone)?;
+    }
     point("overlay:committing");
     journal.remove(&rec.id)
+}
+
+/// Says the last upgrade failed and was undone: a `rollback` after it (a
+/// fleet tool rolls back every failed node) then has nothing to do, and
+/// never goes back past the release that is running.
+fn undone_path(product: &str) -> String {
+    format!("{}/{product}.undone.json", overlay_record::RECORD_DIR)
+}
+
+fn note_undone(root: &SysRoot, b: &Body) {
+    let text = serde_json::json!({ "from": b.from, "to": b.to, "when": state::now() }).to_string();
+    if let Ok(dir) = state::private_dir(root, "releases") {
+        let _ = state::write_private(&dir, &format!("{}.undone.json", b.product), text.as_bytes());
+    }
 }
 
 /// What `rollback` did.
@@ -636,6 +660,8 @@ pub fn rollback(root: &SysRoot, l: &Loaded, dry_run: bool) -> Result<RollbackRep
     let previous = previous_dir(&dir);
     let index: Option<Index> = fsops::read(root, &root.path(&previous).join("index.json"))?
         .and_then(|b| serde_json::from_slice(&b).ok());
+    let undone = fsops::exists(root, &root.path(undone_path(&product)));
+    let index = index.filter(|_| !undone);
     let Some(index) = index else {
         return Ok(RollbackReport {
             product,
@@ -643,7 +669,11 @@ pub fn rollback(root: &SysRoot, l: &Loaded, dry_run: bool) -> Result<RollbackRep
             from: overlay::installed_version(root, l.plugin.name(), &dir),
             to: None,
             dry_run,
-            note: Some("nothing to roll back: no previous release is kept".into()),
+            note: Some(if undone {
+                "nothing to roll back: the last upgrade failed and was undone already".into()
+            } else {
+                "nothing to roll back: no previous release is kept".into()
+            }),
         });
     };
     if overlay_record::current(root, &product).as_deref() != Some(index.to.as_str()) {
@@ -760,6 +790,9 @@ pub fn recover(root: &SysRoot, l: &Loaded) -> Result<Recovered> {
             out = Recovered::Finished;
         } else {
             journal.undo(&mut rec, |b, i| ctx.undo_step(b, b.steps[i]))?;
+            if !rec.body.rollback {
+                note_undone(root, &rec.body);
+            }
             out = Recovered::RolledBack;
         }
         let b = &rec.body;
