@@ -218,23 +218,29 @@ fn nodes_are_separate_machines_reachable_by_key_only() {
 }
 
 // ---------------------------------------------------------------------
-// The role, against the nodes.
+// The role, against the nodes, with the real upkeep-upgrade (built by
+// cargo, installed on each node by the role's `copy` method) upgrading a
+// TEGU install on each node's root: preflight against the database
+// server over the test network, the real pg_dump and pg_restore --list,
+// the capability set with the real kernel call and read back.
 //
-// upkeep-upgrade itself is a STAND-IN here (tests/fleet/upkeep-upgrade-
-// standin): the real engine is on another branch and its phases (issue 12)
-// are not built yet. The stand-in speaks the same command line and JSON
-// and really upgrades a small tree on each node's root: a service that is
-// a real process answering HTTP on the node's address, a real pg_dump over
-// the test network, and a journal with timestamps. What is tested is the
-// role's own job: order, run-once, refusals, rollback, idempotence, check
-// mode.
+// A node has no systemd (none can run as PID 1 here): its `systemctl` is
+// a STAND-IN shell script run by busybox-static inside the node's root
+// (the engine runs it with chroot, as on any --root). "tegu.service" is
+// stood in for by busybox httpd on the node's own address, answering
+// with the version the installed sbin/tegu carries. What is tested is the
+// role's job (order, run-once, refusals, rollback, idempotence, check
+// mode) done by the real engine; the order is read from the engine's own
+// log (each phase's begin and end, in nanoseconds) and from the times of
+// the stand-in's stop and start files.
 
 const OLD: &str = "1.0.0";
 const NEW: &str = "1.1.0";
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 
-fn standin() -> PathBuf {
-    repo().join("tests/fleet/upkeep-upgrade-standin")
+/// The engine, as cargo built it for this test.
+fn engine() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_upkeep-upgrade"))
 }
 
 fn run_ok(c: &mut Command) -> Output {
@@ -243,27 +249,86 @@ fn run_ok(c: &mut Command) -> Output {
     o
 }
 
-/// A release archive of the stand-in product: tegu/VERSION, tegu/bin/server.
+/// What sbin/tegu carries: an x86-64 ELF header, then the version.
+fn sbin_tegu(version: &str) -> Vec<u8> {
+    let mut h = vec![0u8; 64];
+    h[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+    h[16] = 2;
+    h[18] = 62;
+    h[20] = 1;
+    h.extend_from_slice(version.as_bytes());
+    h
+}
+
+/// tegu-ent-vVERSION-x86_64.tar.gz as the vendor ships it: VERSION,
+/// bin/tegu-admin, sbin/tegu under one top directory.
 fn archive(dir: &Path, version: &str) -> PathBuf {
+    let top = format!("tegu-ent-v{version}-x86_64");
     let src = dir.join(format!("src-{version}"));
-    std::fs::create_dir_all(src.join("tegu/bin")).expect("fleet test");
-    std::fs::write(src.join("tegu/VERSION"), format!("{version}\n")).expect("fleet test");
-    std::fs::copy(
-        repo().join("tests/fleet/server"),
-        src.join("tegu/bin/server"),
+    let t = src.join(&top);
+    for d in ["bin", "sbin"] {
+        std::fs::create_dir_all(t.join(d)).expect("fleet test");
+    }
+    std::fs::write(t.join("VERSION"), format!("{version}\n")).expect("fleet test");
+    std::fs::write(
+        t.join("bin/tegu-admin"),
+        format!("#!/bin/sh\necho {version}\n"),
     )
     .expect("fleet test");
-    let out = dir.join(format!("tegu-ent-v{version}-x86_64.tar.gz"));
+    std::fs::write(t.join("sbin/tegu"), sbin_tegu(version)).expect("fleet test");
+    run_ok(
+        Command::new("chmod")
+            .arg("755")
+            .arg(t.join("bin/tegu-admin"))
+            .arg(t.join("sbin/tegu")),
+    );
+    let out = dir.join(format!("{top}.tar.gz"));
     run_ok(
         Command::new("tar")
             .arg("-C")
             .arg(&src)
             .arg("-czf")
             .arg(&out)
-            .arg("tegu"),
+            .arg(&top),
     );
     out
 }
+
+const SYSTEMCTL: &str = r#"#!/bin/sh
+# STAND-IN for systemctl on a fleet test node (no systemd here): one
+# service, tegu.service, stood in for by busybox httpd on the node's
+# address answering the version the installed sbin/tegu carries. Each stop
+# and start leaves a file in /var/log/standin whose time says when.
+[ "$1" = is-active ] && [ "$2" = --quiet ] && set -- is-active "$3"
+pidf=/run/tegu.pid
+running() { [ -f $pidf ] && kill -0 "$(cat $pidf)" 2>/dev/null; }
+case "$1" in
+start)
+  running && exit 0
+  v=$(tail -c +65 /opt/tegu/sbin/tegu)
+  if [ -f /etc/upkeep-standin/fail-start ] && [ "$v" != "$(cat /etc/upkeep-standin/fail-start)" ]; then
+    echo "tegu $v did not start (fault point fail-start)" >&2
+    exit 1
+  fi
+  mkdir -p /run/www/api/v4/system
+  printf '{"status":"OK","version":"%s"}' "$v" >/run/www/api/v4/system/ping.json
+  setsid httpd -f -p @ADDR@:8065 -h /run/www -c /etc/httpd.conf </dev/null >>/var/log/httpd.log 2>&1 &
+  echo $! >$pidf
+  touch "/var/log/standin/start.$$"
+  ;;
+stop)
+  running || exit 0
+  pid=$(cat $pidf)
+  kill "$pid"
+  n=0
+  while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done
+  rm -f $pidf
+  touch "/var/log/standin/stop.$$"
+  ;;
+is-active) running ;;
+*) echo "stand-in systemctl: $1 not supported" >&2; exit 1 ;;
+esac
+"#;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Recap {
@@ -320,23 +385,32 @@ impl std::fmt::Debug for Play {
     }
 }
 
-struct Journal(Vec<(u128, String, String)>);
+/// What happened on a node, with times in nanoseconds: the engine's log
+/// (`prepare`, `stop-begin`, `stop`, … for each phase's begin and end,
+/// `failed`, `rollback`) and the stand-in's `service-stop`/`service-start`.
+struct Journal(Vec<(u128, String)>);
 
 impl Journal {
     fn times(&self, what: &str) -> Vec<u128> {
         self.0
             .iter()
-            .filter(|(_, w, _)| w == what)
-            .map(|(t, _, _)| *t)
+            .filter(|(_, w)| w == what)
+            .map(|(t, _)| *t)
             .collect()
     }
     fn has(&self, what: &str) -> bool {
         !self.times(what).is_empty()
     }
+    /// Whether the engine changed anything (only the stand-in's own
+    /// service calls of the test's set-up are there otherwise).
+    fn untouched(&self) -> bool {
+        self.0.iter().all(|(_, w)| w.starts_with("service-"))
+    }
 }
 
-/// The nodes with the stand-in product at OLD, its service running on each
-/// node's address, a database `tegu` on the database server.
+/// The nodes with TEGU OLD installed as the vendor does (the capability
+/// on sbin/tegu), its service running on each node's address, a database
+/// `tegu` on the database server.
 struct Tegu {
     f: Fleet,
     new: PathBuf,
@@ -363,26 +437,7 @@ impl Tegu {
             "create table mail(id int); insert into mail values (1),(2),(3)",
         ]));
         for n in NODES {
-            let root = f.root(n);
-            let opt = root.join("opt");
-            std::fs::create_dir_all(&opt).expect("fleet test");
-            run_ok(
-                Command::new("tar")
-                    .arg("-C")
-                    .arg(&opt)
-                    .arg("-xzf")
-                    .arg(&old),
-            );
-            std::fs::create_dir_all(opt.join("tegu/config")).expect("fleet test");
-            let cfg = serde_json::json!({
-                "ListenAddress": format!("{}:8065", f.node_addr(n)),
-                "Database": {"host": db, "port": 5432, "name": "tegu"},
-            });
-            std::fs::write(opt.join("tegu/config/config.json"), cfg.to_string())
-                .expect("fleet test");
-            for d in ["run", "var/log", "etc/upkeep-standin"] {
-                std::fs::create_dir_all(root.join(d)).expect("fleet test");
-            }
+            Self::install(&f, n, &old, &db);
         }
         let t = Tegu { f, new };
         for n in NODES {
@@ -394,21 +449,95 @@ impl Tegu {
         t
     }
 
-    /// The stand-in's systemctl, run inside the node's namespace.
+    /// The node's root: busybox-static as its shell and tools, the
+    /// stand-in systemctl, /dev/null, and TEGU from the archive.
+    fn install(f: &Fleet, n: &str, old: &Path, db: &str) {
+        let root = f.root(n);
+        for d in [
+            "bin",
+            "usr/bin",
+            "run",
+            "dev",
+            "opt",
+            "var/log/standin",
+            "etc/upkeep-standin",
+        ] {
+            std::fs::create_dir_all(root.join(d)).expect("fleet test");
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
+        for tool in [
+            "sh", "cat", "kill", "sleep", "rm", "mkdir", "printf", "touch", "tail", "setsid",
+            "httpd",
+        ] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).expect("fleet test");
+        }
+        std::fs::write(
+            root.join("usr/bin/systemctl"),
+            SYSTEMCTL.replace("@ADDR@", &f.node_addr(n)),
+        )
+        .expect("fleet test");
+        run_ok(
+            Command::new("chmod")
+                .arg("755")
+                .arg(root.join("usr/bin/systemctl")),
+        );
+        std::fs::write(root.join("etc/httpd.conf"), ".json:application/json\n")
+            .expect("fleet test");
+        run_ok(
+            Command::new("mknod")
+                .args(["-m", "666"])
+                .arg(root.join("dev/null"))
+                .args(["c", "1", "3"]),
+        );
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
+            .expect("fleet test");
+        std::fs::write(root.join("etc/group"), "root:x:0:\n").expect("fleet test");
+        let opt = root.join("opt");
+        run_ok(Command::new("tar").arg("-C").arg(&opt).arg("-xzf").arg(old));
+        std::fs::rename(
+            opt.join(format!("tegu-ent-v{OLD}-x86_64")),
+            opt.join("tegu"),
+        )
+        .expect("fleet test");
+        run_ok(
+            Command::new("setcap")
+                .arg("cap_net_bind_service=+eip")
+                .arg(opt.join("tegu/sbin/tegu")),
+        );
+        for d in ["etc", "log"] {
+            std::fs::create_dir_all(opt.join("tegu").join(d)).expect("fleet test");
+        }
+        std::fs::write(opt.join("tegu/log/tegu.log"), "").expect("fleet test");
+        std::fs::write(
+            opt.join("tegu/etc/tegu.conf"),
+            format!(
+                "db_host = \"{db}\"\ndb_port = 5432\ndb_user = \"postgres\"\ndb_name = \"tegu\"\ndb_sslmode = \"disable\"\n"
+            ),
+        )
+        .expect("fleet test");
+    }
+
+    fn conf(&self, node: &str) -> PathBuf {
+        self.f.root(node).join("opt/tegu/etc/tegu.conf")
+    }
+
+    /// The stand-in systemctl, run in the node's namespace inside its root.
     fn service(&self, node: &str, what: &str) {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &format!("{}-{node}", self.f.prefix())])
-            .arg(standin())
-            .arg("--root")
+            .arg("chroot")
             .arg(self.f.root(node))
-            .args(["service", what, "tegu"]);
+            .args(["/usr/bin/systemctl", what, "tegu.service"]);
         run_ok(&mut c);
     }
 
     /// The version the node's service answers with, asked from the
     /// controller over the test network; None when nothing answers.
     fn answers(&self, node: &str) -> Option<String> {
-        let url = format!("http://{}:8065/api/v4/system/ping", self.f.node_addr(node));
+        let url = format!(
+            "http://{}:8065/api/v4/system/ping.json",
+            self.f.node_addr(node)
+        );
         for _ in 0..150 {
             let o = self
                 .f
@@ -428,10 +557,22 @@ impl Tegu {
         None
     }
 
+    /// The version of the sbin/tegu in place (the vendor's copy writes no
+    /// version file).
     fn installed(&self, node: &str) -> String {
-        std::fs::read_to_string(self.f.root(node).join("opt/tegu/VERSION"))
-            .expect("fleet test")
-            .trim()
+        let b = std::fs::read(self.f.root(node).join("opt/tegu/sbin/tegu")).expect("fleet test");
+        String::from_utf8_lossy(&b[64..]).into_owned()
+    }
+
+    fn getcap(&self, node: &str) -> String {
+        let o = Command::new("getcap")
+            .arg(self.f.root(node).join("opt/tegu/sbin/tegu"))
+            .output()
+            .expect("getcap");
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
             .to_string()
     }
 
@@ -442,20 +583,47 @@ impl Tegu {
     }
 
     fn journal(&self, node: &str) -> Journal {
-        let s = std::fs::read_to_string(self.f.root(node).join("var/log/upkeep/standin.journal"))
-            .unwrap_or_default();
-        Journal(
-            s.lines()
-                .filter_map(|l| {
-                    let mut it = l.split(' ');
-                    Some((
-                        it.next()?.parse().ok()?,
-                        it.next()?.to_string(),
-                        it.next()?.to_string(),
-                    ))
-                })
-                .collect(),
-        )
+        let root = self.f.root(node);
+        let mut out = Vec::new();
+        let log =
+            std::fs::read_to_string(root.join("var/log/upkeep/upkeep.log")).unwrap_or_default();
+        for l in log.lines() {
+            let Some((head, t)) = l.rsplit_once(" t=") else {
+                if l.contains("failed, everything made was undone") {
+                    out.push((0, "failed".to_string()));
+                } else if l.contains(" rolled back from ") {
+                    out.push((0, "rollback".to_string()));
+                }
+                continue;
+            };
+            let (Ok(t), Some(rest)) = (t.parse::<u128>(), head.split_once(": phase ")) else {
+                continue;
+            };
+            let what = match rest.1.split_once(' ') {
+                Some((p, "begin")) => format!("{p}-begin"),
+                Some((p, _)) => p.to_string(),
+                None => continue,
+            };
+            out.push((t, what));
+        }
+        for e in std::fs::read_dir(root.join("var/log/standin"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let t = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            if let Some((what, _)) = name.split_once('.') {
+                out.push((t, format!("service-{what}")));
+            }
+        }
+        out.sort();
+        Journal(out)
     }
 
     /// Database dumps on every node's root.
@@ -464,7 +632,7 @@ impl Tegu {
         for n in NODES {
             let base = self.f.root(n).join("var/lib/upkeep/backups/tegu");
             for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
-                let p = e.path().join("database.sql");
+                let p = e.path().join("database.dump");
                 if p.exists() {
                     v.push(p);
                 }
@@ -502,8 +670,8 @@ impl Tegu {
             "upkeep_archive": self.new,
             "upkeep_install_method": "copy",
             "upkeep_bin_dir": "{{ upkeep_root }}/usr/bin",
-            "upkeep_copy_files": {"upkeep-upgrade": standin()},
-            "upkeep_health_url": "http://{{ hostvars[inventory_hostname].ansible_host }}:8065/api/v4/system/ping",
+            "upkeep_copy_files": {"upkeep-upgrade": engine()},
+            "upkeep_health_url": "http://{{ hostvars[inventory_hostname].ansible_host }}:8065/api/v4/system/ping.json",
             "upkeep_health_version_field": "version",
             "upkeep_health_delay": 0.2,
             "upkeep_health_retries": 100,
@@ -558,12 +726,14 @@ fn last(v: &[u128]) -> u128 {
     *v.iter().max().expect("a time")
 }
 
-/// Every node on NEW, answering with NEW, and the play reporting it.
+/// Every node on NEW (sbin/tegu with its capability), answering with NEW,
+/// and the play reporting it.
 fn assert_upgraded(t: &Tegu, p: &Play) {
     assert!(p.ok(), "{p:?}");
     let recap = p.recap();
     for n in NODES {
         assert_eq!(t.installed(n), NEW, "{n}");
+        assert_eq!(t.getcap(n), "cap_net_bind_service=eip", "{n}");
         assert_eq!(t.answers(n).as_deref(), Some(NEW), "{n}");
         let r = recap[n];
         assert_eq!((r.failed, r.unreachable), (0, 0), "{n}: {p:?}");
@@ -592,6 +762,7 @@ fn tegu_rollout_on_three_nodes_no_swap_before_every_node_stopped() {
         "a node swapped before every node had stopped: {:?}",
         j.iter().map(|j| &j.0).collect::<Vec<_>>()
     );
+    assert!(last(&all("service-stop")) < first(&all("swap-begin")));
     assert!(last(&all("swap")) < first(&all("start-begin")));
     // start + verify in serial batches of 2: n1 and n2 verified before n3
     // started.
@@ -599,7 +770,7 @@ fn tegu_rollout_on_three_nodes_no_swap_before_every_node_stopped() {
         last(&j[0].times("verify")).max(last(&j[1].times("verify")))
             < first(&j[2].times("start-begin"))
     );
-    // The database backup: once, by the first node.
+    // The database backup: once, by the first node, verified readable.
     assert_eq!(t.dumps().len(), 1, "{:?}", t.dumps());
     assert!(t.dumps()[0].starts_with(t.f.root("n1")));
     assert_eq!(t.pg_dump_connections(), 1);
@@ -615,9 +786,12 @@ fn rolling_rollout_backs_up_once_across_serial_batches_and_a_second_run_changes_
     let dumps = t.dumps();
     assert_eq!(dumps.len(), 1, "{dumps:?}");
     assert!(dumps[0].starts_with(t.f.root("n1")));
-    assert!(std::fs::read_to_string(&dumps[0])
-        .expect("fleet test")
-        .contains("CREATE TABLE public.mail"));
+    let listed = run_ok(
+        Command::new("/usr/lib/postgresql/15/bin/pg_restore")
+            .arg("--list")
+            .arg(&dumps[0]),
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("TABLE public mail"));
     assert_eq!(t.pg_dump_connections(), 1);
     // One node at a time: each node verified before the next one stopped.
     let j: Vec<Journal> = NODES.iter().map(|n| t.journal(n)).collect();
@@ -641,18 +815,14 @@ fn rolling_rollout_backs_up_once_across_serial_batches_and_a_second_run_changes_
 }
 
 /// Nothing of the product changed on any node: version, service, no
-/// phase journaled, no backup.
+/// phase logged, no backup.
 fn assert_untouched(t: &Tegu, pids: &[Option<String>]) {
     for (i, n) in NODES.iter().enumerate() {
         assert_eq!(t.installed(n), OLD, "{n}");
         assert_eq!(t.answers(n).as_deref(), Some(OLD), "{n}");
         assert_eq!(t.pid(n), pids[i], "{n}: the service was restarted");
         let j = t.journal(n);
-        assert!(
-            j.0.iter().all(|(_, w, _)| w.starts_with("service-")),
-            "{n}: {:?}",
-            j.0
-        );
+        assert!(j.untouched(), "{n}: {:?}", j.0);
     }
     assert_eq!(t.dumps().len(), 0);
     assert_eq!(t.pg_dump_connections(), 0);
@@ -663,7 +833,7 @@ fn refusals_stop_the_play_before_any_node_changes() {
     let t = Tegu::up(104);
     let pids: Vec<Option<String>> = NODES.iter().map(|n| t.pid(n)).collect();
     // A preflight failure on one node: n3 cannot reach the database.
-    let cfg = t.f.root("n3").join("opt/tegu/config/config.json");
+    let cfg = t.conf("n3");
     let good = std::fs::read_to_string(&cfg).expect("fleet test");
     std::fs::write(&cfg, good.replace("5432", "5439")).expect("fleet test");
     let p = t.play(serde_json::json!({}), false);
@@ -706,21 +876,19 @@ fn a_failed_start_rolls_back_that_node_and_leaves_the_others_alone() {
     // n1 went first and is upgraded.
     assert_eq!(t.installed("n1"), NEW);
     assert_eq!(t.answers("n1").as_deref(), Some(NEW));
-    // n2 failed to start and is back on OLD, running.
+    // n2 failed to start and is back on OLD (the engine undid its own
+    // run: the capability is back too), running.
     assert_eq!(t.installed("n2"), OLD);
+    assert_eq!(t.getcap("n2"), "cap_net_bind_service=eip");
     assert_eq!(t.answers("n2").as_deref(), Some(OLD));
-    assert!(t.journal("n2").has("rollback"), "{:?}", t.journal("n2").0);
+    assert!(t.journal("n2").has("failed"), "{:?}", t.journal("n2").0);
     assert!(p.stdout().contains("rolled back to 1.0.0"), "{p:?}");
     // n3 was never touched and kept running all along.
     assert_eq!(t.installed("n3"), OLD);
     assert_eq!(t.answers("n3").as_deref(), Some(OLD));
     assert_eq!(t.pid("n3"), n3_pid);
     let j3 = t.journal("n3");
-    assert!(
-        j3.0.iter().all(|(_, w, _)| w.starts_with("service-")),
-        "{:?}",
-        j3.0
-    );
+    assert!(j3.untouched(), "{:?}", j3.0);
     assert_eq!(p.recap()["n2"].failed, 1, "{p:?}");
 }
 
@@ -731,8 +899,7 @@ fn check_mode_changes_nothing() {
     // that first; without them check mode has no plan to show).
     for n in NODES {
         let root = t.f.root(n);
-        std::fs::create_dir_all(root.join("usr/bin")).expect("fleet test");
-        std::fs::copy(standin(), root.join("usr/bin/upkeep-upgrade")).expect("fleet test");
+        std::fs::copy(engine(), root.join("usr/bin/upkeep-upgrade")).expect("fleet test");
         let cache = root.join("var/cache/upkeep/archives");
         std::fs::create_dir_all(&cache).expect("fleet test");
         std::fs::copy(&t.new, cache.join(t.new.file_name().expect("fleet test")))
@@ -750,6 +917,14 @@ fn check_mode_changes_nothing() {
         assert_untouched(&t, &pids);
         for n in NODES {
             assert!(!t.f.root(n).join("opt/.tegu.upkeep-stage").exists());
+            assert!(
+                !t.f.root(n).join("var/lib/upkeep/overlay").exists() || {
+                    std::fs::read_dir(t.f.root(n).join("var/lib/upkeep/overlay"))
+                        .expect("fleet test")
+                        .next()
+                        .is_none()
+                }
+            );
         }
     }
 }
@@ -757,17 +932,16 @@ fn check_mode_changes_nothing() {
 #[test]
 fn without_engine_phases_every_node_still_stops_before_any_swap() {
     let t = Tegu::up(107);
-    // An engine without --phase (what h-upgrade has today): --phase is an
-    // unknown argument. The role finds out (upkeep_phases: auto) and stops
-    // the services itself with upkeep_stop_command (here the stand-in's
-    // systemctl), then runs the whole apply node by node.
-    for n in NODES {
-        t.fault(n, "no-phases", "");
-    }
+    // The role told the engine has no phases (upkeep_phases: false, as an
+    // engine without --phase is found out with `auto`): it stops the
+    // services itself with upkeep_stop_command (here the stand-in
+    // systemctl, inside the node's root), then runs the whole apply node
+    // by node.
     let p = t.play(
         serde_json::json!({
-            "upkeep_stop_command": ["{{ upkeep_upgrade_bin }}", "--root", "{{ upkeep_root }}", "service", "stop", "{service}"],
-            "upkeep_services": ["tegu"],
+            "upkeep_phases": false,
+            "upkeep_stop_command": ["chroot", "{{ upkeep_root }}", "/usr/bin/systemctl", "stop", "{service}"],
+            "upkeep_services": ["tegu.service"],
         }),
         false,
     );
@@ -781,8 +955,7 @@ fn without_engine_phases_every_node_still_stops_before_any_swap() {
         "{:?}",
         j.iter().map(|j| &j.0).collect::<Vec<_>>()
     );
-    // Nothing ran with --phase (it would have been refused), and the
-    // database was dumped once, by the first node's whole apply.
+    // The database was dumped once, by the first node's whole apply.
     assert_eq!(t.dumps().len(), 1, "{:?}", t.dumps());
     assert!(t.dumps()[0].starts_with(t.f.root("n1")));
     assert_eq!(t.pg_dump_connections(), 1);
@@ -797,10 +970,12 @@ fn phased_a_failed_start_rolls_back_that_node_and_stops_the_rollout() {
     // n1's batch came first: upgraded and running.
     assert_eq!(t.installed("n1"), NEW);
     assert_eq!(t.answers("n1").as_deref(), Some(NEW));
-    // n2 did not start: rolled back to OLD and running again.
+    // n2 did not start: the engine undid every phase of its run (old
+    // binaries and capability back), and started OLD again.
     assert_eq!(t.installed("n2"), OLD);
+    assert_eq!(t.getcap("n2"), "cap_net_bind_service=eip");
     assert_eq!(t.answers("n2").as_deref(), Some(OLD));
-    assert!(t.journal("n2").has("rollback"), "{:?}", t.journal("n2").0);
+    assert!(t.journal("n2").has("failed"), "{:?}", t.journal("n2").0);
     // The rollout stopped: n3's batch never started. In a phased rollout
     // every node was stopped and swapped before any start (that is the
     // point of it), so n3 is left stopped on NEW, as documented in
@@ -825,7 +1000,7 @@ fn rolling_a_failed_health_check_from_the_controller_rolls_back_and_stops() {
     let p = t.play(
         serde_json::json!({
             "upkeep_rollout": "rolling",
-            "upkeep_health_url": "http://{{ hostvars[inventory_hostname].ansible_host }}:{{ 8066 if inventory_hostname == 'n2' else 8065 }}/api/v4/system/ping",
+            "upkeep_health_url": "http://{{ hostvars[inventory_hostname].ansible_host }}:{{ 8066 if inventory_hostname == 'n2' else 8065 }}/api/v4/system/ping.json",
             "upkeep_health_retries": 3,
         }),
         false,
@@ -833,18 +1008,16 @@ fn rolling_a_failed_health_check_from_the_controller_rolls_back_and_stops() {
     assert!(!p.ok(), "{p:?}");
     assert_eq!(t.installed("n1"), NEW);
     assert_eq!(t.answers("n1").as_deref(), Some(NEW));
-    // n2 was upgraded by the engine, failed the health check, rolled back.
+    // n2 was upgraded by the engine, failed the health check, and the
+    // role's `upkeep-upgrade rollback` put the old files back.
     assert!(t.journal("n2").has("verify"), "{:?}", t.journal("n2").0);
     assert!(t.journal("n2").has("rollback"), "{:?}", t.journal("n2").0);
     assert_eq!(t.installed("n2"), OLD);
+    assert_eq!(t.getcap("n2"), "cap_net_bind_service=eip");
     assert_eq!(t.answers("n2").as_deref(), Some(OLD));
     // n3: never touched.
     assert_eq!(t.installed("n3"), OLD);
     assert_eq!(t.pid("n3"), n3_pid);
     let j3 = t.journal("n3");
-    assert!(
-        j3.0.iter().all(|(_, w, _)| w.starts_with("service-")),
-        "{:?}",
-        j3.0
-    );
+    assert!(j3.untouched(), "{:?}", j3.0);
 }

@@ -216,7 +216,8 @@ fn plan_tells_build_from_minor_refuses_every_downgrade_and_writes_nothing() {
         let o = plan(&archive(a.path(), v, arch, v));
         let j = json(&o);
         assert_eq!(o.status.code(), Some(3), "{v}: {j}");
-        let why = j["refused"].as_str().expect("refused");
+        assert_eq!(j["refused"]["rule"], "downgrade", "{j}");
+        let why = j["refused"]["message"].as_str().expect("refused");
         assert!(why.contains(&format!("({kind} downgrade)")), "{why}");
         assert!(why.contains("backup"), "{why}");
     }

@@ -48,10 +48,18 @@ json\t'For scripts; field names are stable'"
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -l skip-db-backup -d 'Plan without the database dump'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l set -d 'Override a config.json setting (JSON value): Section.Key=JSON' -r
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l db-backup-by -d 'The database dump of this upgrade was taken on NODE (a fleet\'s one dump of its shared database): none here' -r
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l phase -d 'Only this phase of a copy-over upgrade (each needs the one before; a phase made already changes nothing)' -r -f -a "prepare\t''
+stop\t''
+swap\t''
+start\t''
+verify\t''"
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l db-url -d 'The database the preflight checks and the dump reads instead of the one in the product\'s config, sslmode included' -r
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l log-file -d 'Another log for the preflight\'s pattern check; repeatable' -r -F
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l root -d 'Act on the system below DIR instead of / (default: $DPKG_ROOT, else /)' -r -F
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For scripts; field names are stable'"
-complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l skip-db-backup -d 'Upgrade without dumping the database first (on purpose)'
+complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l skip-db-backup -d 'Upgrade without dumping the database first (on purpose; refused where the schema may change)'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -l dry-run -d 'Show what would change (a unified diff where a file would change); change nothing'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c upkeep-upgrade -n "__fish_upkeep_upgrade_using_subcommand install" -l set -d 'Override a config.json setting (JSON value): Section.Key=JSON' -r

@@ -357,6 +357,12 @@ pub fn read_version(
     opts: &Options,
 ) -> Option<String> {
     for src in sources {
+        if let Some(rec) = &src.record {
+            match recorded_version(sys.root, &expand(rec, binary, dir)) {
+                Some(v) => return Some(v),
+                None => continue,
+            }
+        }
         let text = if let Some(file) = &src.file {
             let inside = expand(file, binary, dir);
             match safe::read_to_string(sys.root, &inside, safe::limit::CONFIG) {
@@ -408,6 +414,26 @@ pub fn read_version(
         }
     }
     None
+}
+
+/// An install record upkeep wrote (`{"version": …, "files": [[path,
+/// sha256], …]}`): its version while every listed file (inside the root)
+/// still has its digest; `None` when there is no record, it does not parse,
+/// or any file differs or is gone.
+pub fn recorded_version(root: &SysRoot, inside: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Rec {
+        version: String,
+        files: Vec<(String, String)>,
+    }
+    let text = safe::read_to_string(root, inside, safe::limit::CONFIG).ok()??;
+    let rec: Rec = serde_json::from_str(&text).ok()?;
+    let matches = |(path, want): &(String, String)| {
+        matches!(safe::open_file(root, path), Ok(Some((f, _)))
+            if safe::sha256_file(&f).is_ok_and(|got| &got == want))
+    };
+    (!rec.files.is_empty() && rec.files.iter().all(matches) && !rec.version.is_empty())
+        .then_some(rec.version)
 }
 
 fn pick_line(text: &str, prefix: Option<&str>, field: Option<usize>) -> Option<String> {

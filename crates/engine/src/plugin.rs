@@ -317,6 +317,11 @@ pub struct VersionSource {
     pub exec: Option<Vec<String>>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// upkeep's own install record (`upkeep-upgrade` writes it: the
+    /// version, the archive, the SHA-256 of every file it placed): its
+    /// version, for as long as every recorded file still has its digest.
+    #[serde(default)]
+    pub record: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -447,9 +452,10 @@ pub fn parse_manifest(source: &Path, text: &str) -> Result<Manifest> {
             .iter()
             .chain(inst.host.iter().flat_map(|h| &h.version));
         for s in sources {
-            if s.file.is_some() == s.exec.is_some() {
+            let kinds = [s.file.is_some(), s.exec.is_some(), s.record.is_some()];
+            if kinds.iter().filter(|k| **k).count() != 1 {
                 return bad(format!(
-                    "[[install]] #{}: a version source needs exactly one of 'file' or 'exec'",
+                    "[[install]] #{}: a version source needs exactly one of 'file', 'exec' or 'record'",
                     i + 1
                 ));
             }

@@ -157,14 +157,29 @@ impl Journal {
         &self,
         rec: &mut Record<T>,
         count: usize,
+        apply: impl FnMut(&T, usize) -> Result<()>,
+        undo: impl FnMut(&T, usize) -> Result<()>,
+    ) -> Result<()> {
+        self.run_until(rec, count, count, apply, undo)
+    }
+
+    /// As [`Journal::run`], but stops once `until` steps are made: a run in
+    /// phases, each phase perhaps another process. The record stays
+    /// `Doing` between phases and is marked `Done` when all `count` are made.
+    pub fn run_until<T: Serialize>(
+        &self,
+        rec: &mut Record<T>,
+        count: usize,
+        until: usize,
         mut apply: impl FnMut(&T, usize) -> Result<()>,
         undo: impl FnMut(&T, usize) -> Result<()>,
     ) -> Result<()> {
+        let until = until.min(count);
         rec.phase = Phase::Doing;
         rec.count = count;
         self.write(rec)?;
         crate::fault::point("journal:begun");
-        while rec.done < count {
+        while rec.done < until {
             if let Err(e) = apply(&rec.body, rec.done) {
                 return Err(match self.undo(rec, undo) {
                     Ok(()) => e,
@@ -178,6 +193,9 @@ impl Journal {
             if rec.done < count {
                 self.write(rec)?;
             }
+        }
+        if rec.done < count {
+            return Ok(());
         }
         rec.phase = Phase::Done;
         self.write(rec)?;

@@ -16,6 +16,7 @@ pub mod fsops;
 pub mod jsonedit;
 pub mod maintscript;
 pub mod overlay;
+pub mod overlay_apply;
 pub mod overlay_record;
 pub mod plan;
 pub mod policy;

@@ -6,6 +6,7 @@
 //! the manifest's `[preflight]` runs as part of the plan.
 
 use crate::archive::{self, Checked, Kind};
+pub use crate::policy::Refusal;
 use crate::preflight;
 use crate::versioning::{self, Change};
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,15 @@ pub struct OverlayBackup {
     pub dump: Vec<String>,
     #[serde(default)]
     pub verify: Vec<String>,
+    /// For a build-only upgrade (no schema change): `take` the dump all
+    /// the same (unless `--skip-db-backup`), or `skip` it. Minor and major
+    /// upgrades always take it.
+    #[serde(default = "default_build_only")]
+    pub build_only: String,
+}
+
+fn default_build_only() -> String {
+    "take".into()
 }
 
 /// One step of the plan: its phase, what it does, and the command lines it
@@ -104,7 +114,9 @@ pub struct OverlayPlan {
     pub from: Option<String>,
     pub to: String,
     pub change: Option<Change>,
-    pub refused: Option<String>,
+    /// Why not, with the rule that says so: `same-version`, `downgrade`
+    /// or `preflight` (as the release plan's `refused`).
+    pub refused: Option<Refusal>,
     pub preflight: Vec<Finding>,
     pub steps: Vec<Step>,
     /// Files of the install that the archive does not carry: kept.
@@ -130,12 +142,15 @@ pub fn spec_of(raw: Option<&toml::Value>, source: &Path) -> Result<Option<Overla
         && clean(s.dir.trim_start_matches('/'))
         && s.copy.iter().all(|c| clean(&c.from) && clean(&c.to))
         && s.capabilities.iter().all(|c| clean(&c.path))
-        && s.binaries.iter().all(|b| clean(b));
+        && s.binaries.iter().all(|b| clean(b))
+        && s.backup.as_ref().is_none_or(|b| {
+            !b.dump.is_empty() && ["take", "skip"].contains(&b.build_only.as_str())
+        });
     if !ok {
         return Err(Error::bad_input(
             source,
             None,
-            "[overlay]: dir must be a clean absolute path, copy/capabilities/binaries clean relative paths",
+            "[overlay]: dir must be a clean absolute path, copy/capabilities/binaries clean relative paths, backup.dump a command and backup.build_only take or skip",
         ));
     }
     Ok(Some(s))
@@ -221,7 +236,7 @@ pub fn placed_files(spec: &OverlaySpec, checked: &Checked) -> Vec<(String, Strin
     out
 }
 
-fn expand(argv: &[String], vars: &[(&str, &str)]) -> String {
+pub(crate) fn expand(argv: &[String], vars: &[(&str, &str)]) -> String {
     argv.iter()
         .map(|a| {
             let mut a = a.clone();
@@ -285,7 +300,17 @@ pub fn plan(
         Some(f) => {
             let c = versioning::classify(f, &to, manifest.upgrade.schema_changes_on.as_deref())
                 .map_err(Error::Usage)?;
-            let r = versioning::refusal(&c, title, manifest.upgrade.downgrade.as_deref());
+            let rule = if c.kind == versioning::ChangeKind::Same {
+                "same-version"
+            } else {
+                "downgrade"
+            };
+            let r = versioning::refusal(&c, title, manifest.upgrade.downgrade.as_deref()).map(
+                |message| Refusal {
+                    rule: rule.into(),
+                    message,
+                },
+            );
             (Some(c), r)
         }
     };
@@ -304,8 +329,19 @@ pub fn plan(
         checked.total_bytes.saturating_mul(2),
     ));
     let refused = refused.or_else(|| {
-        let n = pf.iter().filter(|f| !f.ok).count();
-        (n > 0).then(|| format!("{n} preflight check(s) refused: see the findings"))
+        let bad: Vec<String> = pf
+            .iter()
+            .filter(|f| !f.ok)
+            .map(|f| format!("{}: {}", f.check, f.message))
+            .collect();
+        (!bad.is_empty()).then(|| Refusal {
+            rule: "preflight".into(),
+            message: format!(
+                "{} preflight check(s) refused: {}",
+                bad.len(),
+                bad.join("; ")
+            ),
+        })
     });
     let placed = placed_files(&spec, &checked);
     let dir = spec.dir.trim_end_matches('/').to_string();
@@ -360,7 +396,7 @@ pub fn plan(
     steps.push(Step {
         phase: "prepare".into(),
         name: format!("unpack {}", archive.display()),
-        touches: vec![format!("{dir}/.upkeep-stage")],
+        touches: vec![crate::overlay_apply::stage_dir(&dir)],
         commands: vec![],
     });
     steps.push(Step {
@@ -395,7 +431,7 @@ pub fn plan(
     steps.push(Step {
         phase: "swap".into(),
         name: "version record".into(),
-        touches: vec![crate::overlay_record::RECORD_DIR.to_string()],
+        touches: vec![crate::overlay_record::record_path(product)],
         commands: vec![],
     });
     steps.push(Step {
@@ -440,8 +476,15 @@ pub fn render(p: &OverlayPlan) -> String {
         let _ = writeln!(s, "  change     {}", c.summary);
     }
     match &p.refused {
+        Some(r) if r.rule == "preflight" => {
+            let n = p.preflight.iter().filter(|f| !f.ok).count();
+            let _ = writeln!(
+                s,
+                "  REFUSED    {n} preflight check(s) refused: see the findings"
+            );
+        }
         Some(r) => {
-            let _ = writeln!(s, "  REFUSED    {r}");
+            let _ = writeln!(s, "  REFUSED    ({}) {}", r.rule, r.message);
         }
         None => {
             let _ = writeln!(s, "  policy     allowed");

@@ -9,7 +9,9 @@ use std::path::Path;
 use upkeep_sys::SysRoot;
 
 /// Inside the system root.
-pub const RECORD_DIR: &str = "/var/lib/upkeep/upgrade";
+/// Beside the release file lists (`/var/lib/upkeep/releases/`), not in the
+/// journal's directory: the journal reads every `.json` there as a record.
+pub const RECORD_DIR: &str = "/var/lib/upkeep/releases";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -33,16 +35,7 @@ pub fn load(root: &SysRoot, product: &str) -> Option<Record> {
 
 /// The recorded version, while every recorded file still has its digest.
 pub fn current(root: &SysRoot, product: &str) -> Option<String> {
-    let r = load(root, product)?;
-    let all_match = !r.files.is_empty()
-        && r.files.iter().all(|(p, d)| {
-            crate::preflight_io::sha256(root, Path::new(p))
-                .ok()
-                .flatten()
-                .as_deref()
-                == Some(d.as_str())
-        });
-    all_match.then_some(r.version)
+    upkeep_engine::detect::recorded_version(root, &record_path(product))
 }
 
 /// `DIR/VERSION`, first line.

@@ -84,11 +84,3 @@ pub fn walk_files(root: &SysRoot, inside: &Path) -> Result<Vec<String>> {
     }
     Ok(out)
 }
-
-/// SHA-256 of a regular file inside the root, `None` when it is not there.
-pub fn sha256(root: &SysRoot, inside: &Path) -> Result<Option<String>> {
-    match safe::open_file(root, inside)? {
-        Some((f, _)) => safe::sha256_file(&f).map(Some),
-        None => Ok(None),
-    }
-}

@@ -29,6 +29,14 @@ pub const MANUAL: Manual = Manual {
             "the file list of the release installed last",
         ),
         (
+            "/var/lib/upkeep/overlay/",
+            "the journal of a copy-over upgrade run in phases (apply --phase): what later phases, an undo and recover read",
+        ),
+        (
+            "/var/lib/upkeep/releases/PRODUCT.installed.json",
+            "what a copy-over upgrade installed: version, archive, SHA-256 of every placed file; upkeep-detect trusts it while they match",
+        ),
+        (
             "/var/lib/upkeep/backups/PRODUCT/",
             "backups: config, local data, database dump, SHA256SUMS",
         ),
@@ -102,9 +110,21 @@ pub enum Cmd {
         /// Override a config.json setting (JSON value): Section.Key=JSON.
         #[arg(long = "set", value_name = "Section.Key=JSON")]
         set: Vec<String>,
-        /// Upgrade without dumping the database first (on purpose).
+        /// Upgrade without dumping the database first (on purpose; refused where the schema may change).
         #[arg(long)]
         skip_db_backup: bool,
+        /// The database dump of this upgrade was taken on NODE (a fleet's one dump of its shared database): none here.
+        #[arg(long, value_name = "NODE")]
+        db_backup_by: Option<String>,
+        /// Only this phase of a copy-over upgrade (each needs the one before; a phase made already changes nothing).
+        #[arg(long, value_name = "PHASE", value_parser = ["prepare", "stop", "swap", "start", "verify"])]
+        phase: Option<String>,
+        /// The database the preflight checks and the dump reads instead of the one in the product's config, sslmode included.
+        #[arg(long, value_name = "postgres://…")]
+        db_url: Option<String>,
+        /// Another log for the preflight's pattern check; repeatable.
+        #[arg(long = "log-file", value_name = "FILE")]
+        log_files: Vec<PathBuf>,
         #[command(flatten)]
         dry_run: DryRun,
     },
@@ -221,8 +241,26 @@ fn run(args: Args) -> Result<ExitCode> {
             archives,
             set,
             skip_db_backup,
+            db_backup_by,
+            phase,
+            db_url,
+            log_files,
             dry_run,
         } => {
+            let overlay_args = overlay_cli::ApplyArgs {
+                phase: phase.as_deref(),
+                db_url,
+                log_files,
+                skip_db_backup,
+                db_backup_by: db_backup_by.clone(),
+                dry_run: dry_run.dry_run,
+            };
+            let skip_db_backup = skip_db_backup || db_backup_by.is_some();
+            if let Some(code) =
+                overlay_cli::apply(&root, format, &product, &archives, overlay_args)?
+            {
+                return Ok(code);
+            }
             let dry_run = dry_run.dry_run;
             if let Some(code) = versionup_cli::apply(&root, format, &product, &archives, dry_run)? {
                 return Ok(code);
@@ -291,6 +329,9 @@ fn run(args: Args) -> Result<ExitCode> {
             restore_database,
             dry_run,
         } => {
+            if let Some(code) = overlay_cli::rollback(&root, format, &product, dry_run.dry_run)? {
+                return Ok(code);
+            }
             let rel = Release::load(&root, &product)?;
             let r = revert::rollback(&rel, dry_run.dry_run, restore_database)?;
             match format {
@@ -337,11 +378,14 @@ fn run(args: Args) -> Result<ExitCode> {
                 Some(p) => vec![p],
                 None => upkeep_engine::plugin::load(&root)?
                     .into_iter()
-                    .filter(|p| p.manifest.release.is_some())
+                    .filter(|p| p.manifest.release.is_some() || p.manifest.overlay.is_some())
                     .map(|p| p.manifest.name)
                     .collect(),
             };
             for p in products {
+                if overlay_cli::recover(&root, &p, &mut out)? {
+                    continue;
+                }
                 let rel = Release::load(&root, &p)?;
                 match apply::recover(&rel)? {
                     Recovered::Nothing => {}
