@@ -770,6 +770,130 @@ fn a_failed_start_rolls_back_config_data_and_capabilities_exactly() {
         .exists());
 }
 
+/// After an upgrade that failed and was undone, the release running is
+/// the one it ran before: `rollback` (what a fleet tool runs on a failed
+/// node) has nothing to do and must not go back to the older release kept
+/// aside by the upgrade before. The next good upgrade makes it work again.
+#[test]
+fn rollback_after_an_undone_upgrade_changes_nothing() {
+    let s = site("9.11.0");
+    let o = s.up(&["apply", "mattermost", &s.tarball(&rel("10.5.1"))]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let broken = Release {
+        fail_start: true,
+        ..rel("11.0.0")
+    };
+    let o = s.up(&["apply", "mattermost", &s.tarball(&broken)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("10.5.1"));
+    let before = s.snapshot();
+    let o = s.up(&["rollback", "mattermost", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["unchanged"], true, "{}", stdout(&o));
+    assert_eq!(s.ping().as_deref(), Some("10.5.1"), "not back to 9.11.0");
+    assert_eq!(s.snapshot(), before);
+    let o = s.up(&["apply", "mattermost", &s.tarball(&rel("11.0.0"))]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // 11.0.0 migrated the stand-in's database: as an operator would, put
+    // back the one 10.5.1 reads.
+    fs::write(s.root.path("var/lib/mmdb/schema"), "10.5.1\n").unwrap();
+    let o = s.up(&["rollback", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("10.5.1"), "a real rollback again");
+}
+
+/// The data source comes from config.json, which the service user can
+/// write: one that reads as an option (`--file=…` would make pg_dump, run
+/// as root, truncate that file) is never handed to a program.
+#[test]
+fn a_data_source_that_reads_as_an_option_is_never_passed_on() {
+    let s = site("9.11.0");
+    let victim = s.work.path().join("precious");
+    fs::write(&victim, b"precious").unwrap();
+    let cfg = s.root.path("opt/mattermost/config/config.json");
+    let text = fs::read_to_string(&cfg).unwrap().replace(
+        "file:/var/lib/mmdb/schema",
+        &format!("--file={}", victim.display()),
+    );
+    fs::write(&cfg, text).unwrap();
+    let before = s.snapshot();
+    let a = s.tarball(&rel("10.5.1"));
+    for args in [
+        vec!["plan", "mattermost", a.as_str()],
+        vec!["backup", "mattermost"],
+        vec!["apply", "mattermost", a.as_str()],
+    ] {
+        let mut full = vec!["--root", s.r()];
+        full.extend(args.iter().copied());
+        let o = upkeep(UP, &full);
+        assert_eq!(
+            fs::read(&victim).unwrap(),
+            b"precious",
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        if args[0] != "plan" {
+            assert_ne!(o.status.code(), Some(0), "{args:?}");
+            assert!(
+                stderr(&o).contains("not a database address"),
+                "{args:?}: {}",
+                stderr(&o)
+            );
+        }
+    }
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"));
+}
+
+/// A data directory that holds the backups (`FileSettings.Directory`
+/// pointing at /var/lib/upkeep) is refused as bad input, not copied into
+/// itself until the stack runs out, and no partial backup is left.
+#[test]
+fn a_data_directory_that_holds_the_backups_is_refused() {
+    let s = site("9.11.0");
+    fs::create_dir_all(s.root.path("var/lib/upkeep")).unwrap();
+    let cfg = s.root.path("opt/mattermost/config/config.json");
+    let text = fs::read_to_string(&cfg).unwrap().replace(
+        "\"Directory\": \"./data/\"",
+        "\"Directory\": \"/var/lib/upkeep\"",
+    );
+    fs::write(&cfg, text).unwrap();
+    let o = s.up(&["backup", "mattermost", "--skip-db-backup"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("copy itself without end"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<_> = fs::read_dir(s.root.path("var/lib/upkeep/backups/mattermost"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "no partial backup: {left:?}");
+}
+
+/// /opt/mattermost as a link to the real directory (on a bigger volume,
+/// say): a swap by rename would replace the link with a directory, so the
+/// plan refuses before anything changes.
+#[test]
+fn an_install_directory_that_is_a_link_is_refused() {
+    let s = site("9.11.0");
+    s.systemctl("stop");
+    fs::rename(s.root.path("opt/mattermost"), s.root.path("opt/mm-real")).unwrap();
+    std::os::unix::fs::symlink("/opt/mm-real", s.root.path("opt/mattermost")).unwrap();
+    s.systemctl("start");
+    let before = s.snapshot();
+    let a = s.tarball(&rel("10.5.1"));
+    let o = s.up(&["plan", "mattermost", &a, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(json(&o)["refused"]["rule"], "install-is-a-link");
+    let o = s.up(&["apply", "mattermost", &a]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a symbolic link"), "{}", stderr(&o));
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"));
+}
+
 #[test]
 fn a_chain_of_three_versions_each_verified() {
     let s = site("9.5.0");

@@ -147,7 +147,7 @@ fn plan_tells_build_from_minor_refuses_every_downgrade_and_writes_nothing() {
     }
     // The dump reads the database TEGU's config names (no password shown).
     let dump = format!(
-        "pg_dump -Fc -f {{backup}}/database.dump postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
+        "pg_dump -Fc -f {{backup}}/database.dump --dbname=postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
         db.port
     );
     assert!(commands.contains(&dump.as_str()), "{commands:?}");

@@ -215,15 +215,7 @@ pub(crate) fn database_command(
     datasource: &str,
     file: &Path,
 ) -> std::result::Result<(), String> {
-    let file_s = file.display().to_string();
-    let argv: Vec<String> = template
-        .iter()
-        .map(|a| {
-            a.replace("{datasource}", datasource)
-                .replace("{out}", &file_s)
-                .replace("{dump}", &file_s)
-        })
-        .collect();
+    let argv = database_argv(template, datasource, &file.display().to_string())?;
     let Some(program) = argv.first() else {
         return Err("no command in the manifest".into());
     };
@@ -241,6 +233,30 @@ pub(crate) fn database_command(
         Err(e) => e.to_string(),
     };
     Err(format!("{program} failed: {why}"))
+}
+
+/// A manifest's database command with `{datasource}` and `{out}`/`{dump}`
+/// expanded. The data source comes from a config its service user may
+/// write: one that a program would read as an option (`--file=/etc/…`)
+/// is refused, whatever the manifest's command looks like.
+pub(crate) fn database_argv(
+    template: &[String],
+    datasource: &str,
+    file: &str,
+) -> std::result::Result<Vec<String>, String> {
+    if datasource.starts_with('-') || datasource.contains(['\0', '\n']) {
+        return Err(format!(
+            "the data source {datasource:?} in the config is not a database address (it would be read as an option): nothing was run"
+        ));
+    }
+    Ok(template
+        .iter()
+        .map(|a| {
+            a.replace("{datasource}", datasource)
+                .replace("{out}", file)
+                .replace("{dump}", file)
+        })
+        .collect())
 }
 
 /// A rollback's database step: the database as it is into `before`
@@ -311,10 +327,11 @@ pub fn apply(rel: &Release, archives: &[PathBuf], opts: &Options, dry_run: bool)
         match step(rel, c, &cur, &opts.settings, &backup_dir) {
             Ok(()) => cur = c.version.clone(),
             Err(e) => {
+                mark_undone(rel, &cur, &c.version);
                 return Err(Error::Failed(format!(
                     "upgrade to {} failed and was rolled back; {} {cur} is installed and running as before: {e}",
                     c.version, rel.product
-                )))
+                )));
             }
         }
     }
@@ -587,6 +604,38 @@ pub(crate) fn healthy(rel: &Release, b: &Body) -> Result<()> {
 /// The release's file list as upkeep recorded it, in its own state.
 pub const RELEASES: &str = "releases";
 
+fn undone_name(rel: &Release) -> String {
+    format!("{}.undone", rel.product)
+}
+
+/// Notes that an upgrade to `to` failed and was undone while `running`
+/// runs as before: a rollback then has nothing to undo (the release kept
+/// aside is older than the one running). Best effort: the failure is the
+/// news, and without the note a rollback only asks more of the operator.
+fn mark_undone(rel: &Release, running: &str, to: &str) {
+    let note = serde_json::json!({ "running": running, "failed": to });
+    if let Ok(dir) = state::private_dir(&rel.root, RELEASES) {
+        let _ = state::write_private(&dir, &undone_name(rel), note.to_string().as_bytes());
+    }
+}
+
+/// The upgrade that failed and was undone, when the release running is
+/// still the one it started from: `(running, failed)`.
+pub(crate) fn undone(rel: &Release, installed: &str) -> Option<(String, String)> {
+    let dir = state::existing_private_dir(&rel.root, RELEASES).ok()??;
+    let bytes = dir
+        .read(Path::new(&undone_name(rel)), safe::Resolve::NoLinks, 4096)
+        .ok()??;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let (running, failed) = (v["running"].as_str()?, v["failed"].as_str()?);
+    (running == installed).then(|| (running.to_string(), failed.to_string()))
+}
+
+fn clear_undone(dir: &safe::Dir, rel: &Release) -> Result<()> {
+    dir.unlink(std::ffi::OsStr::new(&undone_name(rel)))?;
+    Ok(())
+}
+
 /// Keeps the old tree as the previous release, records the new file list,
 /// and closes the record.
 pub(crate) fn commit(rel: &Release, journal: &Journal, rec: &Record<Body>) -> Result<()> {
@@ -613,6 +662,7 @@ pub(crate) fn commit(rel: &Release, journal: &Journal, rec: &Record<Body>) -> Re
     files.push('\n');
     let dir = state::private_dir(&rel.root, RELEASES)?;
     state::write_private(&dir, &format!("{}.files", b.product), files.as_bytes())?;
+    clear_undone(&dir, rel)?;
     journal.remove(&rec.id)
 }
 
@@ -655,6 +705,10 @@ pub(crate) fn recover_locked(rel: &Release) -> Result<Recovered> {
             out = Recovered::Finished;
         } else {
             journal.undo(&mut rec, |b, i| undo_step(rel, b, b.steps[i]))?;
+            let b = &rec.body;
+            if !b.install && b.restore_config.is_none() {
+                mark_undone(rel, &b.from, &b.to);
+            }
             out = Recovered::RolledBack;
         }
     }

@@ -155,11 +155,7 @@ fn database_version(
         .as_deref()
         .and_then(|k| jsonedit::get_str(config, k))
         .ok_or("no data source in the config")?;
-    let argv: Vec<String> = b
-        .database_version
-        .iter()
-        .map(|a| a.replace("{datasource}", ds))
-        .collect();
+    let argv = crate::apply::database_argv(&b.database_version, ds, "")?;
     let (prog, args) = argv.split_first().ok_or("no database_version command")?;
     let mut cmd = std::process::Command::new(prog);
     cmd.args(args);
@@ -175,6 +171,20 @@ fn database_version(
     let text = String::from_utf8_lossy(&out.stdout);
     let first = text.split_whitespace().next().unwrap_or_default();
     ProductVersion::parse(first).ok_or_else(|| format!("{prog} printed '{}'", text.trim()))
+}
+
+/// The install directory must be a directory: a swap by rename would turn
+/// a link (to a bigger volume, say) into a directory and move the data
+/// off the volume it was put on.
+fn install_is_a_link(rel: &Release, target: &Path) -> Option<policy::Refusal> {
+    let st = crate::fsops::lstat(&rel.root, target).ok()??;
+    (upkeep_sys::safe::Kind::of(&st) == upkeep_sys::safe::Kind::Symlink).then(|| policy::Refusal {
+        rule: "install-is-a-link".into(),
+        message: format!(
+            "{} is a symbolic link: an upgrade swaps the install directory by rename and would replace the link with a directory. Set `dir` in the [release] section of a local manifest (/etc/upkeep/plugins.d/{}.toml) to the real directory, or upgrade by hand",
+            rel.spec.dir, rel.product
+        ),
+    })
 }
 
 /// Whether the data directory is to be backed up, and which it is.
@@ -266,6 +276,9 @@ pub fn plan(rel: &Release, archives: &[PathBuf], opts: &Options) -> Result<(Plan
                 cur = next;
             }
         }
+    }
+    if refused.is_none() {
+        refused = install_is_a_link(rel, &target);
     }
     if refused.is_none() {
         if let Some(tv) = to.as_deref().and_then(ver) {

@@ -189,6 +189,27 @@ pub struct RolledBack {
     pub restore_hint: Option<String>,
     /// Already rolled back: nothing was done.
     pub unchanged: bool,
+    /// Something was rolled back (not a dry run, not `unchanged`): what a
+    /// fleet tool reports as changed.
+    pub rolled_back: bool,
+}
+
+impl RolledBack {
+    /// Nothing to roll back: `from` is already undone, `to` runs.
+    fn nothing(rel: &Release, from: String, to: String) -> RolledBack {
+        RolledBack {
+            product: rel.product.clone(),
+            from,
+            to,
+            backup: String::new(),
+            database_dump: None,
+            database_restored: false,
+            database_before: None,
+            restore_hint: None,
+            unchanged: true,
+            rolled_back: false,
+        }
+    }
 }
 
 fn backup_version(root: &SysRoot, dir: &Path) -> Option<String> {
@@ -212,22 +233,17 @@ pub fn rollback(rel: &Release, dry_run: bool, restore_db: bool) -> Result<Rolled
             rel.product, rel.spec.dir
         ))
     })?;
+    // The last upgrade failed and was undone: what runs is what ran, and
+    // the release kept aside is older still. Nothing to roll back.
+    if let Some((running, failed)) = apply::undone(rel, &installed) {
+        return Ok(RolledBack::nothing(rel, failed, running));
+    }
     let prev_version = archive::tree_version(&rel.spec, &rel.root, &prev);
     let Some(to) = prev_version else {
         // Already rolled back: the newer release sits aside.
         let gone = archive::tree_version(&rel.spec, &rel.root, &rel.rolled_back());
-        if gone.is_some() {
-            return Ok(RolledBack {
-                product: rel.product.clone(),
-                from: gone.unwrap_or_default(),
-                to: installed,
-                backup: String::new(),
-                database_dump: None,
-                database_restored: false,
-                database_before: None,
-                restore_hint: None,
-                unchanged: true,
-            });
+        if let Some(gone) = gone {
+            return Ok(RolledBack::nothing(rel, gone, installed));
         }
         return Err(Error::Failed(format!(
             "no previous release of {} is kept in {}: nothing to roll back to",
@@ -279,6 +295,7 @@ pub fn rollback(rel: &Release, dry_run: bool, restore_db: bool) -> Result<Rolled
         database_restored: database.is_some(),
         database_before: database.as_ref().map(|d| d.before.display().to_string()),
         unchanged: false,
+        rolled_back: !dry_run,
     };
     if dry_run {
         return Ok(out);
@@ -401,7 +418,8 @@ fn database_restore(
             "--restore-database: the backup's config names no database: nothing was changed".into(),
         )
     })?;
-    let before = backup.join(format!(
+    // Beside the backups, not in one: a backup holds only what it lists.
+    let before = rel.backup_base().join(format!(
         "database-before-rollback-{}.dump",
         state::utc_stamp(state::now())
     ));

@@ -29,6 +29,8 @@ const BUF: usize = 1 << 20;
 const MAX_THREADS: usize = 4;
 pub const SUMS: &str = "SHA256SUMS";
 pub const CLONES: &str = "CLONES";
+/// What the backup is of (product, version, time): not data.
+pub const META: &str = "backup.json";
 
 /// How a copied file is proven to hold its source's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,9 @@ struct Walk {
     /// Directories made, deepest first: owner and mode are set once their
     /// content is in.
     dirs: Vec<(Dir, FileStat)>,
+    /// The copy's top directory (device, inode): met again in the source,
+    /// the copy would contain itself without end.
+    top: Option<(u64, u64)>,
 }
 
 impl Sums {
@@ -163,6 +168,16 @@ pub fn verify(root: &SysRoot, dir: &Path) -> Result<()> {
             items.push((dir.join(rel), rel.to_string(), proof));
         }
     }
+    let mut present = Vec::new();
+    files_below(root, dir, "", &mut present)?;
+    let listed: std::collections::HashSet<&str> =
+        items.iter().map(|(_, r, _)| r.as_str()).collect();
+    if let Some(extra) = present.iter().find(|f| !listed.contains(f.as_str())) {
+        return Err(Error::Failed(format!(
+            "{}: {extra} is not in its SHA256SUMS or CLONES: the backup cannot be proven whole",
+            dir.display()
+        )));
+    }
     parallel(&items, |(p, rel, proof), buf| {
         let (f, _) = fsops::open_regular(root, p)
             .map_err(|e| Error::Failed(format!("{}: {rel}: {e}", dir.display())))?;
@@ -173,6 +188,23 @@ pub fn verify(root: &SysRoot, dir: &Path) -> Result<()> {
             ))
         })
     })?;
+    Ok(())
+}
+
+/// The backup's own files below `dir` (not its lists and metadata).
+fn files_below(root: &SysRoot, dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<()> {
+    for (name, kind) in fsops::entries(root, &dir.join(rel))? {
+        let r = match rel {
+            "" => name.to_string_lossy().into_owned(),
+            _ => format!("{rel}/{}", name.to_string_lossy()),
+        };
+        match kind {
+            Kind::Dir => files_below(root, dir, &r, out)?,
+            Kind::File if rel.is_empty() && [SUMS, CLONES, META].contains(&r.as_str()) => {}
+            Kind::File => out.push(r),
+            _ => {}
+        }
+    }
     Ok(())
 }
 
@@ -190,9 +222,20 @@ fn walk_at(
     };
     match Kind::of(&st) {
         Kind::Dir => {
+            if w.top == Some((st.st_dev, st.st_ino)) {
+                return Err(Error::bad_input(
+                    sd.shown().join(sn),
+                    None,
+                    "is the copy being made (what is copied holds where the copy goes): it would copy itself without end",
+                ));
+            }
             dd.mkdir(dn, 0o700)?;
             let s2 = Arc::new(open_dir(sd, sn, &shown)?);
             let d2 = Arc::new(open_dir(dd, dn, &shown)?);
+            if w.top.is_none() {
+                let t = nix::sys::stat::fstat(&*d2).map_err(|e| Error::io(&shown, e.into()))?;
+                w.top = Some((t.st_dev, t.st_ino));
+            }
             for (name, _) in s2.entries()? {
                 let r = format!("{rel}/{}", name.to_string_lossy());
                 walk_at(&s2, &name, &d2, &name, &r, w)?;

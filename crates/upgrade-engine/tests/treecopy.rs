@@ -211,3 +211,21 @@ fn a_change_to_the_source_after_cloning_leaves_the_backup_valid() {
         fs::read(x.dir.path().join("backup/data/users/1/big.bin")).unwrap()
     );
 }
+
+#[test]
+fn a_tree_that_holds_its_own_copy_is_refused_not_copied_without_end() {
+    let t = tempfile::tempdir().unwrap();
+    tree(t.path());
+    let root = SysRoot::new(t.path());
+    let mut sums = fsops::Sums::new();
+    let e = fsops::copy_tree(
+        &root,
+        &t.path().join("src"),
+        &t.path().join("src/data/backup"),
+        "all",
+        &mut sums,
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code().code(), 65, "{e}");
+    assert!(e.to_string().contains("copy itself without end"), "{e}");
+}
