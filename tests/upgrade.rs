@@ -300,6 +300,14 @@ impl Site {
         self.root.root().to_str().unwrap()
     }
 
+    /// Replaces `from` (which must be there) with `to` in config.json.
+    fn edit_config(&self, from: &str, to: &str) {
+        let cfg = self.root.path("opt/mattermost/config/config.json");
+        let text = fs::read_to_string(&cfg).unwrap();
+        assert!(text.contains(from), "{from} is not in config.json");
+        fs::write(&cfg, text.replace(from, to)).unwrap();
+    }
+
     fn systemctl(&self, what: &str) {
         let o = Command::new("chroot")
             .arg(self.root.root())
@@ -810,12 +818,10 @@ fn a_data_source_that_reads_as_an_option_is_never_passed_on() {
     let s = site("9.11.0");
     let victim = s.work.path().join("precious");
     fs::write(&victim, b"precious").unwrap();
-    let cfg = s.root.path("opt/mattermost/config/config.json");
-    let text = fs::read_to_string(&cfg).unwrap().replace(
+    s.edit_config(
         "file:/var/lib/mmdb/schema",
         &format!("--file={}", victim.display()),
     );
-    fs::write(&cfg, text).unwrap();
     let before = s.snapshot();
     let a = s.tarball(&rel("10.5.1"));
     for args in [
@@ -852,12 +858,10 @@ fn a_data_source_that_reads_as_an_option_is_never_passed_on() {
 fn a_data_directory_that_holds_the_backups_is_refused() {
     let s = site("9.11.0");
     fs::create_dir_all(s.root.path("var/lib/upkeep")).unwrap();
-    let cfg = s.root.path("opt/mattermost/config/config.json");
-    let text = fs::read_to_string(&cfg).unwrap().replace(
+    s.edit_config(
         "\"Directory\": \"./data/\"",
         "\"Directory\": \"/var/lib/upkeep\"",
     );
-    fs::write(&cfg, text).unwrap();
     let o = s.up(&["backup", "mattermost", "--skip-db-backup"]);
     assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
     assert!(
@@ -960,11 +964,7 @@ fn a_full_disk_while_staging_changes_nothing() {
 #[test]
 fn object_storage_data_is_not_backed_up() {
     let s = site("9.11.0");
-    let cfg = s.root.path("opt/mattermost/config/config.json");
-    let text = fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("\"DriverName\": \"local\"", "\"DriverName\": \"amazons3\"");
-    fs::write(&cfg, text).unwrap();
+    s.edit_config("\"DriverName\": \"local\"", "\"DriverName\": \"amazons3\"");
     let a = s.tarball(&rel("10.5.1"));
     let o = s.up(&["plan", "mattermost", &a, "--format", "json"]);
     assert!(json(&o)["backup_data"].is_null());
@@ -1120,11 +1120,7 @@ fn the_database_is_dumped_by_real_pg_dump_and_its_version_checked() {
     let pg = Pg::start();
     pg.psql("CREATE TABLE upkeep_marker (v text); INSERT INTO upkeep_marker VALUES ('kept')");
     let s = site("10.5.1");
-    let cfg = s.root.path("opt/mattermost/config/config.json");
-    let text = fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("file:/var/lib/mmdb/schema", &pg.url);
-    fs::write(&cfg, text).unwrap();
+    s.edit_config("file:/var/lib/mmdb/schema", &pg.url);
     let a = s.tarball(&rel("11.0.0"));
     // Mattermost 11 needs PostgreSQL 14; this one is 15: allowed.
     let o = s.up(&["plan", "mattermost", &a, "--format", "json"]);
@@ -1176,11 +1172,7 @@ fn the_database_is_dumped_by_real_pg_dump_and_its_version_checked() {
 fn rollback_restores_the_database_only_when_asked_and_saves_it_first() {
     let pg = Pg::start();
     let s = site("9.11.0");
-    let cfg = s.root.path("opt/mattermost/config/config.json");
-    let text = fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("file:/var/lib/mmdb/schema", &pg.url);
-    fs::write(&cfg, text).unwrap();
+    s.edit_config("file:/var/lib/mmdb/schema", &pg.url);
     s.systemctl("stop");
     s.systemctl("start");
     assert_eq!(s.ping().as_deref(), Some("9.11.0"));
