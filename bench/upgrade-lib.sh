@@ -36,7 +36,7 @@ make_root() {
   local r=$1 v=$2 lib
   mkdir -p "$r"/{bin,usr/bin,run,var/log,var/lib/mmdb,opt,dev,etc}
   cp /bin/busybox "$r/bin/busybox"
-  for t in sh sleep cat kill rm; do ln -sf busybox "$r/bin/$t"; done
+  for t in sh sleep cat kill rm mv; do ln -sf busybox "$r/bin/$t"; done
   cat >"$r/usr/bin/systemctl" <<'SH'
 #!/bin/sh
 # STAND-IN for systemctl (no systemd in a root): one service, pid file.
@@ -45,8 +45,11 @@ case "$1" in
 start)
   if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then exit 0; fi
   cd /opt/mattermost || exit 1
-  ./bin/mattermost >>"/var/log/$svc.log" 2>&1 </dev/null &
-  echo $! >"$pidf"
+  # A subshell stays the server's parent and reaps it at once, as systemd
+  # does; an orphan's zombie waits for PID 1, which here can take a second.
+  rm -f "$pidf"
+  ( ./bin/mattermost >>"/var/log/$svc.log" 2>&1 </dev/null & echo $! >"$pidf.new"; mv "$pidf.new" "$pidf"; wait ) >/dev/null 2>&1 </dev/null &
+  while [ ! -f "$pidf" ]; do sleep 0.01; done
   ;;
 stop)
   [ -f "$pidf" ] || exit 0

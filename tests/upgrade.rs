@@ -50,8 +50,11 @@ start)
   # Already running: nothing to do, as with systemd.
   if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then exit 0; fi
   cd /opt/mattermost || exit 1
-  ./bin/mattermost >>"/var/log/$svc.log" 2>&1 </dev/null &
-  echo $! >"$pidf"
+  # A subshell stays the server's parent and reaps it at once, as systemd
+  # does; an orphan's zombie waits for PID 1, which here can take a second.
+  rm -f "$pidf"
+  ( ./bin/mattermost >>"/var/log/$svc.log" 2>&1 </dev/null & echo $! >"$pidf.new"; mv "$pidf.new" "$pidf"; wait ) >/dev/null 2>&1 </dev/null &
+  while [ ! -f "$pidf" ]; do sleep 0.01; done
   sleep 0.1
   if ! kill -0 "$(cat "$pidf")" 2>/dev/null; then
     echo "$svc.service: start failed, see /var/log/$svc.log" >&2
@@ -221,7 +224,7 @@ fn site_on(first: &'static str, opt_size: Option<&str>) -> Site {
         "busybox-static is needed (scripts/test installs it)"
     );
     root.write("bin/busybox", fs::read(bb).unwrap(), 0o755);
-    for tool in ["sh", "sleep", "cat", "kill", "rm"] {
+    for tool in ["sh", "sleep", "cat", "kill", "rm", "mv"] {
         std::os::unix::fs::symlink("busybox", root.path(&format!("bin/{tool}"))).unwrap();
     }
     root.write("usr/bin/systemctl", SYSTEMCTL, 0o755);
