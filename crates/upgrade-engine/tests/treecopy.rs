@@ -1,6 +1,5 @@
-//! Backup copies of trees (`treecopy`): on the test's own temporary
-//! directory (ext4 or whatever /tmp is: no cloning, so every file is read,
-//! hashed and written) and on an XFS loop image made with reflink
+//! Backup copies of trees (`treecopy`): on a tmpfs of the test's own (no
+//! cloning, so every file is read, hashed and written) and on an XFS loop image made with reflink
 //! (Debian's xfsprogs; mkfs.xfs and a loop mount, as root), where files are
 //! cloned and proven by their shared extent maps. Every copy is read back;
 //! a byte changed in the copy afterwards must fail the verification.
@@ -104,23 +103,42 @@ fn tamper(p: &Path) {
     f.sync_all().unwrap();
 }
 
+/// A tmpfs of the test's own: a filesystem that never clones.
+struct Tmpfs(tempfile::TempDir);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+fn tmpfs() -> Tmpfs {
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "a tmpfs mount (the tests run as root)");
+    Tmpfs(dir)
+}
+
 #[test]
 fn a_copy_without_cloning_is_hashed_and_read_back() {
-    let t = tempfile::tempdir().unwrap();
+    let fs_ = tmpfs();
+    let t = &fs_.0;
     let (root, lists) = back_up(t.path());
-    // Whatever /tmp is, a non-cloning filesystem lists every file here.
+    assert_eq!(lists, ["SHA256SUMS"], "tmpfs cannot clone");
     let sums = fs::read_to_string(t.path().join("backup/SHA256SUMS")).unwrap();
-    if lists == ["SHA256SUMS"] {
-        assert_eq!(sums.lines().count(), 3, "{sums}");
-        let o = Command::new("sha256sum")
-            .arg("-c")
-            .arg("--quiet")
-            .arg("SHA256SUMS")
-            .current_dir(t.path().join("backup"))
-            .status()
-            .unwrap();
-        assert!(o.success(), "sha256sum -c agrees with SHA256SUMS");
-    }
+    assert_eq!(sums.lines().count(), 3, "{sums}");
+    let o = Command::new("sha256sum")
+        .arg("-c")
+        .arg("--quiet")
+        .arg("SHA256SUMS")
+        .current_dir(t.path().join("backup"))
+        .status()
+        .unwrap();
+    assert!(o.success(), "sha256sum -c agrees with SHA256SUMS");
     tamper(&t.path().join("backup/data/users/1/big.bin"));
     let e = treecopy::verify(&root, &t.path().join("backup")).unwrap_err();
     assert!(
@@ -156,7 +174,8 @@ impl Drop for Xfs {
 }
 
 fn xfs() -> Xfs {
-    let img = tempfile::NamedTempFile::new_in("/var/tmp").unwrap();
+    // Beside the other temporary files, never the machine's /var.
+    let img = tempfile::NamedTempFile::new().unwrap();
     img.as_file().set_len(320 << 20).unwrap();
     let st = Command::new("mkfs.xfs")
         .args(["-q", "-m", "reflink=1"])
@@ -228,4 +247,66 @@ fn a_tree_that_holds_its_own_copy_is_refused_not_copied_without_end() {
     .unwrap_err();
     assert_eq!(e.exit_code().code(), 65, "{e}");
     assert!(e.to_string().contains("copy itself without end"), "{e}");
+}
+
+/// A FIFO and a socket below the copied directory are not data: the copy
+/// leaves them out and names them in `SKIPPED`, and still verifies.
+#[test]
+fn special_files_below_the_tree_are_left_out_and_named() {
+    let t = tempfile::tempdir().unwrap();
+    tree(t.path());
+    let data = t.path().join("src/data");
+    nix::unistd::mkfifo(
+        &data.join("users/pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(data.join("sock")).unwrap();
+    let root = SysRoot::new(t.path());
+    fs::create_dir_all(t.path().join("backup")).unwrap();
+    let mut sums = fsops::Sums::new();
+    fsops::copy_tree(
+        &root,
+        &data,
+        &t.path().join("backup/data"),
+        "data",
+        &mut sums,
+    )
+    .unwrap();
+    let mut skipped = sums.skipped().to_vec();
+    skipped.sort();
+    assert_eq!(skipped, ["data/sock", "data/users/pipe"]);
+    sums.write(&root, &t.path().join("backup")).unwrap();
+    treecopy::verify(&root, &t.path().join("backup")).unwrap();
+    assert_eq!(
+        treecopy::skipped_in(&root, &t.path().join("backup"))
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(!t.path().join("backup/data/users/pipe").exists());
+    assert!(t.path().join("backup/data/users/1/big.bin").exists());
+}
+
+/// Asked to copy a FIFO itself (a config.json replaced by one), the copy
+/// refuses: there is nothing to back up and call verified.
+#[test]
+fn a_fifo_asked_for_is_refused_and_nothing_is_made() {
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir_all(t.path().join("config")).unwrap();
+    let fifo = t.path().join("config/config.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let root = SysRoot::new(t.path());
+    let mut sums = fsops::Sums::new();
+    let e = fsops::copy_tree(
+        &root,
+        &fifo,
+        &t.path().join("copy.json"),
+        "config.json",
+        &mut sums,
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code().code(), 1, "{e}");
+    assert!(e.to_string().contains("cannot be backed up"), "{e}");
+    assert!(!t.path().join("copy.json").exists());
 }

@@ -55,7 +55,7 @@ pub const MANUAL: Manual = Manual {
 };
 use upkeep_upgrade_engine::apply::{self, Recovered};
 use upkeep_upgrade_engine::plan::{self, Options, Plan};
-use upkeep_upgrade_engine::{jsonedit, revert, versionup_run, Release};
+use upkeep_upgrade_engine::{jsonedit, revert, treecopy, versionup_run, Release};
 
 mod check;
 mod overlay_cli;
@@ -409,11 +409,18 @@ fn run(args: Args) -> Result<ExitCode> {
         } => {
             let rel = Release::load(&root, &product)?;
             let dir = apply::backup_now(&rel, &options(&[], skip_db_backup)?)?;
+            let skipped = treecopy::skipped_in(&root, &dir)?;
             match format {
-                Format::Json => cli::print_json(
-                    &serde_json::json!({ "path": dir.display().to_string(), "verified": true }),
-                )?,
-                Format::Text => cli::print(&format!("backup: {} (verified)\n", dir.display()))?,
+                Format::Json => cli::print_json(&serde_json::json!({
+                    "path": dir.display().to_string(), "verified": true, "skipped": skipped,
+                }))?,
+                Format::Text => {
+                    let mut out = format!("backup: {} (verified)\n", dir.display());
+                    for s in &skipped {
+                        out.push_str(&format!("  not copied (a device, FIFO or socket): {s}\n"));
+                    }
+                    cli::print(&out)?
+                }
             }
             Ok(ExitCode::Ok)
         }
