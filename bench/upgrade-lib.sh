@@ -11,8 +11,10 @@ cargo build --release --quiet --example standin-mattermost
 STANDIN=$PWD/target/release/examples/standin-mattermost
 DATA_MB=${DATA_MB:-2048}
 FILES=${FILES:-20000}
-# Where the roots go: ext4 here unless told (BENCH_DIR).
-BENCH_DIR=${BENCH_DIR:-/var/tmp}
+# Where the roots (or the loop images holding them) go: the build's own
+# directory unless told (BENCH_DIR); never the machine's /var or /opt.
+BENCH_DIR=${BENCH_DIR:-$PWD/target/bench}
+mkdir -p "$BENCH_DIR"
 command -v busybox >/dev/null || { echo "needs busybox-static" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }
 

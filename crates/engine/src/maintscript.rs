@@ -11,6 +11,7 @@
 use crate::plugin::Manifest;
 use crate::release::{ReleaseCapability, ReleaseMode};
 use serde::Deserialize;
+use upkeep_sys::fsutil::is_clean_relative;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,16 +39,10 @@ pub struct MaintscriptSpec {
     pub keep: Option<usize>,
 }
 
-fn is_relative_clean(p: &str) -> bool {
-    !p.is_empty()
-        && !p.starts_with('/')
-        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
-}
-
 impl MaintscriptSpec {
     /// Every check the loader makes; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.dir.starts_with('/') || !is_relative_clean(self.dir.trim_start_matches('/')) {
+        if !self.dir.starts_with('/') || !is_clean_relative(self.dir.trim_start_matches('/')) {
             return Err(format!(
                 "maintscript.dir: '{}' must be a clean absolute path",
                 self.dir
@@ -59,7 +54,7 @@ impl MaintscriptSpec {
             .chain(self.modes.iter().map(|m| &m.path))
             .chain(self.capabilities.iter().map(|c| &c.path))
         {
-            if !is_relative_clean(p) {
+            if !is_clean_relative(p) {
                 return Err(format!(
                     "maintscript paths: '{p}' must be a relative path without '..'"
                 ));
@@ -82,7 +77,7 @@ impl MaintscriptSpec {
             }
         }
         if let Some(d) = &self.backup_dir {
-            if !d.starts_with('/') || !is_relative_clean(d.trim_start_matches('/')) {
+            if !d.starts_with('/') || !is_clean_relative(d.trim_start_matches('/')) {
                 return Err(format!(
                     "maintscript.backup_dir: '{d}' must be a clean absolute path"
                 ));

@@ -3,6 +3,7 @@
 //! schema and its checks live here; the engine is `upkeep-upgrade-engine`.
 
 use serde::Deserialize;
+use upkeep_sys::fsutil::is_clean_relative;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,23 +183,17 @@ fn is_version(s: &str) -> bool {
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn is_relative_clean(p: &str) -> bool {
-    !p.is_empty()
-        && !p.starts_with('/')
-        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
-}
-
 impl ReleaseSpec {
     /// Every check the loader makes; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.dir.starts_with('/') || !is_relative_clean(self.dir.trim_start_matches('/')) {
+        if !self.dir.starts_with('/') || !is_clean_relative(self.dir.trim_start_matches('/')) {
             return Err(format!(
                 "release.dir: '{}' must be a clean absolute path",
                 self.dir
             ));
         }
         let rel = |field: &str, p: &str| {
-            if is_relative_clean(p) {
+            if is_clean_relative(p) {
                 Ok(())
             } else {
                 Err(format!(

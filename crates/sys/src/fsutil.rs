@@ -1,4 +1,5 @@
-//! Small helpers over file content: byte search, digests, modes in JSON.
+//! Small helpers over file content and names: byte search, digests,
+//! modes in JSON, clean relative paths.
 
 /// Searches a file for a byte string in fixed-size chunks (Mattermost's
 /// binary is ~200 MB; it is never read whole into memory).
@@ -105,4 +106,10 @@ mod tests {
         assert!(file_contains(&f, needle).unwrap());
         assert!(!file_contains(&f, b"github.com/mattermost/enterprisX").unwrap());
     }
+}
+
+/// A relative path with no empty, `.` or `..` component (so no leading
+/// `/` either): what a manifest or a backup list may name below a base.
+pub fn is_clean_relative(p: &str) -> bool {
+    !p.is_empty() && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }

@@ -329,8 +329,9 @@ pub fn apply(rel: &Release, archives: &[PathBuf], opts: &Options, dry_run: bool)
             Err(e) => {
                 mark_undone(rel, &cur, &c.version);
                 return Err(Error::Failed(format!(
-                    "upgrade to {} failed and was rolled back; {} {cur} is installed and running as before: {e}",
-                    c.version, rel.product
+                    "upgrade to {} failed and was rolled back: {e}; {}",
+                    c.version,
+                    back_as(rel, &cur, &c.version, &backup_dir)
                 )));
             }
         }
@@ -593,6 +594,28 @@ fn unmove_one(rel: &Release, b: &Body, i: usize) -> Result<()> {
     Ok(())
 }
 
+/// What a rollback left running, said only once the release rolled back
+/// to answers its health check as `version`.
+fn back_as(rel: &Release, version: &str, failed: &str, backup: &Path) -> String {
+    match answers_as(rel, version) {
+        Ok(()) => format!("{} {version} is installed and running as before", rel.product),
+        Err(e) => format!(
+            "{} {version} is back in place but does not answer ({e}): if {failed} migrated the database before it failed, {version} refuses it; the dump made before the upgrade is in {}",
+            rel.product,
+            backup.display()
+        ),
+    }
+}
+
+/// The installed tree's service answers its health check as `version`.
+fn answers_as(rel: &Release, version: &str) -> Result<()> {
+    if let Some(h) = &rel.spec.health {
+        let (_, cfg) = crate::read_config(&rel.root, &rel.config_path(&rel.target()))?;
+        service::wait_healthy(h, &cfg, version)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn healthy(rel: &Release, b: &Body) -> Result<()> {
     if let Some(h) = &rel.spec.health {
         let (_, cfg) = crate::read_config(&rel.root, &b.config_path)?;
@@ -689,12 +712,14 @@ pub(crate) fn recover_locked(rel: &Release) -> Result<Recovered> {
         // Started, or perhaps started (step `done` may be half made), and
         // so perhaps the database migrated: if the new release answers,
         // finishing is the way forward.
-        let started = rec
-            .body
-            .steps
-            .iter()
-            .position(|s| *s == Step::Start)
-            .is_some_and(|i| rec.done >= i);
+        let reached = |step: Step| {
+            rec.body
+                .steps
+                .iter()
+                .position(|s| *s == step)
+                .is_some_and(|i| rec.done >= i)
+        };
+        let (started, stopped) = (reached(Step::Start), reached(Step::Stop));
         if rec.phase == JPhase::Doing && started && healthy(rel, &rec.body).is_ok() {
             rec.done = rec.count;
             rec.phase = JPhase::Done;
@@ -708,6 +733,15 @@ pub(crate) fn recover_locked(rel: &Release) -> Result<Recovered> {
             let b = &rec.body;
             if !b.install && b.restore_config.is_none() {
                 mark_undone(rel, &b.from, &b.to);
+            }
+            // Started again by the undo: back only once it answers.
+            if stopped && !b.install {
+                answers_as(rel, &b.from).map_err(|e| {
+                    Error::Failed(format!(
+                        "an interrupted upgrade of {} to {} was undone, but {} does not answer: {e}",
+                        rel.product, b.to, b.from
+                    ))
+                })?;
             }
             out = Recovered::RolledBack;
         }

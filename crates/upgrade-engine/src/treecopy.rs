@@ -174,10 +174,7 @@ pub fn verify(root: &SysRoot, dir: &Path) -> Result<()> {
                 .split_once("  ")
                 .filter(|(h, _)| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
                 .ok_or_else(|| Error::bad_input(&list, Some(n + 1), "not 'DIGEST  PATH'"))?;
-            if rel
-                .split('/')
-                .any(|c| c == ".." || c.is_empty() || c == ".")
-            {
+            if !upkeep_sys::fsutil::is_clean_relative(rel) {
                 return Err(Error::bad_input(&list, Some(n + 1), "bad path"));
             }
             let proof = match name {
