@@ -21,23 +21,26 @@ use std::process::Command;
 
 const UP: &str = "upkeep-upgrade";
 
-/// The stand-in server binary (an example target of this package).
+/// The stand-in server binary (an example target of this package), built
+/// once per run: `cargo test --test upgrade` alone does not build examples,
+/// and a stale stand-in would test yesterday's behaviour.
 fn standin() -> PathBuf {
-    let exe = std::env::current_exe().expect("exe");
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("examples/standin-mattermost");
-    if !p.exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "--example", "standin-mattermost"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo");
-        assert!(st.success());
-    }
-    p
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("exe");
+            let st = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--example", "standin-mattermost"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo");
+            assert!(st.success());
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target dir")
+                .join("examples/standin-mattermost")
+        })
+        .clone()
 }
 
 const SYSTEMCTL: &str = r#"#!/bin/sh
@@ -779,6 +782,42 @@ fn a_failed_start_rolls_back_config_data_and_capabilities_exactly() {
         .root
         .path("var/lib/upkeep/upgrade/mattermost.journal")
         .exists());
+}
+
+/// A release that migrates the database and then fails: the rollback puts
+/// the old release back, but the old one refuses the migrated schema. The
+/// report must not say it runs as before; it says it does not answer and
+/// where the dump from before is. (The stand-in takes a second to refuse,
+/// as a real server does, so the stand-in service manager sees it start.)
+#[test]
+fn a_rollback_whose_old_release_does_not_answer_says_so() {
+    let s = site("9.11.0");
+    let manifest =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/mattermost.toml"))
+            .unwrap();
+    assert!(manifest.contains("timeout_ms = 60000"));
+    s.root.write(
+        "etc/upkeep/plugins.d/mattermost.toml",
+        manifest.replace("timeout_ms = 60000", "timeout_ms = 2000"),
+        0o644,
+    );
+    s.root.write("var/lib/mmdb/schema.slow-refusal", "", 0o644);
+    let broken = Release {
+        extra: vec![("FAIL_AFTER_MIGRATE", Vec::new())],
+        ..rel("10.5.1")
+    };
+    let o = s.up(&["apply", "mattermost", &s.tarball(&broken)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("rolled back"), "{err}");
+    assert!(!err.contains("running as before"), "{err}");
+    assert!(
+        err.contains("9.11.0 is back in place but does not answer"),
+        "{err}"
+    );
+    assert!(err.contains("var/lib/upkeep/backups/mattermost/"), "{err}");
+    assert_eq!(s.read("opt/mattermost/VERSION"), b"9.11.0\n");
+    assert_eq!(s.ping(), None);
 }
 
 /// After an upgrade that failed and was undone, the release running is

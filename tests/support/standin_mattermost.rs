@@ -10,7 +10,9 @@
 //!   `standin_schema`, or a `file:PATH` that stands in for one (the tests
 //!   that need no database server);
 //! - refuses to start when the release carries `FAIL_START` (a broken
-//!   release, for the rollback tests);
+//!   release, for the rollback tests), or after migrating when it carries
+//!   `FAIL_AFTER_MIGRATE`; with a file `DB.slow-refusal` beside a `file:`
+//!   database, takes a second to refuse a schema too new;
 //! - answers every HTTP request on `ServiceSettings.ListenAddress` with
 //!   `{"status":"OK"}` and `X-Version-Id: VERSION.VERSION`, like
 //!   `GET /api/v4/system/ping`.
@@ -35,7 +37,13 @@ fn refuse_newer(schema: &str, version: &str) -> Result<(), String> {
 }
 
 fn migrate_file(db: &str, version: &str) -> Result<(), String> {
-    refuse_newer(&std::fs::read_to_string(db).unwrap_or_default(), version)?;
+    let refused = refuse_newer(&std::fs::read_to_string(db).unwrap_or_default(), version);
+    if refused.is_err() && std::path::Path::new(&format!("{db}.slow-refusal")).exists() {
+        // As a real server that spends a while connecting before it finds
+        // the schema too new: a service manager sees it started.
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    refused?;
     std::fs::write(db, format!("{version}\n")).map_err(|e| format!("{db}: {e}"))
 }
 
@@ -91,6 +99,10 @@ fn main() {
     };
     if let Err(e) = migrated {
         eprintln!("standin: {e}");
+        std::process::exit(1);
+    }
+    if std::path::Path::new("FAIL_AFTER_MIGRATE").exists() {
+        eprintln!("standin: this release migrated the database, then broke (FAIL_AFTER_MIGRATE)");
         std::process::exit(1);
     }
     let listen = config["ServiceSettings"]["ListenAddress"]
