@@ -1446,3 +1446,51 @@ fn backup_now_is_verified_and_listed_and_changes_nothing_installed() {
         1
     );
 }
+
+/// `--set` that would drop a whole section, go through a value that is not
+/// an object, or has an empty key part: refused as usage (2) naming the
+/// key, before anything is stopped or written; a config.json that is not
+/// an object at all is malformed input (65).
+#[test]
+fn a_set_that_replaces_a_section_or_walks_through_a_value_is_refused() {
+    let s = site("9.11.0");
+    let a = s.tarball(&rel("10.5.1"));
+    let before = s.snapshot();
+    for (set, names) in [
+        ("ServiceSettings=1", "ServiceSettings is a section"),
+        ("FileSettings=null", "FileSettings is a section"),
+        (
+            "ServiceSettings.SiteURL.Host=\"x\"",
+            "ServiceSettings.SiteURL is not an object",
+        ),
+        ("A..B=1", "empty key part"),
+        (".A=1", "empty key part"),
+        ("=1", "empty key part"),
+    ] {
+        for cmd in ["plan", "apply"] {
+            let o = s.up(&[cmd, "mattermost", &a, "--set", set]);
+            assert_eq!(
+                o.status.code(),
+                Some(2),
+                "{cmd} --set {set}: {}",
+                stderr(&o)
+            );
+            assert!(
+                stderr(&o).contains(names),
+                "{cmd} --set {set}: {}",
+                stderr(&o)
+            );
+        }
+    }
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"), "still running");
+    s.edit_config(
+        &fs::read_to_string(s.root.path("opt/mattermost/config/config.json")).unwrap(),
+        "[1]\n",
+    );
+    let before = s.snapshot();
+    let o = s.up(&["plan", "mattermost", &a, "--set", "A.B=1"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a JSON object"), "{}", stderr(&o));
+    assert_eq!(s.snapshot(), before);
+}

@@ -140,6 +140,13 @@ pub fn read_config(root: &SysRoot, path: &Path) -> Result<(String, serde_json::V
             ),
         )
     })?;
+    if !doc.is_object() {
+        return Err(Error::bad_input(
+            path,
+            None,
+            "not a JSON object (a config.json is one object of sections); nothing was changed",
+        ));
+    }
     Ok((text, doc))
 }
 
