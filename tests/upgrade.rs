@@ -1494,3 +1494,37 @@ fn a_set_that_replaces_a_section_or_walks_through_a_value_is_refused() {
     assert!(stderr(&o).contains("not a JSON object"), "{}", stderr(&o));
     assert_eq!(s.snapshot(), before);
 }
+
+/// mattermost-10.5.0-linux-amd64.tar.gz holding VERSION 10.5.1: the
+/// plan's version comes from the contents, and a name that says another
+/// version is malformed input (65, rule archive-name-mismatch) with
+/// nothing changed; a name that carries no version is fine.
+#[test]
+fn an_archive_whose_name_and_version_file_disagree_is_refused() {
+    let s = site("9.11.0");
+    let a = s.tarball(&rel("10.5.1"));
+    let renamed = s.work.path().join("mattermost-10.5.0-linux-amd64.tar.gz");
+    fs::copy(&a, &renamed).unwrap();
+    let renamed = renamed.display().to_string();
+    let before = s.snapshot();
+    for cmd in ["plan", "apply"] {
+        let o = s.up(&[cmd, "mattermost", &renamed]);
+        assert_eq!(o.status.code(), Some(65), "{cmd}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("archive-name-mismatch"), "{cmd}: {e}");
+        assert!(e.contains("10.5.0") && e.contains("10.5.1"), "{cmd}: {e}");
+    }
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"));
+    let plain = s.work.path().join("release.tar.gz");
+    fs::copy(&a, &plain).unwrap();
+    let o = s.up(&[
+        "plan",
+        "mattermost",
+        plain.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["to"], "10.5.1");
+}
