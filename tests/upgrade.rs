@@ -1528,3 +1528,50 @@ fn an_archive_whose_name_and_version_file_disagree_is_refused() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(json(&o)["to"], "10.5.1");
 }
+
+/// config/config.json as a symbolic link (here to a file elsewhere in the
+/// root; outside it would be worse): found by the plan, so apply refuses
+/// (3, rule config-is-a-link) before it stops the service or writes.
+#[test]
+fn a_config_json_that_is_a_link_is_refused_by_the_plan_with_the_service_running() {
+    let s = site("9.11.0");
+    let cfg = s.root.path("opt/mattermost/config/config.json");
+    fs::copy(&cfg, s.root.path("etc/mm-config.json")).unwrap();
+    fs::remove_file(&cfg).unwrap();
+    std::os::unix::fs::symlink("/etc/mm-config.json", &cfg).unwrap();
+    let before = s.snapshot();
+    let a = s.tarball(&rel("10.5.1"));
+    let o = s.up(&["plan", "mattermost", &a]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("config-is-a-link"), "{}", stderr(&o));
+    for extra in [
+        &[][..],
+        &["--set", "ServiceSettings.SiteURL=\"https://x.example\""][..],
+    ] {
+        let mut args = vec!["apply", "mattermost", a.as_str()];
+        args.extend_from_slice(extra);
+        let o = s.up(&args);
+        assert_eq!(o.status.code(), Some(3), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("config-is-a-link"), "{}", stderr(&o));
+    }
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(
+        fs::read_link(&cfg).unwrap(),
+        Path::new("/etc/mm-config.json")
+    );
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"), "never stopped");
+
+    // rollback, too, refuses before it stops anything.
+    fs::remove_file(&cfg).unwrap();
+    fs::copy(s.root.path("etc/mm-config.json"), &cfg).unwrap();
+    let o = s.up(&["apply", "mattermost", &a]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    fs::rename(&cfg, s.root.path("etc/mm-config.json")).unwrap();
+    std::os::unix::fs::symlink("/etc/mm-config.json", &cfg).unwrap();
+    let before = s.snapshot();
+    let o = s.up(&["rollback", "mattermost"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("config-is-a-link"), "{}", stderr(&o));
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(s.ping().as_deref(), Some("10.5.1"), "never stopped");
+}

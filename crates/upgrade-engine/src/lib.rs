@@ -150,6 +150,28 @@ pub fn read_config(root: &SysRoot, path: &Path) -> Result<(String, serde_json::V
     Ok((text, doc))
 }
 
+/// Refuses (3, rule `config-is-a-link`) a config file, or a directory
+/// between the tree and it, that is a symbolic link: an upgrade restores
+/// and edits it in place by rename, which would replace the link (or
+/// write where it points). Checked by the plan, before anything stops.
+pub fn refuse_linked_config(rel: &Release, tree: &Path) -> Result<()> {
+    let mut p = tree.to_path_buf();
+    for part in Path::new(&rel.spec.config).components() {
+        p.push(part);
+        let Some(st) = fsops::lstat(&rel.root, &p)? else {
+            return Ok(());
+        };
+        if upkeep_sys::safe::Kind::of(&st) == upkeep_sys::safe::Kind::Symlink {
+            return Err(Error::Refused(format!(
+                "config-is-a-link: {} is a symbolic link; upkeep-upgrade edits and restores {} by rename and will not replace a link or write where it points. Nothing was stopped or changed: replace the link by a copy of the file it points to, then upgrade",
+                p.display(),
+                rel.spec.config,
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A path from config.json (`./data/`, `/opt/mattermost/data`, `data`)
 /// relative to the tree, if it points inside it.
 pub fn inside_tree(spec: &ReleaseSpec, value: &str) -> Option<String> {

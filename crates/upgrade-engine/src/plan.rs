@@ -219,6 +219,7 @@ pub fn plan(rel: &Release, archives: &[PathBuf], opts: &Options) -> Result<(Plan
             rel.product, rel.spec.dir, rel.product
         )));
     }
+    crate::refuse_linked_config(rel, &target)?;
     let (config_text, config) = read_config(&rel.root, &config_path)?;
     let mut edited = config_text.clone();
     for s in &opts.settings {

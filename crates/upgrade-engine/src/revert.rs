@@ -227,6 +227,7 @@ pub fn rollback(rel: &Release, dry_run: bool, restore_db: bool) -> Result<Rolled
     apply::recover_locked(rel)?;
     let target = rel.target();
     let prev = rel.previous();
+    crate::refuse_linked_config(rel, &target)?;
     let installed = rel.installed_version().ok_or_else(|| {
         Error::Failed(format!(
             "{} is not installed in {}: nothing to roll back",
