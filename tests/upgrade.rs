@@ -1575,3 +1575,86 @@ fn a_config_json_that_is_a_link_is_refused_by_the_plan_with_the_service_running(
     assert_eq!(s.snapshot(), before);
     assert_eq!(s.ping().as_deref(), Some("10.5.1"), "never stopped");
 }
+
+/// FileSettings.Directory: empty means the default ./data/; the install
+/// directory itself, above it, or / is malformed (65, naming the setting)
+/// before anything changes; an absolute directory outside the install is
+/// data outside the tree: backed up (storage is local), not preserved.
+#[test]
+fn odd_data_directories_are_defaulted_refused_or_backed_up_from_outside() {
+    let s = site("9.11.0");
+    let a = s.tarball(&rel("10.5.1"));
+    let set_dir = |v: &str| {
+        let cfg = s.root.path("opt/mattermost/config/config.json");
+        let text = fs::read_to_string(&cfg).unwrap();
+        let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        doc["FileSettings"]["Directory"] = v.into();
+        fs::write(&cfg, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    };
+    let plan = |what: &str| {
+        let o = s.up(&["plan", "mattermost", &a, "--format", "json"]);
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+        json(&o)
+    };
+
+    set_dir("");
+    let p = plan("empty");
+    let data = s.root.path("opt/mattermost/data").display().to_string();
+    assert_eq!(p["backup_data"], data.as_str(), "empty is ./data/");
+
+    for bad in [
+        "..",
+        "/",
+        "./data/../..",
+        "/opt/mattermost",
+        "/opt/mattermost/",
+        "/opt",
+        ".",
+    ] {
+        set_dir(bad);
+        let before = s.snapshot();
+        for cmd in ["plan", "apply"] {
+            let o = s.up(&[cmd, "mattermost", &a]);
+            assert_eq!(o.status.code(), Some(65), "{cmd} {bad:?}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("FileSettings.Directory"),
+                "{cmd} {bad:?}: {}",
+                stderr(&o)
+            );
+        }
+        let o = s.up(&["backup", "mattermost", "--skip-db-backup"]);
+        assert_eq!(o.status.code(), Some(65), "backup {bad:?}: {}", stderr(&o));
+        assert_eq!(s.snapshot(), before, "{bad:?}");
+        assert_eq!(s.ping().as_deref(), Some("9.11.0"));
+    }
+
+    s.root
+        .write("srv/mmdata/users/2/avatar.png", b"png2", 0o640);
+    set_dir("/srv/mmdata");
+    let p = plan("outside");
+    let outside = s.root.path("srv/mmdata").display().to_string();
+    assert_eq!(p["backup_data"], outside.as_str());
+    assert!(
+        !p["preserve"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str().unwrap().contains("srv")),
+        "{}",
+        p["preserve"]
+    );
+    set_dir("./data/../files");
+    s.root.write("opt/mattermost/files/f", b"f", 0o640);
+    let p = plan("inside after ..");
+    let files = s.root.path("opt/mattermost/files").display().to_string();
+    assert_eq!(p["backup_data"], files.as_str());
+    assert!(
+        p["preserve"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "files"),
+        "{}",
+        p["preserve"]
+    );
+}

@@ -174,6 +174,7 @@ pub fn backup_now(rel: &Release, opts: &Options) -> Result<PathBuf> {
     })?;
     let config_path = rel.config_path(&rel.target());
     let (config_text, config) = crate::read_config(&rel.root, &config_path)?;
+    plan::check_data_dir(rel, &config, &config_path)?;
     let inputs = plan::Inputs {
         archives: Vec::new(),
         config_text,

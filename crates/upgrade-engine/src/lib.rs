@@ -172,34 +172,55 @@ pub fn refuse_linked_config(rel: &Release, tree: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A path from config.json (`./data/`, `/opt/mattermost/data`, `data`)
-/// relative to the tree, if it points inside it.
-pub fn inside_tree(spec: &ReleaseSpec, value: &str) -> Option<String> {
+/// Where a path from config.json leads: relative paths start at the
+/// tree, `..` is resolved by name (as the server joins paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// Inside the tree, relative to it (never empty).
+    Inside(String),
+    /// Outside the tree: the absolute path, inside the root.
+    Outside(String),
+    /// The tree itself, a directory above it, or `/`.
+    TreeOrAbove(String),
+}
+
+pub fn place(spec: &ReleaseSpec, value: &str) -> Place {
     let v = value.trim();
-    if v.is_empty() {
-        return None;
-    }
-    let rel = if let Some(abs) = v.strip_prefix('/') {
-        let dir = spec.dir.trim_start_matches('/').trim_end_matches('/');
-        abs.strip_prefix(dir)?
-            .strip_prefix('/')
-            .or(Some(""))?
-            .to_string()
+    let dir: Vec<&str> = spec.dir.split('/').filter(|c| !c.is_empty()).collect();
+    let mut full: Vec<&str> = if v.starts_with('/') {
+        Vec::new()
     } else {
-        v.to_string()
+        dir.clone()
     };
-    let mut parts = Vec::new();
-    for c in rel.split('/') {
+    for c in v.split('/') {
         match c {
             "" | "." => {}
-            ".." => return None,
-            p => parts.push(p),
+            ".." => {
+                full.pop();
+            }
+            p => full.push(p),
         }
     }
-    if parts.is_empty() {
+    let shown = format!("/{}", full.join("/"));
+    if full.len() <= dir.len() && dir.starts_with(&full) {
+        Place::TreeOrAbove(shown)
+    } else if full.starts_with(&dir) {
+        Place::Inside(full[dir.len()..].join("/"))
+    } else {
+        Place::Outside(shown)
+    }
+}
+
+/// A path from config.json (`./data/`, `/opt/mattermost/data`, `data`,
+/// `./data/../files`) relative to the tree, if it points inside it.
+pub fn inside_tree(spec: &ReleaseSpec, value: &str) -> Option<String> {
+    if value.trim().is_empty() {
         return None;
     }
-    Some(parts.join("/"))
+    match place(spec, value) {
+        Place::Inside(rel) => Some(rel),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -222,5 +243,29 @@ mod tests {
         assert_eq!(inside_tree(&spec, "../x"), None);
         assert_eq!(inside_tree(&spec, ""), None);
         assert_eq!(inside_tree(&spec, "/opt/mm"), None);
+        assert_eq!(
+            inside_tree(&spec, "./data/../files").as_deref(),
+            Some("files")
+        );
+        assert_eq!(inside_tree(&spec, "./data/../.."), None);
+        for above in [
+            "..",
+            "/",
+            ".",
+            "./data/../..",
+            "/opt/mm/",
+            "/opt",
+            "../../..",
+        ] {
+            assert!(
+                matches!(place(&spec, above), Place::TreeOrAbove(_)),
+                "{above}"
+            );
+        }
+        assert_eq!(
+            place(&spec, "/srv/data"),
+            Place::Outside("/srv/data".into())
+        );
+        assert_eq!(place(&spec, "../mmx"), Place::Outside("/opt/mmx".into()));
     }
 }
