@@ -150,6 +150,16 @@ pub fn read_config(root: &SysRoot, path: &Path) -> Result<(String, serde_json::V
     Ok((text, doc))
 }
 
+/// A command asked to act on a product that is not installed under the
+/// root: a failed precondition (exit 1), never a policy refusal (3) nor
+/// malformed input (65), in the same words from every command.
+pub fn not_installed(product: &str, root: &SysRoot, why: impl std::fmt::Display) -> Error {
+    Error::Failed(format!(
+        "{product} is not installed under {}: {why}",
+        root.dir().display()
+    ))
+}
+
 /// Refuses (3, rule `config-is-a-link`) a config file, or a directory
 /// between the tree and it, that is a symbolic link: an upgrade restores
 /// and edits it in place by rename, which would replace the link (or

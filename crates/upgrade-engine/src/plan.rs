@@ -254,10 +254,14 @@ pub fn plan(rel: &Release, archives: &[PathBuf], opts: &Options) -> Result<(Plan
     let config_path = rel.config_path(&target);
     let from = rel.installed_version();
     if from.is_none() && !crate::fsops::exists(&rel.root, &target) {
-        return Err(Error::Refused(format!(
-            "{} is not installed in {} (for a first install: upkeep-upgrade install {} ARCHIVE)",
-            rel.product, rel.spec.dir, rel.product
-        )));
+        return Err(crate::not_installed(
+            &rel.product,
+            &rel.root,
+            format!(
+                "{} is not there (for a first install: upkeep-upgrade install {} ARCHIVE)",
+                rel.spec.dir, rel.product
+            ),
+        ));
     }
     crate::refuse_linked_config(rel, &target)?;
     let (config_text, config) = read_config(&rel.root, &config_path)?;
