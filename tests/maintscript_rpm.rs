@@ -82,3 +82,19 @@ fn rpm_pre_refuses_an_unparseable_version_as_malformed() {
         assert!(!r.path("var/lib/upkeep/maintscript/tegu.json").exists());
     }
 }
+
+/// rpm says it is an upgrade ($1 = 2) but its database has no tegu (or
+/// no rpm can read it): the policy cannot be applied, and it says so.
+#[test]
+fn rpm_pre_warns_when_the_replaced_version_cannot_be_read() {
+    let r = TestRoot::new();
+    r.init_rpm();
+    let out = pre(&r, "3.1.0-1");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("could not be read from the rpm database")
+            && err.contains("downgrade policy was not applied"),
+        "{err}"
+    );
+}

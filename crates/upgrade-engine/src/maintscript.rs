@@ -211,6 +211,12 @@ pub fn run(ctx: &Ctx<'_>, step: &Step, script: &str) -> Result<Outcome> {
         Step::PreUpgrade { old, new } => {
             let old = ctx.replaced_version(old)?;
             let new = new.clone().or_else(|| ctx.new_version.clone());
+            if old.is_none() && ctx.manager == Manager::Rpm {
+                out.warnings.push(format!(
+                    "{script}: the version being replaced could not be read from the rpm database (no rpm in the root, or none of {} installed): the downgrade policy was not applied; give --old-version",
+                    ctx.package_names().join(", ")
+                ));
+            }
             policy(ctx, old.as_deref(), new.as_deref(), script, &mut out)?;
             preflight(ctx)?;
             pre_upgrade(ctx, old, new, &mut out)?;
