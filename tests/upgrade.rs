@@ -1488,3 +1488,215 @@ fn backup_now_is_verified_and_listed_and_changes_nothing_installed() {
         1
     );
 }
+
+/// `--set` that would drop a whole section, go through a value that is not
+/// an object, or has an empty key part: refused as usage (2) naming the
+/// key, before anything is stopped or written; a config.json that is not
+/// an object at all is malformed input (65).
+#[test]
+fn a_set_that_replaces_a_section_or_walks_through_a_value_is_refused() {
+    let s = site("9.11.0");
+    let a = s.tarball(&rel("10.5.1"));
+    let before = s.snapshot();
+    for (set, names) in [
+        ("ServiceSettings=1", "ServiceSettings is a section"),
+        ("FileSettings=null", "FileSettings is a section"),
+        (
+            "ServiceSettings.SiteURL.Host=\"x\"",
+            "ServiceSettings.SiteURL is not an object",
+        ),
+        ("A..B=1", "empty key part"),
+        (".A=1", "empty key part"),
+        ("=1", "empty key part"),
+    ] {
+        for cmd in ["plan", "apply"] {
+            let o = s.up(&[cmd, "mattermost", &a, "--set", set]);
+            assert_eq!(
+                o.status.code(),
+                Some(2),
+                "{cmd} --set {set}: {}",
+                stderr(&o)
+            );
+            assert!(
+                stderr(&o).contains(names),
+                "{cmd} --set {set}: {}",
+                stderr(&o)
+            );
+        }
+    }
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"), "still running");
+    s.edit_config(
+        &fs::read_to_string(s.root.path("opt/mattermost/config/config.json")).unwrap(),
+        "[1]\n",
+    );
+    let before = s.snapshot();
+    let o = s.up(&["plan", "mattermost", &a, "--set", "A.B=1"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a JSON object"), "{}", stderr(&o));
+    assert_eq!(s.snapshot(), before);
+}
+
+/// mattermost-10.5.0-linux-amd64.tar.gz holding VERSION 10.5.1: the
+/// plan's version comes from the contents, and a name that says another
+/// version is malformed input (65, rule archive-name-mismatch) with
+/// nothing changed; a name that carries no version is fine.
+#[test]
+fn an_archive_whose_name_and_version_file_disagree_is_refused() {
+    let s = site("9.11.0");
+    let a = s.tarball(&rel("10.5.1"));
+    let renamed = s.work.path().join("mattermost-10.5.0-linux-amd64.tar.gz");
+    fs::copy(&a, &renamed).unwrap();
+    let renamed = renamed.display().to_string();
+    let before = s.snapshot();
+    for cmd in ["plan", "apply"] {
+        let o = s.up(&[cmd, "mattermost", &renamed]);
+        assert_eq!(o.status.code(), Some(65), "{cmd}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("archive-name-mismatch"), "{cmd}: {e}");
+        assert!(e.contains("10.5.0") && e.contains("10.5.1"), "{cmd}: {e}");
+    }
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"));
+    let plain = s.work.path().join("release.tar.gz");
+    fs::copy(&a, &plain).unwrap();
+    let o = s.up(&[
+        "plan",
+        "mattermost",
+        plain.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["to"], "10.5.1");
+}
+
+/// config/config.json as a symbolic link (here to a file elsewhere in the
+/// root; outside it would be worse): found by the plan, so apply refuses
+/// (3, rule config-is-a-link) before it stops the service or writes.
+#[test]
+fn a_config_json_that_is_a_link_is_refused_by_the_plan_with_the_service_running() {
+    let s = site("9.11.0");
+    let cfg = s.root.path("opt/mattermost/config/config.json");
+    fs::copy(&cfg, s.root.path("etc/mm-config.json")).unwrap();
+    fs::remove_file(&cfg).unwrap();
+    std::os::unix::fs::symlink("/etc/mm-config.json", &cfg).unwrap();
+    let before = s.snapshot();
+    let a = s.tarball(&rel("10.5.1"));
+    let o = s.up(&["plan", "mattermost", &a]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("config-is-a-link"), "{}", stderr(&o));
+    for extra in [
+        &[][..],
+        &["--set", "ServiceSettings.SiteURL=\"https://x.example\""][..],
+    ] {
+        let mut args = vec!["apply", "mattermost", a.as_str()];
+        args.extend_from_slice(extra);
+        let o = s.up(&args);
+        assert_eq!(o.status.code(), Some(3), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("config-is-a-link"), "{}", stderr(&o));
+    }
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(
+        fs::read_link(&cfg).unwrap(),
+        Path::new("/etc/mm-config.json")
+    );
+    assert_eq!(s.ping().as_deref(), Some("9.11.0"), "never stopped");
+
+    // rollback, too, refuses before it stops anything.
+    fs::remove_file(&cfg).unwrap();
+    fs::copy(s.root.path("etc/mm-config.json"), &cfg).unwrap();
+    let o = s.up(&["apply", "mattermost", &a]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    fs::rename(&cfg, s.root.path("etc/mm-config.json")).unwrap();
+    std::os::unix::fs::symlink("/etc/mm-config.json", &cfg).unwrap();
+    let before = s.snapshot();
+    let o = s.up(&["rollback", "mattermost"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("config-is-a-link"), "{}", stderr(&o));
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(s.ping().as_deref(), Some("10.5.1"), "never stopped");
+}
+
+/// FileSettings.Directory: empty means the default ./data/; the install
+/// directory itself, above it, or / is malformed (65, naming the setting)
+/// before anything changes; an absolute directory outside the install is
+/// data outside the tree: backed up (storage is local), not preserved.
+#[test]
+fn odd_data_directories_are_defaulted_refused_or_backed_up_from_outside() {
+    let s = site("9.11.0");
+    let a = s.tarball(&rel("10.5.1"));
+    let set_dir = |v: &str| {
+        let cfg = s.root.path("opt/mattermost/config/config.json");
+        let text = fs::read_to_string(&cfg).unwrap();
+        let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        doc["FileSettings"]["Directory"] = v.into();
+        fs::write(&cfg, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    };
+    let plan = |what: &str| {
+        let o = s.up(&["plan", "mattermost", &a, "--format", "json"]);
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+        json(&o)
+    };
+
+    set_dir("");
+    let p = plan("empty");
+    let data = s.root.path("opt/mattermost/data").display().to_string();
+    assert_eq!(p["backup_data"], data.as_str(), "empty is ./data/");
+
+    for bad in [
+        "..",
+        "/",
+        "./data/../..",
+        "/opt/mattermost",
+        "/opt/mattermost/",
+        "/opt",
+        ".",
+    ] {
+        set_dir(bad);
+        let before = s.snapshot();
+        for cmd in ["plan", "apply"] {
+            let o = s.up(&[cmd, "mattermost", &a]);
+            assert_eq!(o.status.code(), Some(65), "{cmd} {bad:?}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("FileSettings.Directory"),
+                "{cmd} {bad:?}: {}",
+                stderr(&o)
+            );
+        }
+        let o = s.up(&["backup", "mattermost", "--skip-db-backup"]);
+        assert_eq!(o.status.code(), Some(65), "backup {bad:?}: {}", stderr(&o));
+        assert_eq!(s.snapshot(), before, "{bad:?}");
+        assert_eq!(s.ping().as_deref(), Some("9.11.0"));
+    }
+
+    s.root
+        .write("srv/mmdata/users/2/avatar.png", b"png2", 0o640);
+    set_dir("/srv/mmdata");
+    let p = plan("outside");
+    let outside = s.root.path("srv/mmdata").display().to_string();
+    assert_eq!(p["backup_data"], outside.as_str());
+    assert!(
+        !p["preserve"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str().unwrap().contains("srv")),
+        "{}",
+        p["preserve"]
+    );
+    set_dir("./data/../files");
+    s.root.write("opt/mattermost/files/f", b"f", 0o640);
+    let p = plan("inside after ..");
+    let files = s.root.path("opt/mattermost/files").display().to_string();
+    assert_eq!(p["backup_data"], files.as_str());
+    assert!(
+        p["preserve"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "files"),
+        "{}",
+        p["preserve"]
+    );
+}

@@ -187,7 +187,7 @@ fn version_file_edge_cases() {
             .contains("02-00, 2.0, 3, 5"),
         "{j}"
     );
-    // Not installed: refused.
+    // Not installed: a failed precondition (1), not a policy refusal.
     let r = TestRoot::new();
     let o = upkeep(
         "upkeep-upgrade",
@@ -198,5 +198,10 @@ fn version_file_edge_cases() {
             r.root().to_str().expect("utf8"),
         ],
     );
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("groupmax is not installed under"),
+        "{}",
+        stderr(&o)
+    );
 }

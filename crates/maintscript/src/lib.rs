@@ -73,7 +73,7 @@ pub struct Args {
     /// rpm: which scriptlet calls (pre, post, preun, postun, posttrans); deb: $DPKG_MAINTSCRIPT_NAME.
     #[arg(long, value_name = "NAME")]
     pub scriptlet: Option<String>,
-    /// The version being replaced, where the package manager does not say (rpm).
+    /// The version being replaced, where the package manager does not say (rpm: by default read from the root's rpm database).
     #[arg(long, value_name = "VERSION")]
     pub old_version: Option<String>,
     /// The version being installed, where the package manager does not say (rpm: %{version}-%{release}).
@@ -131,6 +131,9 @@ fn run(args: Args) -> Result<ExitCode> {
     ctx.package = std::env::var("DPKG_MAINTSCRIPT_PACKAGE")
         .ok()
         .filter(|s| !s.is_empty());
+    if args.scriptlet.is_some() {
+        ctx.manager = ms::Manager::Rpm;
+    }
     ctx.old_version = args.old_version.clone();
     ctx.new_version = args.new_version.clone();
     let out = ms::run(&ctx, &step, script.trim())?;

@@ -149,6 +149,34 @@ fn verify_says_modified(out: &str, path: &str) -> bool {
     })
 }
 
+/// Whether `v` is an rpm `[EPOCH:]VERSION[-RELEASE]`: a numeric epoch,
+/// and a version and release of rpm's characters (no `-` inside either).
+pub fn check_evr(v: &str) -> std::result::Result<(), &'static str> {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+~^".contains(&b))
+    };
+    let rest = match v.split_once(':') {
+        Some((e, _)) if e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err("epoch in version is not a number")
+        }
+        Some((_, rest)) => rest,
+        None => v,
+    };
+    let (version, release) = match rest.split_once('-') {
+        Some((v, r)) => (v, Some(r)),
+        None => (rest, None),
+    };
+    if !ok(version) {
+        return Err("version is empty or has a character rpm does not allow");
+    }
+    if release.is_some_and(|r| !ok(r)) {
+        return Err("release is empty or has a character rpm does not allow (or a second '-')");
+    }
+    Ok(())
+}
+
 /// RPM version order (never dpkg's: `2.30-ubuntu1` vs `2.30-1` differ).
 pub fn compare_evr(a: &str, b: &str) -> std::cmp::Ordering {
     rpm_version::Evr::parse(a).cmp(&rpm_version::Evr::parse(b))
@@ -182,5 +210,24 @@ mod tests {
         assert_eq!(compare_evr("2.30-ubuntu1", "2.30-1"), Less);
         assert_eq!(compare_evr("1:1.0-1", "2.0-1"), Greater);
         assert_eq!(compare_evr("1.0~rc1-1", "1.0-1"), Less);
+    }
+
+    #[test]
+    fn evr_syntax() {
+        for good in ["3.2.0", "3.2.0-1", "1:3.2.0-1.el9", "1.0~rc1^git2-1"] {
+            assert_eq!(check_evr(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "3.3.0 beta",
+            "1:",
+            ":1.0",
+            "x:1.0",
+            "1.0-",
+            "1.0-1-2",
+            "-1",
+        ] {
+            assert!(check_evr(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -167,13 +167,15 @@ fn backup(rel: &Release, from: &str, inputs: &plan::Inputs, opts: &Options) -> R
 pub fn backup_now(rel: &Release, opts: &Options) -> Result<PathBuf> {
     let _lock = Journal::lock(&rel.root, Duration::from_secs(10))?;
     let from = rel.installed_version().ok_or_else(|| {
-        Error::Failed(format!(
-            "{} is not installed in {}: nothing to back up",
-            rel.product, rel.spec.dir
-        ))
+        crate::not_installed(
+            &rel.product,
+            &rel.root,
+            format!("no release in {}: nothing to back up", rel.spec.dir),
+        )
     })?;
     let config_path = rel.config_path(&rel.target());
     let (config_text, config) = crate::read_config(&rel.root, &config_path)?;
+    plan::check_data_dir(rel, &config, &config_path)?;
     let inputs = plan::Inputs {
         archives: Vec::new(),
         config_text,

@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use tar::EntryType;
 use upkeep_engine::release::ReleaseSpec;
 use upkeep_pkg::arch::{elf_machine, elf_machine_name, host_elf_machine};
+use upkeep_pkg::version::ProductVersion;
 use upkeep_sys::Error;
 
 /// What an entry is, once checked.
@@ -282,6 +283,7 @@ pub fn check(spec: &ReleaseSpec, path: &Path) -> upkeep_sys::Result<Checked> {
             ),
         )
     })?;
+    check_name_agrees(path, &version)?;
     Ok(Checked {
         path: path.to_path_buf(),
         entries,
@@ -290,9 +292,82 @@ pub fn check(spec: &ReleaseSpec, path: &Path) -> upkeep_sys::Result<Checked> {
     })
 }
 
+/// The dotted numbers in an archive's file name (`9.11.0` in
+/// `mattermost-9.11.0-linux-amd64.tar.gz`; none in `release.tar.gz`).
+fn versions_in_name(name: &str) -> Vec<Vec<u64>> {
+    let mut found = Vec::new();
+    for token in name.split(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        let token = token.trim_matches('.');
+        if !token.contains('.') {
+            continue;
+        }
+        if let Some(parts) = token
+            .split('.')
+            .map(|p| p.parse::<u64>().ok())
+            .collect::<Option<Vec<u64>>>()
+        {
+            found.push(parts);
+        }
+    }
+    found
+}
+
+/// Same version when equal once the shorter is padded with zeros (`9.11`
+/// names `9.11.0`).
+fn same_numbers(a: &[u64], b: &[u64]) -> bool {
+    (0..a.len().max(b.len())).all(|i| a.get(i).unwrap_or(&0) == b.get(i).unwrap_or(&0))
+}
+
+/// The version comes from the archive's contents; a file name that says
+/// another one is a mislabelled archive, refused rather than guessed.
+fn check_name_agrees(path: &Path, version: &str) -> upkeep_sys::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let named = versions_in_name(&name);
+    let Some(content) = ProductVersion::parse(version) else {
+        return Ok(()); // the caller refuses a content version that is none
+    };
+    if named.is_empty() || named.iter().any(|n| same_numbers(n, &content.parts)) {
+        return Ok(());
+    }
+    let said: Vec<String> = named
+        .iter()
+        .map(|n| n.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
+        .collect();
+    Err(bad(
+        path,
+        format!(
+            "archive-name-mismatch: its name says {}, but the release inside says {version}; nothing was changed. Get the archive again, or rename it to what it holds",
+            said.join(" or ")
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_a_file_name_says() {
+        let v = |n: &str| versions_in_name(n);
+        assert_eq!(v("mattermost-9.11.0-linux-amd64.tar.gz"), [vec![9, 11, 0]]);
+        assert!(v("release.tar.gz").is_empty());
+        assert!(v("mattermost-linux-amd64.tar.gz").is_empty());
+        assert_eq!(v("mm-v10.5.1.tar.gz"), [vec![10, 5, 1]]);
+        let p = |n: &str| Path::new(n).to_path_buf();
+        assert!(check_name_agrees(&p("/x/mattermost-9.11.0-linux-amd64.tar.gz"), "9.11.0").is_ok());
+        assert!(check_name_agrees(&p("/x/mattermost-9.11-linux-amd64.tar.gz"), "9.11.0").is_ok());
+        assert!(check_name_agrees(&p("/x/release.tar.gz"), "9.10.0").is_ok());
+        let e = check_name_agrees(&p("/x/mattermost-9.11.0-linux-amd64.tar.gz"), "9.10.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("archive-name-mismatch") && e.contains("9.11.0"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn names_and_links() {

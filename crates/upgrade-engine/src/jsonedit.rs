@@ -212,6 +212,14 @@ pub fn set(text: &str, setting: &Setting) -> Result<String, String> {
         let found = obj.members.iter().rev().find(|m| &m.key == part);
         match found {
             Some(m) if last => {
+                if !setting.value.is_object() && object_at(text, m.value_start).is_some() {
+                    return Err(format!(
+                        "{} is a section (a JSON object): replacing it with {} would drop every setting in it; set its keys one by one ({}.KEY=JSON)",
+                        setting.key.join("."),
+                        setting.value,
+                        setting.key.join(".")
+                    ));
+                }
                 let value = serde_json::to_string(&setting.value).map_err(|e| e.to_string())?;
                 let mut out = String::with_capacity(text.len() + value.len());
                 out.push_str(&text[..m.value_start]);
@@ -314,6 +322,148 @@ mod tests {
         parse(&out).unwrap();
         // Through a non-object: refused, not guessed.
         assert!(set(DOC, &setting("Zed.a=1")).is_err());
+    }
+
+    #[test]
+    fn a_section_is_never_replaced_by_a_scalar() {
+        for bad in [
+            "ServiceSettings=1",
+            "ServiceSettings=\"x\"",
+            "ServiceSettings=null",
+            "ServiceSettings=[]",
+            "SqlSettings=false",
+        ] {
+            let e = set(DOC, &setting(bad)).unwrap_err();
+            assert!(e.contains("is a section"), "{bad}: {e}");
+        }
+        // A section by a section, and a scalar by anything, still go.
+        set(DOC, &setting("SqlSettings={\"DriverName\":\"postgres\"}")).unwrap();
+        set(DOC, &setting("Zed=1")).unwrap();
+        // A key path through a scalar names the part that is not an object.
+        let e = set(DOC, &setting("ServiceSettings.SiteURL.X=1")).unwrap_err();
+        assert!(
+            e.contains("ServiceSettings.SiteURL is not an object"),
+            "{e}"
+        );
+        for bad in ["=1", ".A=1", "A.=1", "A..B=1", "A.B.=1"] {
+            assert!(parse_setting(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// What `set` must do, on the parsed document: `None` = refused.
+    fn model(doc: &Value, path: &[String], v: &Value) -> Option<Value> {
+        let mut out = doc.clone();
+        let mut cur = out.as_object_mut()?;
+        for (i, k) in path.iter().enumerate() {
+            let last = i + 1 == path.len();
+            match cur.get(k) {
+                Some(old) if last => {
+                    if old.is_object() && !v.is_object() {
+                        return None;
+                    }
+                    cur.insert(k.clone(), v.clone());
+                    return Some(out);
+                }
+                Some(old) if !old.is_object() => return None,
+                Some(_) => cur = cur.get_mut(k)?.as_object_mut()?,
+                None => {
+                    let mut value = v.clone();
+                    for k in path[i + 1..].iter().rev() {
+                        value = serde_json::json!({ k.clone(): value });
+                    }
+                    cur.insert(k.clone(), value);
+                    return Some(out);
+                }
+            }
+        }
+        None
+    }
+
+    fn key_part() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just("ServiceSettings".to_string()),
+            Just("SiteURL".to_string()),
+            Just("SqlSettings".to_string()),
+            Just("Zed".to_string()),
+            Just("a\"}".to_string()),
+            Just("S".to_string()),
+            Just("K".to_string()),
+            Just(String::new()),
+            "[a-zA-Z\"\\\\ {}:,]{1,4}",
+        ]
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(Value::from),
+            "[a-z\"\\\\ {}]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z]{1,3}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const DOCS: [&str; 3] = [
+        DOC,
+        "{\"a\\\"}\": \"}{\", \"S\": {\"K\": \"v\\\"}\"}}",
+        "{}",
+    ];
+
+    proptest::proptest! {
+        /// Any `--set`: refused, or exactly that value at that path with
+        /// every byte outside the edited value as it was.
+        #[test]
+        fn set_changes_exactly_one_value_or_refuses(
+            which in 0..DOCS.len(),
+            path in proptest::collection::vec(key_part(), 1..4),
+            value in json_value(),
+        ) {
+            let text = DOCS[which];
+            let doc = parse(text).unwrap();
+            let arg = format!("{}={}", path.join("."), value);
+            let Ok(s) = parse_setting(&arg) else {
+                proptest::prop_assert!(
+                    path.iter().any(|p| p.is_empty() || p.contains('.') || p.contains('=')),
+                    "refused a good key: {arg}"
+                );
+                return Ok(());
+            };
+            let want = model(&doc, &s.key, &s.value);
+            let got = set(text, &s);
+            match (&want, &got) {
+                (None, Err(_)) => {}
+                (Some(w), Ok(out)) => {
+                    proptest::prop_assert_eq!(&parse(out).unwrap(), w);
+                    let p = text.bytes().zip(out.bytes()).take_while(|(a, b)| a == b).count();
+                    let room = text.len().min(out.len()) - p;
+                    let sfx = text.bytes().rev().zip(out.bytes().rev())
+                        .take_while(|(a, b)| a == b).count().min(room);
+                    let replaced = jsonedit_get_path(&doc, &s.key).is_some();
+                    if replaced {
+                        let new = serde_json::to_string(&s.value).unwrap();
+                        let end = out.len() - sfx;
+                        let covered = p == end || out.match_indices(new.as_str())
+                            .any(|(i, _)| i <= p && i + new.len() >= end);
+                        proptest::prop_assert!(covered, "bytes outside the value changed: {out}");
+                    } else {
+                        proptest::prop_assert_eq!(p + sfx, text.len(), "an insertion removed bytes: {}", out);
+                    }
+                }
+                _ => proptest::prop_assert!(false, "{arg}: model {want:?}, set {got:?}"),
+            }
+        }
+    }
+
+    fn jsonedit_get_path<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
+        path.iter().try_fold(doc, |v, k| v.get(k))
     }
 
     #[test]

@@ -140,37 +140,97 @@ pub fn read_config(root: &SysRoot, path: &Path) -> Result<(String, serde_json::V
             ),
         )
     })?;
+    if !doc.is_object() {
+        return Err(Error::bad_input(
+            path,
+            None,
+            "not a JSON object (a config.json is one object of sections); nothing was changed",
+        ));
+    }
     Ok((text, doc))
 }
 
-/// A path from config.json (`./data/`, `/opt/mattermost/data`, `data`)
-/// relative to the tree, if it points inside it.
-pub fn inside_tree(spec: &ReleaseSpec, value: &str) -> Option<String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return None;
-    }
-    let rel = if let Some(abs) = v.strip_prefix('/') {
-        let dir = spec.dir.trim_start_matches('/').trim_end_matches('/');
-        abs.strip_prefix(dir)?
-            .strip_prefix('/')
-            .or(Some(""))?
-            .to_string()
-    } else {
-        v.to_string()
-    };
-    let mut parts = Vec::new();
-    for c in rel.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => return None,
-            p => parts.push(p),
+/// A command asked to act on a product that is not installed under the
+/// root: a failed precondition (exit 1), never a policy refusal (3) nor
+/// malformed input (65), in the same words from every command.
+pub fn not_installed(product: &str, root: &SysRoot, why: impl std::fmt::Display) -> Error {
+    Error::Failed(format!(
+        "{product} is not installed under {}: {why}",
+        root.dir().display()
+    ))
+}
+
+/// Refuses (3, rule `config-is-a-link`) a config file, or a directory
+/// between the tree and it, that is a symbolic link: an upgrade restores
+/// and edits it in place by rename, which would replace the link (or
+/// write where it points). Checked by the plan, before anything stops.
+pub fn refuse_linked_config(rel: &Release, tree: &Path) -> Result<()> {
+    let mut p = tree.to_path_buf();
+    for part in Path::new(&rel.spec.config).components() {
+        p.push(part);
+        let Some(st) = fsops::lstat(&rel.root, &p)? else {
+            return Ok(());
+        };
+        if upkeep_sys::safe::Kind::of(&st) == upkeep_sys::safe::Kind::Symlink {
+            return Err(Error::Refused(format!(
+                "config-is-a-link: {} is a symbolic link; upkeep-upgrade edits and restores {} by rename and will not replace a link or write where it points. Nothing was stopped or changed: replace the link by a copy of the file it points to, then upgrade",
+                p.display(),
+                rel.spec.config,
+            )));
         }
     }
-    if parts.is_empty() {
+    Ok(())
+}
+
+/// Where a path from config.json leads: relative paths start at the
+/// tree, `..` is resolved by name (as the server joins paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// Inside the tree, relative to it (never empty).
+    Inside(String),
+    /// Outside the tree: the absolute path, inside the root.
+    Outside(String),
+    /// The tree itself, a directory above it, or `/`.
+    TreeOrAbove(String),
+}
+
+pub fn place(spec: &ReleaseSpec, value: &str) -> Place {
+    let v = value.trim();
+    let dir: Vec<&str> = spec.dir.split('/').filter(|c| !c.is_empty()).collect();
+    let mut full: Vec<&str> = if v.starts_with('/') {
+        Vec::new()
+    } else {
+        dir.clone()
+    };
+    for c in v.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                full.pop();
+            }
+            p => full.push(p),
+        }
+    }
+    let shown = format!("/{}", full.join("/"));
+    if full.len() <= dir.len() && dir.starts_with(&full) {
+        Place::TreeOrAbove(shown)
+    } else if full.starts_with(&dir) {
+        Place::Inside(full[dir.len()..].join("/"))
+    } else {
+        Place::Outside(shown)
+    }
+}
+
+/// A path from config.json (`./data/`, `/opt/mattermost/data`, `data`,
+/// `./data/../files`) relative to the tree, if it points inside it.
+pub fn inside_tree(spec: &ReleaseSpec, value: &str) -> Option<String> {
+    if value.trim().is_empty() {
         return None;
     }
-    Some(parts.join("/"))
+    match place(spec, value) {
+        Place::Inside(rel) => Some(rel),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -193,5 +253,29 @@ mod tests {
         assert_eq!(inside_tree(&spec, "../x"), None);
         assert_eq!(inside_tree(&spec, ""), None);
         assert_eq!(inside_tree(&spec, "/opt/mm"), None);
+        assert_eq!(
+            inside_tree(&spec, "./data/../files").as_deref(),
+            Some("files")
+        );
+        assert_eq!(inside_tree(&spec, "./data/../.."), None);
+        for above in [
+            "..",
+            "/",
+            ".",
+            "./data/../..",
+            "/opt/mm/",
+            "/opt",
+            "../../..",
+        ] {
+            assert!(
+                matches!(place(&spec, above), Place::TreeOrAbove(_)),
+                "{above}"
+            );
+        }
+        assert_eq!(
+            place(&spec, "/srv/data"),
+            Place::Outside("/srv/data".into())
+        );
+        assert_eq!(place(&spec, "../mmx"), Place::Outside("/opt/mmx".into()));
     }
 }

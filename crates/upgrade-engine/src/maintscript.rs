@@ -43,10 +43,43 @@ pub struct Outcome {
     pub warnings: Vec<String>,
 }
 
+/// The package manager running the script: its database says what is
+/// installed, and its version syntax and order apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Manager {
+    #[default]
+    Dpkg,
+    Rpm,
+}
+
+impl Manager {
+    fn check(self, v: &str) -> std::result::Result<(), &'static str> {
+        match self {
+            Manager::Dpkg => upkeep_pkg::version::check_deb(v),
+            Manager::Rpm => upkeep_pkg::rpm::check_evr(v),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Manager::Dpkg => "Debian",
+            Manager::Rpm => "rpm",
+        }
+    }
+
+    fn compare(self, a: &str, b: &str) -> Option<Ordering> {
+        match self {
+            Manager::Dpkg => upkeep_pkg::version::compare_deb(a, b),
+            Manager::Rpm => Some(upkeep_pkg::rpm::compare_evr(a, b)),
+        }
+    }
+}
+
 /// The context of one call: the product's manifest and the root.
 pub struct Ctx<'a> {
     pub root: &'a SysRoot,
     pub plugin: &'a Plugin,
+    pub manager: Manager,
     pub spec: Option<MaintscriptSpec>,
     /// The package whose script runs (`$DPKG_MAINTSCRIPT_PACKAGE`), for the
     /// installed version when the script is not told it.
@@ -77,6 +110,7 @@ impl<'a> Ctx<'a> {
         Ctx {
             root,
             plugin,
+            manager: Manager::Dpkg,
             spec: effective(&plugin.manifest),
             package: None,
             old_version: None,
@@ -119,21 +153,51 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// The version being replaced: as the script was told, else as the
+    /// caller said (`--old-version`), else the installed one.
+    fn replaced_version(&self, told: &Option<String>) -> Result<Option<String>> {
+        match told.clone().or_else(|| self.old_version.clone()) {
+            Some(v) => Ok(Some(v)),
+            None => self.installed_package_version(),
+        }
+    }
+
+    fn package_names(&self) -> Vec<String> {
+        match &self.package {
+            Some(p) => vec![p.clone()],
+            None => self.plugin.manifest.packages.clone(),
+        }
+    }
+
     /// The installed version of the package running the script, from the
-    /// package database (dpkg's status).
+    /// package database (dpkg's status, or rpm's database: rpm's `$1` is
+    /// a count, never the old version).
     fn installed_package_version(&self) -> Result<Option<String>> {
+        if self.manager == Manager::Rpm {
+            return self.installed_rpm_version();
+        }
         let Some(db) = upkeep_pkg::dpkg::Dpkg::open(self.root)? else {
             return Ok(None);
         };
-        let names: Vec<String> = match &self.package {
-            Some(p) => vec![p.clone()],
-            None => self.plugin.manifest.packages.clone(),
-        };
-        for n in names {
+        for n in self.package_names() {
             if let Some(p) = db.package(&n)? {
                 if p.has_files() {
                     return Ok(Some(p.version));
                 }
+            }
+        }
+        Ok(None)
+    }
+
+    /// `[EPOCH:]VERSION-RELEASE` of the package in the root's rpm database
+    /// (asked through rpm itself, with `--root`).
+    fn installed_rpm_version(&self) -> Result<Option<String>> {
+        let Some(db) = upkeep_pkg::rpm::Rpm::open(self.root) else {
+            return Ok(None);
+        };
+        for n in self.package_names() {
+            if let Some(p) = db.package(&n)? {
+                return Ok(Some(p.evr));
             }
         }
         Ok(None)
@@ -145,8 +209,14 @@ pub fn run(ctx: &Ctx<'_>, step: &Step, script: &str) -> Result<Outcome> {
     let mut out = Outcome::default();
     match step {
         Step::PreUpgrade { old, new } => {
-            let old = old.clone().or_else(|| ctx.old_version.clone());
+            let old = ctx.replaced_version(old)?;
             let new = new.clone().or_else(|| ctx.new_version.clone());
+            if old.is_none() && ctx.manager == Manager::Rpm {
+                out.warnings.push(format!(
+                    "{script}: the version being replaced could not be read from the rpm database (no rpm in the root, or none of {} installed): the downgrade policy was not applied; give --old-version",
+                    ctx.package_names().join(", ")
+                ));
+            }
             policy(ctx, old.as_deref(), new.as_deref(), script, &mut out)?;
             preflight(ctx)?;
             pre_upgrade(ctx, old, new, &mut out)?;
@@ -158,10 +228,7 @@ pub fn run(ctx: &Ctx<'_>, step: &Step, script: &str) -> Result<Outcome> {
         }
         Step::PreRemoveForUpgrade { new } => {
             let new = new.clone().or_else(|| ctx.new_version.clone());
-            let old = match &ctx.old_version {
-                Some(v) => Some(v.clone()),
-                None => ctx.installed_package_version()?,
-            };
+            let old = ctx.replaced_version(&None)?;
             policy(ctx, old.as_deref(), new.as_deref(), script, &mut out)?;
         }
         Step::Configure { .. } => {
@@ -194,7 +261,16 @@ fn policy(
     let (Some(old), Some(new)) = (old, new) else {
         return Ok(());
     };
-    if upkeep_pkg::version::compare_deb(new, old) != Some(Ordering::Less) {
+    for (what, v) in [("the installed", old), ("the new", new)] {
+        ctx.manager.check(v).map_err(|why| {
+            Error::bad_input(
+                script,
+                None,
+                format!("{what} version {v:?} is not a valid {} version ({why}); nothing was changed: whether this is a downgrade cannot be told", ctx.manager.name()),
+            )
+        })?;
+    }
+    if ctx.manager.compare(new, old) != Some(Ordering::Less) {
         return Ok(());
     }
     let product = ctx.product();

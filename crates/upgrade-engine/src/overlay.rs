@@ -256,6 +256,21 @@ pub fn installed_version(root: &SysRoot, product: &str, dir: &str) -> Option<Str
         .or_else(|| crate::overlay_record::version_file(root, dir))
 }
 
+/// Fails (1) when neither a version nor the install directory is there:
+/// an overlay upgrade copies over an install, it does not make one.
+pub fn refuse_not_installed(root: &SysRoot, product: &str, dir: &str) -> Result<()> {
+    if installed_version(root, product, dir).is_none()
+        && !crate::fsops::exists(root, &root.path(dir))
+    {
+        return Err(crate::not_installed(
+            product,
+            root,
+            format!("{dir} is not there"),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads and checks everything; writes nothing.
 pub fn plan(
     root: &SysRoot,
@@ -268,6 +283,7 @@ pub fn plan(
 ) -> Result<OverlayPlan> {
     let spec = spec_of(manifest.overlay.as_ref(), source)?
         .ok_or_else(|| Error::Usage(format!("{product}: its manifest declares no [overlay]")))?;
+    refuse_not_installed(root, product, &spec.dir)?;
     let (to, arch, top) = parse_archive_name(&spec, archive)?;
     let host = std::env::consts::ARCH;
     if arch != host {

@@ -663,6 +663,7 @@ pub fn rollback(root: &SysRoot, l: &Loaded, dry_run: bool) -> Result<RollbackRep
     let undone = fsops::exists(root, &root.path(undone_path(&product)));
     let index = index.filter(|_| !undone);
     let Some(index) = index else {
+        overlay::refuse_not_installed(root, &product, &dir)?;
         return Ok(RollbackReport {
             product,
             rolled_back: false,

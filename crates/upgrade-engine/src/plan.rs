@@ -187,23 +187,63 @@ fn install_is_a_link(rel: &Release, target: &Path) -> Option<policy::Refusal> {
     })
 }
 
-/// Whether the data directory is to be backed up, and which it is.
-pub fn data_to_back_up(rel: &Release, config: &serde_json::Value, tree: &Path) -> Option<PathBuf> {
+/// The data directory setting's value, empty meaning the default
+/// (`./data/` for Mattermost), with the key it was read from.
+fn data_setting<'a>(rel: &'a Release, config: &'a serde_json::Value) -> Option<(&'a str, &'a str)> {
     let b = &rel.spec.backup;
-    if let (Some(k), Some(want)) = (&b.data_if, &b.data_if_value) {
-        if jsonedit::get_str(config, k) != Some(want.as_str()) {
-            return None;
-        }
-    }
+    let key = b.data_from.as_deref().unwrap_or("the data directory");
     let v = b
         .data_from
         .as_deref()
         .and_then(|k| jsonedit::get_str(config, k))
+        .filter(|v| !v.trim().is_empty())
         .or(b.data_default.as_deref())?;
-    let p = match crate::inside_tree(&rel.spec, v) {
-        Some(inside) => tree.join(inside),
-        None if v.starts_with('/') => rel.root.path(v),
-        None => return None,
+    Some((key, v))
+}
+
+/// Whether local storage is on, so that the data directory is backed up.
+fn data_is_local(rel: &Release, config: &serde_json::Value) -> bool {
+    let b = &rel.spec.backup;
+    match (&b.data_if, &b.data_if_value) {
+        (Some(k), Some(want)) => jsonedit::get_str(config, k) == Some(want.as_str()),
+        _ => true,
+    }
+}
+
+/// Refuses (65) a data directory that is the install directory itself, a
+/// directory above it, or `/`: backing it up or keeping it would copy or
+/// move the whole install, or the whole root.
+pub fn check_data_dir(rel: &Release, config: &serde_json::Value, config_path: &Path) -> Result<()> {
+    if !data_is_local(rel, config) {
+        return Ok(());
+    }
+    let Some((key, v)) = data_setting(rel, config) else {
+        return Ok(());
+    };
+    if let crate::Place::TreeOrAbove(at) = crate::place(&rel.spec, v) {
+        return Err(Error::bad_input(
+            config_path,
+            None,
+            format!(
+                "{key} = {v:?} leads to {at}, the install directory {} itself or a directory above it: backing it up or keeping it would copy or move the whole install (or root). Nothing was changed: set {key} to the data directory ({})",
+                rel.spec.dir,
+                rel.spec.backup.data_default.as_deref().unwrap_or("./data/")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the data directory is to be backed up, and which it is.
+pub fn data_to_back_up(rel: &Release, config: &serde_json::Value, tree: &Path) -> Option<PathBuf> {
+    if !data_is_local(rel, config) {
+        return None;
+    }
+    let (_, v) = data_setting(rel, config)?;
+    let p = match crate::place(&rel.spec, v) {
+        crate::Place::Inside(inside) => tree.join(inside),
+        crate::Place::Outside(abs) => rel.root.path(abs),
+        crate::Place::TreeOrAbove(_) => return None,
     };
     crate::fsops::is_dir(&rel.root, &p).then_some(p)
 }
@@ -214,12 +254,18 @@ pub fn plan(rel: &Release, archives: &[PathBuf], opts: &Options) -> Result<(Plan
     let config_path = rel.config_path(&target);
     let from = rel.installed_version();
     if from.is_none() && !crate::fsops::exists(&rel.root, &target) {
-        return Err(Error::Refused(format!(
-            "{} is not installed in {} (for a first install: upkeep-upgrade install {} ARCHIVE)",
-            rel.product, rel.spec.dir, rel.product
-        )));
+        return Err(crate::not_installed(
+            &rel.product,
+            &rel.root,
+            format!(
+                "{} is not there (for a first install: upkeep-upgrade install {} ARCHIVE)",
+                rel.spec.dir, rel.product
+            ),
+        ));
     }
+    crate::refuse_linked_config(rel, &target)?;
     let (config_text, config) = read_config(&rel.root, &config_path)?;
+    check_data_dir(rel, &config, &config_path)?;
     let mut edited = config_text.clone();
     for s in &opts.settings {
         edited = jsonedit::set(&edited, s)

@@ -227,11 +227,13 @@ pub fn rollback(rel: &Release, dry_run: bool, restore_db: bool) -> Result<Rolled
     apply::recover_locked(rel)?;
     let target = rel.target();
     let prev = rel.previous();
+    crate::refuse_linked_config(rel, &target)?;
     let installed = rel.installed_version().ok_or_else(|| {
-        Error::Failed(format!(
-            "{} is not installed in {}: nothing to roll back",
-            rel.product, rel.spec.dir
-        ))
+        crate::not_installed(
+            &rel.product,
+            &rel.root,
+            format!("no release in {}: nothing to roll back", rel.spec.dir),
+        )
     })?;
     // The last upgrade failed and was undone: what runs is what ran, and
     // the release kept aside is older still. Nothing to roll back.

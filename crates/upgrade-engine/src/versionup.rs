@@ -244,10 +244,7 @@ pub fn command_lines(
 pub fn installed(root: &SysRoot, product: &str, spec: &VersionupSpec) -> Result<String> {
     let vf = Path::new(&spec.version_file);
     let text = crate::preflight_io::read_text(root, vf, 4096)?.ok_or_else(|| {
-        Error::Refused(format!(
-            "{product} is not installed here: {} is not there",
-            root.path(vf).display()
-        ))
+        crate::not_installed(product, root, format!("{} is not there", vf.display()))
     })?;
     let from = text.lines().next().unwrap_or("").trim().to_string();
     parse_vvrr(&from).ok_or_else(|| {

@@ -51,11 +51,11 @@ pub const MANUAL: Manual = Manual {
         ("/var/lib/upkeep/lock", "the one writers' lock"),
     ],
     environment: &[],
-    notes: "",
+    notes: "A command asked to act on a product that is not installed under the root (plan, apply, rollback, backup, and backups when there are none) fails with exit 1 and says \"PRODUCT is not installed under ROOT\"; exit 3 is kept for policy refusals and 65 for malformed input. recover with nothing to recover is silent and exits 0.",
 };
 use upkeep_upgrade_engine::apply::{self, Recovered};
 use upkeep_upgrade_engine::plan::{self, Options, Plan};
-use upkeep_upgrade_engine::{jsonedit, revert, treecopy, versionup_run, Release};
+use upkeep_upgrade_engine::{jsonedit, revert, treecopy, versionup, versionup_run, Release};
 
 mod check;
 mod overlay_cli;
@@ -431,8 +431,26 @@ fn run(args: Args) -> Result<ExitCode> {
         } => check::run(&root, format, &product, db_url, log_files),
         Cmd::Backups { product } => {
             let list = match versionup_cli::spec(&root, &product)? {
-                Some(_) => versionup_run::list_backups(&root, &product)?,
-                None => apply::list_backups(&Release::load(&root, &product)?)?,
+                Some(spec) => {
+                    let list = versionup_run::list_backups(&root, &product)?;
+                    if list.is_empty() {
+                        // Backups outlive the install; none and no install is a failure.
+                        versionup::installed(&root, &product, &spec)?;
+                    }
+                    list
+                }
+                None => {
+                    let rel = Release::load(&root, &product)?;
+                    let list = apply::list_backups(&rel)?;
+                    if list.is_empty() && rel.installed_version().is_none() {
+                        return Err(upkeep_upgrade_engine::not_installed(
+                            &product,
+                            &root,
+                            format!("no release in {} and no backups", rel.spec.dir),
+                        ));
+                    }
+                    list
+                }
             };
             let mut bad = 0;
             let mut rows = Vec::new();
