@@ -112,10 +112,10 @@ PY
 
 wait_up() { for _ in $(seq 300); do ping_ok && return 0; sleep 0.05; done; echo "never came up" >&2; return 1; }
 
-# poll_start FILE: polls the ping every 5 ms; poll_stop prints the longest
-# time it did not answer OK, in ms (the downtime a client sees).
+# poll_start FILE: polls the ping every 5 ms; after poll_stop, FILE holds the
+# longest time it did not answer OK, in ms (the downtime a client sees).
 poll_start() {
-  POLL_OUT=$1; rm -f "$POLL_OUT.stop"
+  POLL_OUT=$1; rm -f "$POLL_OUT.stop" "$POLL_OUT.ready"
   python3 - "$PORT" "$POLL_OUT" <<'PY' &
 import os, socket, sys, time
 port, out = int(sys.argv[1]), sys.argv[2]
@@ -131,9 +131,12 @@ def ok():
         return b"OK" in d
     except Exception:
         return False
-down, worst = None, 0.0
+down, worst, ready = None, 0.0, False
 while not os.path.exists(out + ".stop"):
     good, t = ok(), time.monotonic()
+    if good and not ready:
+        open(out + ".ready", "w").close()
+        ready = True
     if not good and down is None: down = t
     if good and down is not None:
         worst, down = max(worst, t - down), None
@@ -141,5 +144,9 @@ while not os.path.exists(out + ".stop"):
 open(out, "w").write("%.0f" % (worst * 1000))
 PY
   POLL_PID=$!
+  # Polling before anything is stopped (python takes a while to start).
+  while [ ! -e "$POLL_OUT.ready" ]; do sleep 0.01; done
 }
-poll_stop() { touch "$POLL_OUT.stop"; wait "$POLL_PID"; cat "$POLL_OUT"; }
+# Not in $(...): a subshell cannot wait for the poller, and would read its
+# file before it is written.
+poll_stop() { touch "$POLL_OUT.stop"; wait "$POLL_PID"; }
