@@ -75,6 +75,12 @@ pub mod octal {
     }
 }
 
+/// A relative path with no empty, `.` or `..` component (so no leading
+/// `/` either): what a manifest or a backup list may name below a base.
+pub fn is_clean_relative(p: &str) -> bool {
+    !p.is_empty() && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests build their roots by path
 mod tests {
@@ -106,10 +112,4 @@ mod tests {
         assert!(file_contains(&f, needle).unwrap());
         assert!(!file_contains(&f, b"github.com/mattermost/enterprisX").unwrap());
     }
-}
-
-/// A relative path with no empty, `.` or `..` component (so no leading
-/// `/` either): what a manifest or a backup list may name below a base.
-pub fn is_clean_relative(p: &str) -> bool {
-    !p.is_empty() && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
