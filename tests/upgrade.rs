@@ -820,6 +820,44 @@ fn a_rollback_whose_old_release_does_not_answer_says_so() {
     assert_eq!(s.ping(), None);
 }
 
+/// A root with its own `pg_dump` is dumped by that one, chrooted, with the
+/// file named as the root sees it (a client of the version its server
+/// expects), never by the machine's. The root's pg_dump here is a STAND-IN
+/// shell script (busybox) that records its arguments: which program runs,
+/// and with what, is what is tested.
+#[test]
+fn a_root_with_its_own_pg_dump_is_dumped_by_it_chrooted() {
+    let s = site("9.11.0");
+    s.root.write(
+        "usr/bin/pg_dump",
+        "#!/bin/sh\necho \"$@\" > /var/lib/pg_dump.args\nfor a in \"$@\"; do case $a in --file=*) echo DUMP > \"${a#--file=}\";; esac; done\n",
+        0o755,
+    );
+    let o = upkeep(UP, &["--root", s.r(), "backup", "mattermost"]);
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let args = String::from_utf8(s.read("var/lib/pg_dump.args")).unwrap();
+    assert!(
+        args.starts_with("-Fc --file=/var/lib/upkeep/backups/mattermost/")
+            && args.contains("/database.dump --dbname=file:/var/lib/mmdb/schema"),
+        "{args}"
+    );
+    assert!(
+        !args.contains(s.r()),
+        "the file is named as the root sees it: {args}"
+    );
+    let backups = s.root.path("var/lib/upkeep/backups/mattermost");
+    let dir = fs::read_dir(&backups)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(fs::read(dir.join("database.dump")).unwrap(), b"DUMP\n");
+    let o = upkeep(UP, &["--root", s.r(), "backups", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
 /// After an upgrade that failed and was undone, the release running is
 /// the one it ran before: `rollback` (what a fleet tool runs on a failed
 /// node) has nothing to do and must not go back to the older release kept

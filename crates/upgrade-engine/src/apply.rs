@@ -217,12 +217,27 @@ pub(crate) fn database_command(
     datasource: &str,
     file: &Path,
 ) -> std::result::Result<(), String> {
-    let argv = database_argv(template, datasource, &file.display().to_string())?;
-    let Some(program) = argv.first() else {
+    let Some(program) = template.first() else {
         return Err("no command in the manifest".into());
     };
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(&argv[1..]);
+    let mut cmd = match inside_root(rel, program, file) {
+        // The root's own client, chrooted: the version its server expects.
+        Some(seen) => {
+            let argv = database_argv(template, datasource, &seen)?;
+            let mut c = std::process::Command::new("chroot");
+            c.arg(rel.root.dir()).args(&argv);
+            c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+            c
+        }
+        // None in the root (or the root is `/`): the machine's, which only
+        // talks to the database over the network and writes the file.
+        None => {
+            let argv = database_argv(template, datasource, &file.display().to_string())?;
+            let mut c = std::process::Command::new(program);
+            c.args(&argv[1..]);
+            c
+        }
+    };
     let res = upkeep_sys::process::run_with_timeout(&mut cmd, None, Duration::from_secs(3600));
     let why = match res {
         Ok(Some(o)) if o.status.success() && fsops::exists(&rel.root, file) => return Ok(()),
@@ -235,6 +250,19 @@ pub(crate) fn database_command(
         Err(e) => e.to_string(),
     };
     Err(format!("{program} failed: {why}"))
+}
+
+/// Under a `--root` that has `program` itself (on the usual PATH), the
+/// file as seen from inside the root; `None` when the machine's runs.
+fn inside_root(rel: &Release, program: &str, file: &Path) -> Option<String> {
+    if rel.root.is_host() || program.contains('/') {
+        return None;
+    }
+    let has = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .any(|d| fsops::exists(&rel.root, &rel.root.path(format!("{d}/{program}"))));
+    let seen = file.strip_prefix(rel.root.dir()).ok()?;
+    has.then(|| Path::new("/").join(seen).display().to_string())
 }
 
 /// A manifest's database command with `{datasource}` and `{out}`/`{dump}`
