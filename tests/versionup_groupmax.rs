@@ -718,3 +718,31 @@ fn without_a_boot_id_the_reboot_is_confirmed_by_its_id() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_new(&r, &[], false);
 }
+
+/// Once a run finished, the newest `backup_keep` backups stay (3, the
+/// default; this run's two always), older ones are removed.
+#[test]
+fn a_finished_run_keeps_the_newest_backups_and_removes_older_ones() {
+    let r = root("05-00", SERVICES);
+    let base = r.path("var/lib/upkeep/backups/groupmax");
+    let old = [
+        "20000101T000000Z-01-00",
+        "20000102T000000Z-01-00",
+        "20000103T000000Z-01-00",
+    ];
+    for d in old {
+        fs::create_dir_all(base.join(d)).unwrap();
+        fs::write(base.join(d).join("backup.json"), "{}").unwrap();
+    }
+    apply_to_reboot(&r, &[INSTALLER]);
+    let o = up(&r, &["resume", "groupmax"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut left: Vec<String> = fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert_eq!(left[0], old[2], "the newest older one stays: {left:?}");
+    assert!(!left.iter().any(|d| d == old[0] || d == old[1]), "{left:?}");
+}

@@ -26,9 +26,16 @@ pub struct VersionupSpec {
     /// Service units whose autostart is switched off and restored.
     #[serde(default)]
     pub units: Vec<String>,
+    /// Backups kept once a run finished, newest first.
+    #[serde(default = "default_backup_keep")]
+    pub backup_keep: usize,
     /// Tried in order; the first that matches the installed version wins.
     #[serde(rename = "path")]
     pub paths: Vec<PathSpec>,
+}
+
+pub fn default_backup_keep() -> usize {
+    3
 }
 
 fn default_services_file() -> String {

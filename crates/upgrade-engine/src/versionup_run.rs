@@ -53,6 +53,10 @@ pub struct Body {
     pub autostart: Option<Vec<UnitState>>,
     /// (step index, backup directory inside the system).
     pub backups: Vec<(usize, String)>,
+    /// How many backups stay once a run finished (journals written
+    /// before this field keep the manifest default).
+    #[serde(default = "versionup::default_backup_keep")]
+    pub backup_keep: usize,
     /// The services file before it was edited.
     pub services_before: Option<String>,
     /// The boot id when the run stopped for the reboot.
@@ -193,6 +197,7 @@ pub fn apply(
         steps: path.steps.clone(),
         autostart: None,
         backups: Vec::new(),
+        backup_keep: spec.backup_keep,
         services_before: None,
         boot_id: None,
         waiting: None,
@@ -313,7 +318,7 @@ pub fn resume(root: &SysRoot, product: &str, confirm: Option<&str>) -> Result<Ou
     }
     match rec.phase {
         Phase::Undoing => undo_all(root, &journal, &mut rec),
-        Phase::Done => finish(&journal, &rec),
+        Phase::Done => finish(root, &journal, &rec),
         Phase::Doing => drive(root, &journal, &mut rec, confirm),
     }
 }
@@ -337,7 +342,7 @@ pub fn recover(root: &SysRoot, product: &str) -> Result<Outcome> {
     journal.clean_temps()?;
     match rec.phase {
         Phase::Undoing => undo_all(root, &journal, &mut rec),
-        Phase::Done => finish(&journal, &rec),
+        Phase::Done => finish(root, &journal, &rec),
         Phase::Doing if rec.body.waiting.is_some() => Ok(Outcome::Waiting(wait_of(root, &rec))),
         Phase::Doing if past_keeps_new(&rec) => drive(root, &journal, &mut rec, None),
         Phase::Doing => undo_all(root, &journal, &mut rec),
@@ -352,9 +357,10 @@ fn undo_all(root: &SysRoot, journal: &Journal, rec: &mut Record<Body>) -> Result
     })
 }
 
-fn finish(journal: &Journal, rec: &Record<Body>) -> Result<Outcome> {
+fn finish(root: &SysRoot, journal: &Journal, rec: &Record<Body>) -> Result<Outcome> {
     journal.remove(&rec.id)?;
     let b = &rec.body;
+    prune_backups(root, b)?;
     Ok(Outcome::Done {
         product: b.product.clone(),
         from: b.from.clone(),
@@ -452,7 +458,7 @@ fn drive(
     rec.phase = Phase::Done;
     journal.write(rec)?;
     point("versionup:done");
-    finish(journal, rec)
+    finish(root, journal, rec)
 }
 
 /// The boot id as the system root shows it; `None` when it cannot be read.
@@ -606,6 +612,21 @@ pub fn list_backups(root: &SysRoot, product: &str) -> Result<Vec<PathBuf>> {
         .collect();
     out.sort();
     Ok(out)
+}
+
+/// After a finished run: the newest `backup_keep` backups stay (this
+/// run's always), older ones go, as `apply` keeps its own.
+fn prune_backups(root: &SysRoot, b: &Body) -> Result<()> {
+    let mine: Vec<PathBuf> = b.backups.iter().map(|(_, d)| root.path(d)).collect();
+    let mut all = list_backups(root, &b.product)?;
+    let keep = b.backup_keep.max(1).max(mine.len());
+    while all.len() > keep {
+        let old = all.remove(0);
+        if !mine.contains(&old) {
+            fsops::remove_tree(root, &old)?;
+        }
+    }
+    Ok(())
 }
 
 /// `/opt/app` -> `opt_app`: a backed-up path's name in a backup.
