@@ -342,8 +342,13 @@ fn abort_upgrade_restores_the_preserved_paths_and_every_step_repeats() {
         "a repeated preinst keeps its backup"
     );
     assert!(env.pending());
-    // Something between the preinst and the rollback spoiled the config.
-    env.r.write("opt/tegu/etc/tegu.conf", "garbage\n", 0o640);
+    // The package's own file was put over the admin's config between the
+    // preinst and the rollback: the admin's comes back.
+    env.r.write(
+        "opt/tegu/etc/tegu.conf",
+        "# tegu 3.1.0 default configuration\n",
+        0o640,
+    );
     for _ in 0..2 {
         let o = env.helper("postrm", &["abort-upgrade", "3.1.0", "3.1.5"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -463,4 +468,45 @@ fn links_are_never_followed_out_of_the_root() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
     assert_no_panic(&o);
+}
+
+/// What was written into a preserved directory after the preinst's backup
+/// (an upload, a new plugin, an edit) is newer than the backup and not the
+/// package's doing: configure keeps it, and puts back only what the
+/// package replaced with its own file or removed. (A local manifest
+/// preserves all of etc/, as Mattermost's preserves data/ and plugins/.)
+#[test]
+fn configure_keeps_what_was_written_since_the_backup() {
+    let env = Env::new();
+    installed(&env);
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/tegu.toml"),
+    )
+    .expect("manifest");
+    assert!(manifest.contains("preserve = [\"etc/tegu.conf\"]"));
+    env.r.write(
+        "etc/upkeep/plugins.d/tegu.toml",
+        manifest.replace("preserve = [\"etc/tegu.conf\"]", "preserve = [\"etc\"]"),
+        0o644,
+    );
+    env.r.write("opt/tegu/etc/aliases", "postmaster: root\n", 0o640);
+    env.r.write("opt/tegu/etc/gone", "was here\n", 0o640);
+    let o = env.helper("preinst", &["upgrade", "3.1.0", "3.1.5"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Meanwhile: a new file, an edit, a removal, and the package's default
+    // put over the admin's config (what the unpack does).
+    env.r.write("opt/tegu/etc/new-since", "mine\n", 0o640);
+    env.r.write("opt/tegu/etc/aliases", "postmaster: admin\n", 0o640);
+    std::fs::remove_file(env.r.path("opt/tegu/etc/gone")).expect("rm");
+    env.r.write(
+        "opt/tegu/etc/tegu.conf",
+        "# tegu 3.1.0 default configuration\n",
+        0o640,
+    );
+    let o = env.helper("postinst", &["configure", "3.1.0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(env.read("opt/tegu/etc/tegu.conf"), ADMIN_CONF);
+    assert_eq!(env.read("opt/tegu/etc/new-since"), "mine\n");
+    assert_eq!(env.read("opt/tegu/etc/aliases"), "postmaster: admin\n");
+    assert_eq!(env.read("opt/tegu/etc/gone"), "was here\n");
 }

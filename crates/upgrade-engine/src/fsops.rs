@@ -158,6 +158,28 @@ pub(crate) fn open_regular(root: &SysRoot, p: &Path) -> Result<(File, FileStat)>
         .ok_or_else(|| Error::Failed(format!("{}: missing", p.display())))
 }
 
+/// Whether two regular files hold the same bytes (sizes first, then the
+/// bytes, a block at a time).
+pub fn same_content(root: &SysRoot, a: &Path, b: &Path) -> Result<bool> {
+    use std::io::Read;
+    let (mut fa, sa) = open_regular(root, a)?;
+    let (mut fb, sb) = open_regular(root, b)?;
+    if sa.st_size != sb.st_size {
+        return Ok(false);
+    }
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = fa.read(&mut ba).map_err(|e| Error::io(a, e))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        fb.read_exact(&mut bb[..n]).map_err(|e| Error::io(b, e))?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
+}
+
 /// sha256 of a regular file.
 pub fn sha256(root: &SysRoot, p: &Path) -> Result<String> {
     let (f, _) = safe::open_file(root, inside(root, p)?)?

@@ -452,38 +452,112 @@ fn retain(ctx: &Ctx<'_>, spec: &MaintscriptSpec, base: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Puts every preserved path back from the backup (after checking it
-/// against its SHA256SUMS): copied beside, then swapped in by one rename.
+/// Puts back, from the backup (after checking it against its SHA256SUMS),
+/// what the package took away: a preserved file or directory that is gone,
+/// and a file the package replaced with its own (the live one is exactly
+/// what the package database says it shipped). Anything else stays as it
+/// is now: an upload, a new plugin or a config edit made since the backup
+/// is newer than the backup, and is not the package's doing. Each file is
+/// copied beside, then moved in by one rename.
 fn restore(ctx: &Ctx<'_>, spec: &MaintscriptSpec, backup: &Path, out: &mut Outcome) -> Result<()> {
-    let root = ctx.root;
-    verify_backup(root, backup)?;
-    let tree = root.path(&spec.dir);
+    verify_backup(ctx.root, backup)?;
     for p in &spec.preserve {
         let from = backup.join("files").join(p);
-        if !fsops::exists(root, &from) {
+        if !fsops::exists(ctx.root, &from) {
             continue;
         }
-        let to = tree.join(p);
-        let name = to
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = to.with_file_name(format!(".{name}.upkeep-restore"));
-        if let Some(parent) = to.parent() {
-            fsops::create_dir_all(root, parent, 0o755)?;
+        let inside = Path::new(&spec.dir).join(p);
+        let mut n = 0;
+        merge_back(ctx, &from, &inside, p, &mut n)?;
+        if n > 0 {
+            out.done.push(format!(
+                "restored {p} from {} ({n} put back; newer files kept)",
+                backup.display()
+            ));
         }
-        fsops::remove_tree(root, &tmp)?;
-        fsops::copy_tree(root, &from, &tmp, p, &mut fsops::Sums::new())?;
-        if fsops::exists(root, &to) {
-            fsops::exchange(root, &tmp, &to)?;
-            fsops::remove_tree(root, &tmp)?;
-        } else {
-            fsops::rename_noreplace(root, &tmp, &to)?;
-        }
-        out.done
-            .push(format!("restored {p} from {}", backup.display()));
     }
     Ok(())
+}
+
+/// `from` (in the backup) onto `inside` (a path inside the system).
+fn merge_back(ctx: &Ctx<'_>, from: &Path, inside: &Path, rel: &str, n: &mut usize) -> Result<()> {
+    let root = ctx.root;
+    let to = root.path(inside);
+    let Some(live) = fsops::lstat(root, &to)? else {
+        put_back(root, from, &to, rel)?;
+        *n += 1;
+        return Ok(());
+    };
+    let Some(saved) = fsops::lstat(root, from)? else {
+        return Ok(());
+    };
+    match (SKind::of(&saved), SKind::of(&live)) {
+        (SKind::Dir, SKind::Dir) => {
+            for (name, _) in fsops::entries(root, from)? {
+                let r = format!("{rel}/{}", name.to_string_lossy());
+                merge_back(ctx, &from.join(&name), &inside.join(&name), &r, n)?;
+            }
+        }
+        (SKind::File, SKind::File)
+            if !fsops::same_content(root, from, &to)? && shipped_as_is(ctx, inside, &to)? =>
+        {
+            put_back(root, from, &to, rel)?;
+            *n += 1;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Copies `from` beside `to`, then renames it over `to` (or into place).
+fn put_back(root: &SysRoot, from: &Path, to: &Path, rel: &str) -> Result<()> {
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = to.with_file_name(format!(".{name}.upkeep-restore"));
+    if let Some(parent) = to.parent() {
+        fsops::create_dir_all(root, parent, 0o755)?;
+    }
+    fsops::remove_tree(root, &tmp)?;
+    fsops::copy_tree(root, from, &tmp, rel, &mut fsops::Sums::new())?;
+    if fsops::exists(root, to) {
+        fsops::exchange(root, &tmp, to)?;
+        fsops::remove_tree(root, &tmp)
+    } else {
+        fsops::rename_noreplace(root, &tmp, to)
+    }
+}
+
+/// Whether the file at `inside` is exactly what the running package
+/// shipped there (dpkg's md5sums; rpm's own verify for a path it owns).
+fn shipped_as_is(ctx: &Ctx<'_>, inside: &Path, at: &Path) -> Result<bool> {
+    match ctx.manager {
+        Manager::Dpkg => {
+            let Some(db) = upkeep_pkg::dpkg::Dpkg::open(ctx.root)? else {
+                return Ok(false);
+            };
+            for n in ctx.package_names() {
+                if let Some(want) = db.recorded_md5(&n, inside)? {
+                    let (f, _) = fsops::open_regular(ctx.root, at)?;
+                    return Ok(upkeep_pkg::dpkg::md5_file(&f, at)? == want);
+                }
+            }
+            Ok(false)
+        }
+        Manager::Rpm => {
+            let Some(db) = upkeep_pkg::rpm::Rpm::open(ctx.root) else {
+                return Ok(false);
+            };
+            let Some(owner) = db.owner(inside)? else {
+                return Ok(false);
+            };
+            Ok(
+                ctx.package_names().contains(&owner.name)
+                    && !db.is_modified(&owner.name, inside)?,
+            )
+        }
+    }
 }
 
 /// Ownership, then modes, then capabilities (a chown clears them), each
