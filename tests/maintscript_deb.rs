@@ -489,14 +489,16 @@ fn configure_keeps_what_was_written_since_the_backup() {
         manifest.replace("preserve = [\"etc/tegu.conf\"]", "preserve = [\"etc\"]"),
         0o644,
     );
-    env.r.write("opt/tegu/etc/aliases", "postmaster: root\n", 0o640);
+    env.r
+        .write("opt/tegu/etc/aliases", "postmaster: root\n", 0o640);
     env.r.write("opt/tegu/etc/gone", "was here\n", 0o640);
     let o = env.helper("preinst", &["upgrade", "3.1.0", "3.1.5"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // Meanwhile: a new file, an edit, a removal, and the package's default
     // put over the admin's config (what the unpack does).
     env.r.write("opt/tegu/etc/new-since", "mine\n", 0o640);
-    env.r.write("opt/tegu/etc/aliases", "postmaster: admin\n", 0o640);
+    env.r
+        .write("opt/tegu/etc/aliases", "postmaster: admin\n", 0o640);
     std::fs::remove_file(env.r.path("opt/tegu/etc/gone")).expect("rm");
     env.r.write(
         "opt/tegu/etc/tegu.conf",

@@ -858,6 +858,41 @@ fn a_root_with_its_own_pg_dump_is_dumped_by_it_chrooted() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
+/// ./data a link to where the data really is (a bigger disk, here a
+/// directory of the root): the backup holds the data it names, not the
+/// link, and the link itself is kept across the upgrade.
+#[test]
+fn a_linked_data_directory_is_backed_up_through_its_link() {
+    let s = site("9.11.0");
+    fs::create_dir_all(s.root.path("srv")).unwrap();
+    fs::rename(
+        s.root.path("opt/mattermost/data"),
+        s.root.path("srv/mmdata"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/srv/mmdata", s.root.path("opt/mattermost/data")).unwrap();
+    let o = s.up(&["apply", "mattermost", &s.tarball(&rel("10.5.1"))]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let backups = s.root.path("var/lib/upkeep/backups/mattermost");
+    let dir = fs::read_dir(&backups)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        fs::read(dir.join("data/users/1/avatar.png")).unwrap(),
+        b"png"
+    );
+    assert!(fs::symlink_metadata(dir.join("data")).unwrap().is_dir());
+    assert_eq!(
+        fs::read_link(s.root.path("opt/mattermost/data")).unwrap(),
+        Path::new("/srv/mmdata")
+    );
+    let o = upkeep(UP, &["--root", s.r(), "backups", "mattermost"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
 /// After an upgrade that failed and was undone, the release running is
 /// the one it ran before: `rollback` (what a fleet tool runs on a failed
 /// node) has nothing to do and must not go back to the older release kept

@@ -245,7 +245,15 @@ pub fn data_to_back_up(rel: &Release, config: &serde_json::Value, tree: &Path) -
         crate::Place::Outside(abs) => rel.root.path(abs),
         crate::Place::TreeOrAbove(_) => return None,
     };
-    crate::fsops::is_dir(&rel.root, &p).then_some(p)
+    if crate::fsops::is_dir(&rel.root, &p) {
+        return Some(p);
+    }
+    // A link (the data moved to a bigger disk): the directory it names,
+    // resolved inside the root, is what holds the data.
+    let inside = p.strip_prefix(rel.root.dir()).ok()?;
+    let real = upkeep_sys::safe::resolve_inside(&rel.root, inside).ok()??;
+    let real = rel.root.path(real);
+    crate::fsops::is_dir(&rel.root, &real).then_some(real)
 }
 
 /// Reads the installed tree, its config and every archive; decides.
