@@ -816,6 +816,9 @@ fn a_rollback_whose_old_release_does_not_answer_says_so() {
         "{err}"
     );
     assert!(err.contains("var/lib/upkeep/backups/mattermost/"), "{err}");
+    // Run with --skip-db-backup: no dump is claimed.
+    assert!(err.contains("no database dump was made before it"), "{err}");
+    assert!(!err.contains("database.dump"), "{err}");
     assert_eq!(s.read("opt/mattermost/VERSION"), b"9.11.0\n");
     assert_eq!(s.ping(), None);
 }
@@ -1179,6 +1182,56 @@ fn sigkill_at_every_step_then_recover_leaves_old_or_new() {
         "some crash points come after the new release started"
     );
     assert!(killed >= 14, "only {killed} crash points reached");
+}
+
+/// A crash that takes the server down with upkeep (a power loss, the OOM
+/// killer on the group): at every point, `recover` (what the boot timer
+/// runs) leaves a release that answers. Past the start, the new release
+/// was complete and may own a migrated database: it is started again, not
+/// undone; "finished" is said only once it answers.
+#[test]
+fn a_crash_that_kills_the_server_too_is_recovered_to_a_running_release() {
+    let mut points: Vec<String> = (0..20).map(|i| format!("journal:step{i}")).collect();
+    points.extend(["journal:done".into(), "upgrade:committing".into()]);
+    let mut seen_new = false;
+    for point in &points {
+        let s = site("9.11.0");
+        let a = s.tarball(&rel("10.5.1"));
+        let o = upkeep_env(
+            UP,
+            &[
+                "--root",
+                s.r(),
+                "apply",
+                "mattermost",
+                &a,
+                "--skip-db-backup",
+            ],
+            &[("UPKEEP_CRASH_AT", point)],
+        );
+        if o.status.code() == Some(0) {
+            continue;
+        }
+        assert_eq!(o.status.code(), None, "{point}: not killed: {}", stderr(&o));
+        if let Ok(pid) = fs::read_to_string(s.root.path("run/mattermost.pid")) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let o = s.up(&["recover"]);
+        assert_eq!(o.status.code(), Some(0), "{point}: {}", stderr(&o));
+        match s.ping().as_deref() {
+            Some("9.11.0") => assert!(!seen_new, "{point}: old again after new"),
+            Some("10.5.1") => {
+                seen_new = true;
+                assert_eq!(s.read("opt/mattermost/VERSION"), b"10.5.1\n");
+            }
+            other => panic!("{point}: answers {other:?} after recover: {}", stdout(&o)),
+        }
+    }
+    assert!(
+        seen_new,
+        "some crash points come after the new release started"
+    );
 }
 
 /// A throwaway PostgreSQL 15 cluster (scripts/pg-test-cluster: initdb and

@@ -628,13 +628,32 @@ fn unmove_one(rel: &Release, b: &Body, i: usize) -> Result<()> {
 /// to answers its health check as `version`.
 fn back_as(rel: &Release, version: &str, failed: &str, backup: &Path) -> String {
     match answers_as(rel, version) {
-        Ok(()) => format!("{} {version} is installed and running as before", rel.product),
-        Err(e) => format!(
-            "{} {version} is back in place but does not answer ({e}): if {failed} migrated the database before it failed, {version} refuses it; the dump made before the upgrade is in {}",
-            rel.product,
-            backup.display()
+        Ok(()) => format!(
+            "{} {version} is installed and running as before",
+            rel.product
         ),
+        Err(e) => {
+            let dump = backup.join("database.dump");
+            let dump = if fsops::exists(&rel.root, &dump) {
+                format!("the dump made before the upgrade is {}", dump.display())
+            } else {
+                format!("no database dump was made before it (--skip-db-backup, or none declared); the backup in {} holds the config and data", backup.display())
+            };
+            format!(
+                "{} {version} is back in place but does not answer ({e}): if {failed} migrated the database before it failed, {version} refuses it; {dump}",
+                rel.product
+            )
+        }
     }
+}
+
+/// Starts the service (a no-op when it runs: the service manager's own
+/// rule) and waits for the release the record went to to answer. After a
+/// crash that took the new server down with it, the new release, complete
+/// and perhaps owning a migrated database, is started rather than undone.
+fn start_and_ask(rel: &Release, b: &Body) -> Result<()> {
+    service::control(&rel.root, &rel.spec.start, &rel.spec.services)?;
+    healthy(rel, b)
 }
 
 /// The installed tree's service answers its health check as `version`.
@@ -742,21 +761,26 @@ pub(crate) fn recover_locked(rel: &Release) -> Result<Recovered> {
         // Started, or perhaps started (step `done` may be half made), and
         // so perhaps the database migrated: if the new release answers,
         // finishing is the way forward.
-        let reached = |step: Step| {
-            rec.body
-                .steps
-                .iter()
-                .position(|s| *s == step)
-                .is_some_and(|i| rec.done >= i)
-        };
-        let (started, stopped) = (reached(Step::Start), reached(Step::Stop));
-        if rec.phase == JPhase::Doing && started && healthy(rel, &rec.body).is_ok() {
+        let started = rec
+            .body
+            .steps
+            .iter()
+            .position(|s| *s == Step::Start)
+            .is_some_and(|i| rec.done >= i);
+        if rec.phase == JPhase::Doing && started && start_and_ask(rel, &rec.body).is_ok() {
             rec.done = rec.count;
             rec.phase = JPhase::Done;
             journal.write(&rec)?;
         }
         if rec.phase == JPhase::Done {
             commit(rel, &journal, &rec)?;
+            // Finished only once it runs: a crash can take the service with it.
+            start_and_ask(rel, &rec.body).map_err(|e| {
+                Error::Failed(format!(
+                    "an interrupted upgrade of {} to {} was finished, but it does not answer: {e}",
+                    rel.product, rec.body.to
+                ))
+            })?;
             out = Recovered::Finished;
         } else {
             journal.undo(&mut rec, |b, i| undo_step(rel, b, b.steps[i]))?;
@@ -764,9 +788,12 @@ pub(crate) fn recover_locked(rel: &Release) -> Result<Recovered> {
             if !b.install && b.restore_config.is_none() {
                 mark_undone(rel, &b.from, &b.to);
             }
-            // Started again by the undo: back only once it answers.
-            if stopped && !b.install {
-                answers_as(rel, &b.from).map_err(|e| {
+            // Back only once it answers: started again by the undo, or
+            // started here when a crash took it down before the stop.
+            if !b.install {
+                service::control(&rel.root, &rel.spec.start, &rel.spec.services)
+                    .and_then(|()| answers_as(rel, &b.from))
+                    .map_err(|e| {
                     Error::Failed(format!(
                         "an interrupted upgrade of {} to {} was undone, but {} does not answer: {e}",
                         rel.product, b.to, b.from
