@@ -619,6 +619,31 @@ fn hostile_archives_are_refused_before_anything_is_written() {
             assert!(stderr(&o).contains(says), "{name}: {}", stderr(&o));
         }
     }
+    // Without the server itself (only VERSION), or with a directory in
+    // its place: not a release.
+    for (name, entries) in [
+        ("no-server", ok[..2].to_vec()),
+        (
+            "server-is-a-dir",
+            vec![
+                ok[0],
+                ok[1],
+                ("mattermost/bin/mattermost/", Directory, 0o755, b"", None),
+            ],
+        ),
+    ] {
+        let p = s.work.path().join(format!("{name}.tar.gz"));
+        raw_tarball(&p, &entries);
+        for cmd in ["plan", "apply"] {
+            let o = s.up(&[cmd, "mattermost", p.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(65), "{name} {cmd}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("no file bin/mattermost"),
+                "{name}: {}",
+                stderr(&o)
+            );
+        }
+    }
     // An arm64 release on this x86-64 machine: refused by policy.
     let p = s.work.path().join("arm.tar.gz");
     let mut entries = ok.clone();

@@ -20,6 +20,10 @@ pub struct ReleaseSpec {
     /// Binaries whose ELF architecture must match the host's.
     #[serde(default)]
     pub binaries: Vec<String>,
+    /// Files every release archive must carry (relative to the top): one
+    /// without them is not a release, whatever else it holds.
+    #[serde(default)]
+    pub required: Vec<String>,
     /// Largest single entry and whole archive, in bytes.
     pub max_entry_bytes: u64,
     pub max_total_bytes: u64,
@@ -212,6 +216,7 @@ impl ReleaseSpec {
         for p in self
             .binaries
             .iter()
+            .chain(&self.required)
             .chain(&self.allow_setid)
             .chain(&self.preserve)
         {

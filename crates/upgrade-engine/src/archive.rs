@@ -273,6 +273,18 @@ pub fn check(spec: &ReleaseSpec, path: &Path) -> upkeep_sys::Result<Checked> {
             log::info!("{}: no {b} in this release", path.display());
         }
     }
+    let is_file = |r: &String| {
+        matches!(
+            seen.get(r).map(|&i| &entries[i].kind),
+            Some(Kind::File { .. })
+        )
+    };
+    if let Some(r) = spec.required.iter().find(|r| !is_file(r)) {
+        return Err(bad(
+            path,
+            format!("no file {r} in the archive: not a release (the manifest requires it); nothing was written"),
+        ));
+    }
     let version = versions.into_values().next().ok_or_else(|| {
         let want: Vec<&str> = spec.version.iter().map(|v| v.file.as_str()).collect();
         bad(

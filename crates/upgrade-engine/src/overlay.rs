@@ -199,6 +199,7 @@ pub fn check_archive(spec: &OverlaySpec, path: &Path, top: &str) -> Result<Check
             .collect(),
         config: String::new(),
         binaries: spec.binaries.clone(),
+        required: vec![],
         max_entry_bytes: spec.max_entry_bytes,
         max_total_bytes: spec.max_total_bytes,
         allow_setid: vec![],
