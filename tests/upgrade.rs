@@ -657,6 +657,39 @@ fn hostile_archives_are_refused_before_anything_is_written() {
     assert_eq!(s.ping().as_deref(), Some("9.11.0"));
 }
 
+/// What tar itself unpacks: a file whose directory has no entry, a
+/// directory listed after what is in it, names with `./` and `//` in them.
+/// The plan allows them, so apply must unpack them too.
+#[test]
+fn archives_tar_accepts_unpack_with_implied_directories_and_odd_names() {
+    use tar::EntryType::*;
+    let s = site("9.11.0");
+    let elf = fs::read(standin()).unwrap();
+    let entries: Vec<RawEntry<'_>> = vec![
+        ("mattermost/", Directory, 0o755, b"", None),
+        ("mattermost/VERSION", Regular, 0o644, b"10.5.1\n", None),
+        ("mattermost/bin/mattermost", Regular, 0o755, &elf, None),
+        ("mattermost/newdir/deeper/x", Regular, 0o644, b"x", None),
+        ("mattermost/late/y", Regular, 0o644, b"y", None),
+        ("mattermost/late/", Directory, 0o750, b"", None),
+        ("mattermost/./client/./z", Regular, 0o644, b"z", None),
+        ("mattermost//i18n//w", Regular, 0o644, b"w", None),
+    ];
+    let p = s.work.path().join("mattermost-10.5.1-linux-amd64.tar.gz");
+    raw_tarball(&p, &entries);
+    let o = s.up(&["plan", "mattermost", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = s.up(&["apply", "mattermost", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.ping().as_deref(), Some("10.5.1"));
+    assert_eq!(s.read("opt/mattermost/newdir/deeper/x"), b"x");
+    assert_eq!(s.read("opt/mattermost/late/y"), b"y");
+    assert_eq!(s.read("opt/mattermost/client/z"), b"z");
+    assert_eq!(s.read("opt/mattermost/i18n/w"), b"w");
+    let mode = |p: &str| fs::metadata(s.root.path(p)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("opt/mattermost/late"), 0o750, "its own entry's mode");
+}
+
 #[test]
 fn malformed_config_is_refused_naming_line_and_column() {
     let s = site("9.11.0");

@@ -403,7 +403,7 @@ fn step(
     let names = c.names();
     let preserve = plan::preserved(rel, &config, &target);
     let mut known = plan::recorded_files(rel);
-    known.extend(c.entries.iter().map(|e| e.rel.clone()));
+    known.extend(names.iter().map(|n| n.to_string()));
     let unknown = plan::unknown(&rel.root, &target, &known, &preserve);
     let mut moves = Vec::new();
     for p in preserve.iter().chain(&unknown) {
@@ -446,10 +446,10 @@ fn step(
             .collect(),
         owner: owner_ids(rel)?,
         files: c
-            .entries
-            .iter()
-            .map(|e| e.rel.clone())
+            .names()
+            .into_iter()
             .filter(|r| !r.is_empty())
+            .map(str::to_string)
             .collect(),
         install: false,
         restore_config: None,

@@ -50,8 +50,20 @@ pub struct Checked {
 }
 
 impl Checked {
+    /// Every path the release ships, relative to the top: its entries and
+    /// the directories above them (a directory with no entry of its own,
+    /// which tar makes all the same). The top itself is `""`.
     pub fn names(&self) -> BTreeSet<&str> {
-        self.entries.iter().map(|e| e.rel.as_str()).collect()
+        let mut out = BTreeSet::new();
+        for e in &self.entries {
+            let mut p = e.rel.as_str();
+            out.insert(p);
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                out.insert(parent);
+                p = parent;
+            }
+        }
+        out
     }
 }
 
@@ -61,7 +73,7 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
 
 /// Lexically normalised, relative to the top directory. `None` if it
 /// leaves it.
-fn normalize(name: &Path, top: &str) -> Result<String, String> {
+pub(crate) fn normalize(name: &Path, top: &str) -> Result<String, String> {
     if name.is_absolute() {
         return Err("absolute name".into());
     }

@@ -229,6 +229,28 @@ fn open_sub(top: &Dir, rel: &str) -> Result<Dir> {
         .ok_or_else(|| Error::Failed(format!("{}/{p}: missing", top.shown().display())))
 }
 
+/// Opens `rel` below `top`, making each missing directory on the way
+/// (0755, as tar does for a directory with no entry of its own).
+fn open_sub_making(
+    top: &Dir,
+    rel: &str,
+    implied: &mut std::collections::BTreeSet<String>,
+) -> Result<Dir> {
+    let mut at = String::new();
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        let d = open_sub(top, &at)?;
+        at = if at.is_empty() {
+            part.to_string()
+        } else {
+            format!("{at}/{part}")
+        };
+        if d.mkdir(OsStr::new(part), 0o755)? {
+            implied.insert(at.clone());
+        }
+    }
+    open_sub(top, rel)
+}
+
 fn split(rel: &str) -> (&str, &str) {
     rel.rsplit_once('/').unwrap_or(("", rel))
 }
@@ -247,6 +269,8 @@ pub fn unpack(root: &SysRoot, checked: &Checked, top: &str, stage: &Path) -> Res
     };
     let mut digests: Vec<(String, String)> = Vec::new();
     let mut dir_modes: Vec<(String, u32)> = Vec::new();
+    // Directories made for entries whose own directory has no entry (yet).
+    let mut implied: std::collections::BTreeSet<String> = Default::default();
     let mut idx = 0usize;
     for e in ar.entries().map_err(rd)? {
         let mut e = e.map_err(rd)?;
@@ -266,11 +290,7 @@ pub fn unpack(root: &SysRoot, checked: &Checked, top: &str, stage: &Path) -> Res
         idx += 1;
         // The archive is read a second time: it must say the same.
         let name = e.path().map_err(rd)?.into_owned();
-        let again = name
-            .strip_prefix(top)
-            .or_else(|_| name.strip_prefix(format!("./{top}")))
-            .map(|p| p.to_string_lossy().trim_end_matches('/').to_string())
-            .ok();
+        let again = crate::archive::normalize(&name, top).ok();
         if again.as_deref() != Some(entry.rel.as_str()) {
             return Err(Error::bad_input(
                 &checked.path,
@@ -283,12 +303,14 @@ pub fn unpack(root: &SysRoot, checked: &Checked, top: &str, stage: &Path) -> Res
             continue;
         }
         let (up, leaf) = split(&entry.rel);
-        let pd = open_sub(&sd, up)?;
+        let pd = open_sub_making(&sd, up, &mut implied)?;
         let leaf = OsStr::new(leaf);
         let shown = stage.join(&entry.rel);
         match &entry.kind {
             Kind::Dir => {
-                if !pd.mkdir(leaf, 0o700)? {
+                // Made already for an entry below it (listed before its
+                // directory, as tar allows): its own entry sets the mode.
+                if !pd.mkdir(leaf, 0o700)? && !implied.remove(&entry.rel) {
                     return Err(Error::Failed(format!("{}: already there", shown.display())));
                 }
                 dir_modes.push((entry.rel.clone(), entry.mode & 0o7777));

@@ -361,7 +361,7 @@ pub fn plan(rel: &Release, archives: &[PathBuf], opts: &Options) -> Result<(Plan
     let preserve = preserved(rel, &config, &target);
     let mut known = recorded_files(rel);
     for c in &checked {
-        known.extend(c.entries.iter().map(|e| e.rel.clone()));
+        known.extend(c.names().into_iter().map(str::to_string));
     }
     let unknown = unknown(&rel.root, &target, &known, &preserve);
     let backup_data = data_to_back_up(rel, &config, &target);

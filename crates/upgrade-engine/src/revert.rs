@@ -141,10 +141,10 @@ pub fn install(
             .collect(),
         owner: apply::owner_ids(rel)?,
         files: c
-            .entries
-            .iter()
-            .map(|e| e.rel.clone())
+            .names()
+            .into_iter()
             .filter(|r| !r.is_empty())
+            .map(str::to_string)
             .collect(),
         install: true,
         restore_config: None,
