@@ -62,7 +62,8 @@ pub use crate::rpm::compare_evr as compare_rpm;
 
 /// A product version: dot-separated numbers. Build metadata after `+` or a
 /// `-` suffix (GitLab's `18.11.1+ee.0`, `18.11.1-ee`) is kept for display
-/// and ignored for ordering.
+/// and ignored for ordering, except a pre-release (`-rc1`, `-beta2`,
+/// `-alpha`, `-pre`), which comes before its release, as in semver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductVersion {
     pub parts: Vec<u64>,
@@ -105,6 +106,25 @@ impl ProductVersion {
     }
 }
 
+impl ProductVersion {
+    /// `-rc1`, `-beta.2`, `-alpha`, `-pre3` after the numbers: the word and
+    /// its number (alpha < beta < pre < rc, as the words sort).
+    pub fn prerelease(&self) -> Option<(String, u64)> {
+        let (_, suffix) = self.raw.split('+').next()?.split_once('-')?;
+        let s = suffix.to_ascii_lowercase();
+        let word: String = s.chars().take_while(char::is_ascii_alphabetic).collect();
+        if !["rc", "alpha", "beta", "pre"].contains(&word.as_str()) {
+            return None;
+        }
+        let digits: String = s[word.len()..]
+            .trim_start_matches(['.', '-'])
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        Some((word, digits.parse().unwrap_or(0)))
+    }
+}
+
 impl Ord for ProductVersion {
     fn cmp(&self, other: &Self) -> Ordering {
         let n = self.parts.len().max(other.parts.len());
@@ -115,7 +135,13 @@ impl Ord for ProductVersion {
                 a.cmp(&b)
             })
             .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
+            // The same numbers: a pre-release first, then in its order.
+            .unwrap_or_else(|| match (self.prerelease(), other.prerelease()) {
+                (None, None) => Ordering::Equal,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(a), Some(b)) => a.cmp(&b),
+            })
     }
 }
 
@@ -130,6 +156,19 @@ impl PartialOrd for ProductVersion {
 mod tests {
     use super::*;
     use Ordering::*;
+
+    #[test]
+    fn a_prerelease_comes_before_its_release_and_editions_do_not_count() {
+        let v = |s| ProductVersion::parse(s).unwrap();
+        assert!(v("10.5.1-rc1") < v("10.5.1"));
+        assert!(v("10.5.1-rc2") > v("10.5.0"));
+        assert!(v("5.30.0-beta.1") < v("5.30.0"));
+        assert_eq!(v("18.11.1-ee").cmp(&v("18.11.1")), Equal);
+        assert_eq!(v("18.11.1+ee.0").cmp(&v("18.11.1")), Equal);
+        assert!(v("10.5.1-rc1") < v("10.5.1-rc2"));
+        assert!(v("10.5.1-beta3") < v("10.5.1-rc1"));
+        assert_eq!(v("10.5.1-rc1").cmp(&v("10.5.1-RC1")), Equal);
+    }
 
     #[test]
     fn deb_order() {
