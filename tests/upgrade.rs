@@ -690,6 +690,24 @@ fn archives_tar_accepts_unpack_with_implied_directories_and_odd_names() {
     assert_eq!(mode("opt/mattermost/late"), 0o750, "its own entry's mode");
 }
 
+/// What is kept from the old tree keeps its owner: a config an admin made
+/// root-owned stays so; the release's own files go to the service user.
+#[test]
+fn kept_paths_keep_their_owner_and_the_release_gets_the_service_user() {
+    let s = site("9.11.0");
+    for p in ["opt/mattermost/config", "opt/mattermost/config/config.json"] {
+        std::os::unix::fs::chown(s.root.path(p), Some(0), Some(0)).unwrap();
+    }
+    let o = s.up(&["apply", "mattermost", &s.tarball(&rel("10.5.1"))]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for p in ["opt/mattermost/config", "opt/mattermost/config/config.json"] {
+        let m = fs::metadata(s.root.path(p)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0), "{p}");
+    }
+    let m = fs::metadata(s.root.path("opt/mattermost/client/root.html")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (994, 994));
+}
+
 #[test]
 fn malformed_config_is_refused_naming_line_and_column() {
     let s = site("9.11.0");

@@ -356,6 +356,12 @@ pub fn apply(rel: &Release, archives: &[PathBuf], opts: &Options, dry_run: bool)
     for c in &inputs.archives {
         match step(rel, c, &cur, &opts.settings, &backup_dir) {
             Ok(()) => cur = c.version.clone(),
+            Err(e) if undo_left(rel) => {
+                return Err(Error::Failed(format!(
+                    "upgrade to {} failed, and undoing it did not finish: {e}",
+                    c.version
+                )));
+            }
             Err(e) => {
                 mark_undone(rel, &cur, &c.version);
                 return Err(Error::Failed(format!(
@@ -504,8 +510,19 @@ pub(crate) fn do_step(rel: &Release, c: &Checked, b: &Body, step: Step) -> Resul
         }
         Step::Ownership => {
             if let Some((uid, gid)) = b.owner {
+                // What was kept from the old tree keeps its owner: the
+                // release's own files only.
+                let kept: Vec<&PathBuf> = b
+                    .moves
+                    .iter()
+                    .map(|(_, to)| to)
+                    .filter(|to| to.starts_with(&b.target))
+                    .collect();
                 for r in &b.files {
-                    fsops::chown_nofollow(&rel.root, &b.target.join(r), uid, gid)?;
+                    let p = b.target.join(r);
+                    if !kept.iter().any(|k| p.starts_with(k)) {
+                        fsops::chown_nofollow(&rel.root, &p, uid, gid)?;
+                    }
                 }
                 fsops::chown_nofollow(&rel.root, &b.target, uid, gid)?;
             }
@@ -622,6 +639,17 @@ fn unmove_one(rel: &Release, b: &Body, i: usize) -> Result<()> {
         fsops::rename_noreplace(&rel.root, to, from)?;
     }
     Ok(())
+}
+
+/// Whether a record of this product is still in the journal: its undo
+/// stopped half way, and only `recover` may say where things are.
+fn undo_left(rel: &Release) -> bool {
+    let Ok(Some(j)) = Journal::existing(&rel.root, JOURNAL) else {
+        return false;
+    };
+    j.load_all::<Body>()
+        .map(|all| all.iter().any(|r| r.body.product == rel.product))
+        .unwrap_or(true)
 }
 
 /// What a rollback left running, said only once the release rolled back
